@@ -1,0 +1,174 @@
+import { fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { LoadOptions, LoadResult } from './load';
+import type { CpuSnapshot, MemSnapshot, ServerConfig } from './server';
+
+/**
+ * Child-process plumbing shared by the bench commands: fork a TypeScript entry under tsx with IPC, wait for a reply
+ * with a deadline, and kill every child on the way out, whatever the way out is.
+ */
+
+const children = new Set<ChildProcess>();
+const TSX_LOADER = pathToFileURL(require.resolve('tsx')).href;
+
+function killAll(): void {
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+  children.clear();
+}
+
+let exitHooksInstalled = false;
+function installExitHooks(): void {
+  if (exitHooksInstalled) return;
+  exitHooksInstalled = true;
+  process.on('exit', killAll);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      killAll();
+      process.exit(130);
+    });
+  }
+}
+
+export function forkTs(file: string, args: string[], extraExecArgv: string[] = []): ChildProcess {
+  installExitHooks();
+  const child = fork(join(__dirname, file), args, {
+    cwd: join(__dirname, '..'),
+    execArgv: [...extraExecArgv, '--import', TSX_LOADER],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, NODE_ENV: 'production' },
+  });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+export function stopChild(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      resolve();
+      return;
+    }
+    const timer = setTimeout(() => child.kill('SIGKILL'), 2000);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+/** Waits for the first IPC message matching `accept`, or rejects at the deadline or when the child dies. */
+function awaitMessage<T>(child: ChildProcess, accept: (m: unknown) => T | undefined, timeoutMs: number, what: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+    };
+    const onMessage = (message: unknown): void => {
+      let value: T | undefined;
+      try {
+        value = accept(message);
+      } catch (error) {
+        cleanup();
+        reject(error as Error);
+        return;
+      }
+      if (value === undefined) return;
+      cleanup();
+      resolve(value);
+    };
+    const onExit = (code: number | null, signal: string | null): void => {
+      cleanup();
+      reject(new Error(`${what}: child exited (code ${String(code)}, signal ${String(signal)})`));
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`${what}: no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+  });
+}
+
+export interface ServerProcess {
+  config: ServerConfig;
+  port: number;
+  child: ChildProcess;
+  mem(): Promise<MemSnapshot>;
+  cpu(): Promise<CpuSnapshot>;
+  release(): void;
+  stop(): Promise<void>;
+}
+
+export async function startServerProcess(
+  config: ServerConfig,
+  options: { exposeGc?: boolean; env?: Record<string, string> } = {},
+): Promise<ServerProcess> {
+  const child = forkTs('server.ts', [config], options.exposeGc ? ['--expose-gc'] : []);
+  let nextId = 1;
+  const ask = <T>(type: 'mem' | 'cpu'): Promise<T> => {
+    const id = nextId++;
+    child.send({ type, id });
+    return awaitMessage(
+      child,
+      (m) => {
+        const msg = m as { type?: string; id?: number; mem?: T; cpu?: T };
+        return msg.type === type && msg.id === id ? (msg[type] as T) : undefined;
+      },
+      30_000,
+      `${config} ${type}`,
+    );
+  };
+  let port: number;
+  try {
+    port = await awaitMessage(
+      child,
+      (m) => {
+        const msg = m as { type?: string; port?: number };
+        return msg.type === 'ready' && typeof msg.port === 'number' ? msg.port : undefined;
+      },
+      60_000,
+      `server ${config} start`,
+    );
+  } catch (error) {
+    await stopChild(child);
+    throw error;
+  }
+  return {
+    config,
+    port,
+    child,
+    mem: () => ask<MemSnapshot>('mem'),
+    cpu: () => ask<CpuSnapshot>('cpu'),
+    release: () => child.send({ type: 'release' }),
+    stop: () => stopChild(child),
+  };
+}
+
+/** One load run in a fresh client process; the deadline covers warm-up, window and drain with room to spare. */
+export async function runLoadProcess(options: LoadOptions): Promise<LoadResult> {
+  const child = forkTs('load.ts', []);
+  try {
+    child.send(options);
+    const deadline = options.warmupMs + options.durationMs + (options.drainMs ?? 3000) + 30_000;
+    return await awaitMessage(
+      child,
+      (m) => {
+        const msg = m as { type?: string; result?: LoadResult; message?: string };
+        if (msg.type === 'error') throw new Error(`load generator: ${String(msg.message)}`);
+        return msg.type === 'result' ? msg.result : undefined;
+      },
+      deadline,
+      'load generator',
+    );
+  } finally {
+    await stopChild(child);
+  }
+}
+
+export { killAll };

@@ -1,0 +1,231 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, join } from 'node:path';
+import { RESULTS_DIR, loadTokens } from './fixture';
+import type { LoadResult } from './load';
+import { killAll, runLoadProcess, startServerProcess } from './procs';
+import type { ServerProcess } from './procs';
+import { isServerConfig } from './server';
+import type { ServerConfig } from './server';
+import { formatTable, median } from './stats';
+
+/**
+ * `npm run bench`: the same streaming server in each configuration, each in its own process, loaded in turn by a
+ * fresh client process, configurations alternated over rounds so that drift on a noisy machine hits all of them.
+ * Ratios are taken within a round (against that round's bare run), then the median over rounds is reported.
+ */
+
+export interface BenchSettings {
+  seconds: number;
+  warmupSeconds: number;
+  rounds: number;
+  concurrencies: number[];
+  configs: ServerConfig[];
+  out: string;
+  quick: boolean;
+}
+
+export interface ConfigSummary {
+  config: ServerConfig;
+  rounds: number;
+  streamsPerSec: number;
+  chunksPerSec: number;
+  cpuUsPerChunk: number;
+  userUsPerChunk: number;
+  ttftP50Ms: number;
+  ttftP99Ms: number;
+  serverCpuUtilisation: number;
+  errors: number;
+  /** Medians over rounds of this configuration's figure divided by bare's figure in the same round. */
+  ratio: { streamsPerSec: number; chunksPerSec: number; cpuUsPerChunk: number; ttftP50Ms: number; ttftP99Ms: number };
+  /** Median over rounds of (this − bare) server CPU per chunk, µs. */
+  addedCpuUsPerChunk: number;
+}
+
+export interface BenchReport {
+  meta: {
+    date: string;
+    node: string;
+    nproc: number;
+    cpuModel: string;
+    settings: BenchSettings;
+    yieldEvery: number;
+    tokensPerResponse: number;
+    eventsPerResponse: number;
+  };
+  concurrency: Record<string, { summary: ConfigSummary[]; runs: Record<string, LoadResult[]> }>;
+}
+
+function numberEnv(name: string, fallback: number): number {
+  const value = Number(process.env[name]);
+  return process.env[name] !== undefined && Number.isFinite(value) && value > 0 ? value : fallback;
+}
+
+export function settingsFrom(argv: readonly string[], env: NodeJS.ProcessEnv): BenchSettings {
+  const quick = argv.includes('--quick');
+  const concurrencies = (env.BENCH_CONCURRENCY ?? (quick ? '16' : '64,512'))
+    .split(',')
+    .map(Number)
+    .filter((n) => Number.isInteger(n) && n > 0 && n <= 10_000);
+  const configs = (env.BENCH_CONFIGS ?? 'bare,dynamo,promBundle,both').split(',').filter(isServerConfig);
+  // bare is the reference of every ratio, so it always runs.
+  if (!configs.includes('bare')) configs.unshift('bare');
+  return {
+    quick,
+    seconds: numberEnv('BENCH_SECONDS', quick ? 1 : 5),
+    warmupSeconds: numberEnv('BENCH_WARMUP', quick ? 0.4 : 1.5),
+    rounds: Math.min(50, Math.round(numberEnv('BENCH_ROUNDS', quick ? 1 : 3))),
+    concurrencies: concurrencies.length > 0 ? concurrencies : [64],
+    configs: [...new Set(configs)],
+    out: env.BENCH_OUT ?? join(RESULTS_DIR, 'bench.json'),
+  };
+}
+
+export function summarise(configs: readonly ServerConfig[], runs: Record<string, LoadResult[]>): ConfigSummary[] {
+  const bare = runs.bare ?? [];
+  const ratioOf = (mine: LoadResult[], pick: (r: LoadResult) => number): number =>
+    median(mine.map((r, i) => pick(r) / pick(bare[i] as LoadResult)));
+  return configs.map((config) => {
+    const mine = runs[config] ?? [];
+    const userPerChunk = (r: LoadResult): number => r.serverUserUs / r.serverChunks;
+    return {
+      config,
+      rounds: mine.length,
+      streamsPerSec: median(mine.map((r) => r.streamsPerSec)),
+      chunksPerSec: median(mine.map((r) => r.chunksPerSec)),
+      cpuUsPerChunk: median(mine.map((r) => r.cpuUsPerChunk)),
+      userUsPerChunk: median(mine.map(userPerChunk)),
+      ttftP50Ms: median(mine.map((r) => r.ttftP50Ms)),
+      ttftP99Ms: median(mine.map((r) => r.ttftP99Ms)),
+      serverCpuUtilisation: median(mine.map((r) => r.serverCpuUtilisation)),
+      errors: mine.reduce((sum, r) => sum + r.errors, 0),
+      ratio: {
+        streamsPerSec: ratioOf(mine, (r) => r.streamsPerSec),
+        chunksPerSec: ratioOf(mine, (r) => r.chunksPerSec),
+        cpuUsPerChunk: ratioOf(mine, (r) => r.cpuUsPerChunk),
+        ttftP50Ms: ratioOf(mine, (r) => r.ttftP50Ms),
+        ttftP99Ms: ratioOf(mine, (r) => r.ttftP99Ms),
+      },
+      addedCpuUsPerChunk: median(mine.map((r, i) => r.cpuUsPerChunk - (bare[i] as LoadResult).cpuUsPerChunk)),
+    };
+  });
+}
+
+const f = (n: number, digits: number): string => (Number.isFinite(n) ? n.toFixed(digits) : '–');
+
+export function renderSummary(concurrency: number, summary: readonly ConfigSummary[]): string {
+  const rows = summary.map((s) => [
+    s.config,
+    `${f(s.streamsPerSec, 0)} (${f(s.ratio.streamsPerSec, 2)})`,
+    `${f(s.chunksPerSec, 0)} (${f(s.ratio.chunksPerSec, 2)})`,
+    `${f(s.cpuUsPerChunk, 2)}`,
+    s.config === 'bare' ? '–' : `${s.addedCpuUsPerChunk >= 0 ? '+' : ''}${f(s.addedCpuUsPerChunk, 2)}`,
+    `${f(s.ttftP50Ms, 1)} (${f(s.ratio.ttftP50Ms, 2)})`,
+    `${f(s.ttftP99Ms, 1)} (${f(s.ratio.ttftP99Ms, 2)})`,
+    f(s.serverCpuUtilisation, 2),
+  ]);
+  return formatTable(
+    [
+      'config',
+      'streams/s (×bare)',
+      'chunks/s (×bare)',
+      'server CPU µs/chunk',
+      'added µs/chunk',
+      'TTFT p50 ms (×bare)',
+      'TTFT p99 ms (×bare)',
+      'server CPU',
+    ],
+    rows,
+    `${concurrency} concurrent streams`,
+  );
+}
+
+export async function runBench(settings: BenchSettings, log: (line: string) => void = console.log): Promise<BenchReport> {
+  const tokens = await loadTokens();
+  const report: BenchReport = {
+    meta: {
+      date: new Date().toISOString(),
+      node: process.version,
+      nproc: cpus().length,
+      cpuModel: cpus()[0]?.model ?? 'unknown',
+      settings,
+      yieldEvery: Math.max(1, Number(process.env.BENCH_YIELD_EVERY) || 4),
+      tokensPerResponse: tokens.length,
+      eventsPerResponse: tokens.length + 4,
+    },
+    concurrency: {},
+  };
+  const servers = new Map<ServerConfig, ServerProcess>();
+  try {
+    // Servers start together and stay up for the whole run; each waits idle while another one is loaded.
+    const started = await Promise.all(settings.configs.map((config) => startServerProcess(config)));
+    for (const server of started) servers.set(server.config, server);
+    for (const concurrency of settings.concurrencies) {
+      const runs: Record<string, LoadResult[]> = {};
+      if (!settings.quick) {
+        // One unrecorded pass per server at this concurrency: JIT tiers, pools and socket buffers settle first.
+        for (const config of settings.configs) {
+          await runLoadProcess({
+            port: (servers.get(config) as ServerProcess).port,
+            concurrency,
+            warmupMs: 0,
+            durationMs: settings.warmupSeconds * 1000,
+            drainMs: 1000,
+          });
+        }
+      }
+      for (let round = 0; round < settings.rounds; round++) {
+        // Rotating the order stops one configuration from always running first (cold machine) or last.
+        const order = settings.configs.map((_, i) => settings.configs[(i + round) % settings.configs.length] as ServerConfig);
+        for (const config of order) {
+          const server = servers.get(config) as ServerProcess;
+          const result = await runLoadProcess({
+            port: server.port,
+            concurrency,
+            warmupMs: settings.warmupSeconds * 1000,
+            durationMs: settings.seconds * 1000,
+            drainMs: settings.quick ? 1000 : 3000,
+          });
+          (runs[config] ??= []).push(result);
+          log(
+            `  c=${concurrency} round ${round + 1}/${settings.rounds} ${config.padEnd(11)} ` +
+              `${f(result.chunksPerSec, 0).padStart(7)} chunks/s  ${f(result.cpuUsPerChunk, 2)} µs/chunk  ` +
+              `TTFT p50 ${f(result.ttftP50Ms, 1)} ms${result.errors > 0 ? `  errors ${result.errors}` : ''}`,
+          );
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+      }
+      const summary = summarise(settings.configs, runs);
+      report.concurrency[String(concurrency)] = { summary, runs };
+      log('');
+      log(renderSummary(concurrency, summary));
+      log('');
+    }
+  } finally {
+    await Promise.all([...servers.values()].map((server) => server.stop()));
+  }
+  mkdirSync(dirname(settings.out), { recursive: true });
+  writeFileSync(settings.out, `${JSON.stringify(report, null, 2)}\n`);
+  log(`wrote ${settings.out}`);
+  return report;
+}
+
+if (require.main === module) {
+  const settings = settingsFrom(process.argv.slice(2), process.env);
+  const budget =
+    settings.concurrencies.length *
+    settings.rounds *
+    settings.configs.length *
+    (settings.seconds + settings.warmupSeconds + 2.5);
+  console.log(
+    `bench: configs ${settings.configs.join(', ')}; concurrency ${settings.concurrencies.join(', ')}; ` +
+      `${settings.rounds} round(s) of ${settings.seconds} s after ${settings.warmupSeconds} s warm-up ` +
+      `(about ${Math.ceil(budget)} s); node ${process.version}, ${cpus().length} CPUs`,
+  );
+  runBench(settings)
+    .catch((error: unknown) => {
+      console.error(error);
+      process.exitCode = 1;
+    })
+    .finally(killAll);
+}

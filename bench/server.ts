@@ -1,0 +1,270 @@
+import http from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import express from 'express';
+import type { Express, RequestHandler } from 'express';
+import { Registry } from 'prom-client';
+import { BENCH_MODEL, buildEvents, loadTokens } from './fixture';
+
+/**
+ * One streaming server under test. Run as its own process (`tsx bench/server.ts <config>`): the harness forks it
+ * with IPC, it answers `{type:'ready', port}`, serves the mock model at zero delay, and exits with its parent.
+ */
+
+export const CONFIGS = ['bare', 'dynamo', 'promBundle', 'both', 'passthrough'] as const;
+export type ServerConfig = (typeof CONFIGS)[number];
+
+export function isServerConfig(value: unknown): value is ServerConfig {
+  return typeof value === 'string' && (CONFIGS as readonly string[]).includes(value);
+}
+
+/** Control messages the harness sends over IPC. */
+export type ServerRequest = { type: 'mem'; id: number } | { type: 'release' } | { type: 'cpu'; id: number };
+
+export interface CpuSnapshot {
+  userUs: number;
+  systemUs: number;
+  /** `res.write` calls made by the handler so far: CPU per chunk is computed against this. */
+  chunks: number;
+  streamsCompleted: number;
+  streamsClosedEarly: number;
+  held: number;
+  wallNs: number;
+}
+
+export interface MemSnapshot {
+  heapUsed: number;
+  rss: number;
+  external: number;
+  arrayBuffers: number;
+  held: number;
+  streamsCompleted: number;
+  streamsClosedEarly: number;
+}
+
+const SSE_HEADERS = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache',
+  'x-accel-buffering': 'no',
+};
+
+const YIELD_EVERY = Math.max(1, Number(process.env.BENCH_YIELD_EVERY) || 4);
+const MAX_CACHED_MODELS = 1000;
+
+interface Counters {
+  chunks: number;
+  streamsCompleted: number;
+  streamsClosedEarly: number;
+}
+
+/**
+ * Mounts the middleware under test. Every configuration parses the JSON body first, as an LLM server does, so the
+ * differences between configurations are only the metrics middleware.
+ */
+async function mountMiddleware(app: Express, config: ServerConfig): Promise<void> {
+  app.use(express.json({ limit: '1mb' }));
+  if (config === 'promBundle' || config === 'both') {
+    const { default: promBundle } = await import('express-prom-bundle');
+    app.use(
+      promBundle({
+        promRegistry: new Registry(),
+        includeMethod: true,
+        includePath: true,
+        includeStatusCode: true,
+        // Both middlewares serve /metrics by default; keep the bundle's out of the way in the combined setup.
+        metricsPath: config === 'both' ? '/metrics-http' : '/metrics',
+      }),
+    );
+  }
+  if (config === 'dynamo' || config === 'both') {
+    const { dynamoMetrics, metricsRouter } = await import('../lib');
+    const registry = new Registry();
+    app.use(dynamoMetrics({ registry }));
+    app.use(metricsRouter({ registry }));
+  }
+  if (config === 'passthrough') {
+    // The floor for any write hook: a wrapper that forwards every argument and does nothing else.
+    const passthrough: RequestHandler = (_req, res, next) => {
+      const write = res.write;
+      res.write = function (this: ServerResponse, chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
+        return (write as (c: unknown, e?: unknown, cb?: unknown) => boolean).call(this, chunk, encoding, cb);
+      } as typeof res.write;
+      next();
+    };
+    app.use(passthrough);
+  }
+}
+
+function eventsFor(
+  cache: Map<string, string[]>,
+  tokens: readonly string[],
+  model: unknown,
+  tokenCount: number,
+): string[] {
+  const name = typeof model === 'string' && model.length > 0 && model.length <= 200 ? model : BENCH_MODEL;
+  const key = `${name}\u0000${tokenCount}`;
+  let events = cache.get(key);
+  if (events === undefined) {
+    events = buildEvents(tokens.slice(0, tokenCount), name, 42);
+    if (cache.size < MAX_CACHED_MODELS) cache.set(key, events);
+  }
+  return events;
+}
+
+/**
+ * Writes one response's events with one `res.write` per chunk, honouring backpressure, and yields to the event
+ * loop every few chunks so concurrent streams interleave as they would behind a real model.
+ */
+function streamEvents(
+  res: ServerResponse,
+  events: readonly string[],
+  holdAt: number,
+  held: Set<() => void>,
+  counters: Counters,
+): void {
+  let next = 0;
+  let closed = false;
+  let holding = holdAt;
+  const pump = (): void => {
+    if (closed) return;
+    for (let k = 0; k < YIELD_EVERY; k++) {
+      if (next === events.length) {
+        res.end();
+        counters.streamsCompleted++;
+        return;
+      }
+      if (next === holding) {
+        holding = -1;
+        held.add(pump);
+        return;
+      }
+      counters.chunks++;
+      if (!res.write(events[next++] as string)) {
+        res.once('drain', pump);
+        return;
+      }
+    }
+    setImmediate(pump);
+  };
+  res.on('close', () => {
+    if (next < events.length) counters.streamsClosedEarly++;
+    closed = true;
+    held.delete(pump);
+  });
+  res.writeHead(200, SSE_HEADERS);
+  pump();
+}
+
+export interface StartedServer {
+  server: http.Server;
+  port: number;
+  counters: Counters;
+  held: Set<() => void>;
+  release(): void;
+}
+
+/** Builds and starts the server for `config` on 127.0.0.1 (port 0 = any free port). */
+export async function startBenchServer(config: ServerConfig, port = 0): Promise<StartedServer> {
+  const tokens = await loadTokens();
+  const counters: Counters = { chunks: 0, streamsCompleted: 0, streamsClosedEarly: 0 };
+  const held = new Set<() => void>();
+  const cache = new Map<string, string[]>();
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  await mountMiddleware(app, config);
+  app.post('/v1/chat/completions', (req, res) => {
+    const query = new URL(req.url, 'http://x').searchParams;
+    const tokenCount = Math.min(tokens.length, Math.max(1, Number(query.get('tokens')) || tokens.length));
+    // hold=k: write k events, then wait for a 'release' message (memory held per in-flight stream is measured here).
+    const holdAt = Math.min(tokenCount, Math.max(-1, Number(query.get('hold') ?? -1)));
+    const body = req.body as { model?: unknown } | undefined;
+    streamEvents(res, eventsFor(cache, tokens, body?.model, tokenCount), holdAt, held, counters);
+  });
+
+  // Control endpoints answer before Express so that the middlewares under test never see them.
+  const server = http.createServer((req: IncomingMessage, res: ServerResponse) => {
+    if (req.url === '/__cpu') {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(cpuSnapshot(counters, held)));
+      return;
+    }
+    app(req, res);
+  });
+  server.keepAliveTimeout = 60_000;
+  server.headersTimeout = 65_000;
+  // Thousands of held streams from one client must not be cut by the default per-request timeout.
+  server.requestTimeout = 0;
+  server.maxConnections = 20_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('server has no TCP address');
+  return {
+    server,
+    port: address.port,
+    counters,
+    held,
+    release(): void {
+      const waiting = [...held];
+      held.clear();
+      for (const resume of waiting) resume();
+    },
+  };
+}
+
+function cpuSnapshot(counters: Counters, held: Set<() => void>): CpuSnapshot {
+  const cpu = process.cpuUsage();
+  return {
+    userUs: cpu.user,
+    systemUs: cpu.system,
+    chunks: counters.chunks,
+    streamsCompleted: counters.streamsCompleted,
+    streamsClosedEarly: counters.streamsClosedEarly,
+    held: held.size,
+    wallNs: Number(process.hrtime.bigint()),
+  };
+}
+
+function memSnapshot(started: StartedServer): MemSnapshot {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  // Several passes: weak maps and finalizers free memory only on a later cycle.
+  if (gc) for (let i = 0; i < 4; i++) gc();
+  const mem = process.memoryUsage();
+  return {
+    heapUsed: mem.heapUsed,
+    rss: mem.rss,
+    external: mem.external,
+    arrayBuffers: mem.arrayBuffers,
+    held: started.held.size,
+    streamsCompleted: started.counters.streamsCompleted,
+    streamsClosedEarly: started.counters.streamsClosedEarly,
+  };
+}
+
+async function main(): Promise<void> {
+  const config = process.argv[2] ?? process.env.BENCH_CONFIG ?? 'bare';
+  if (!isServerConfig(config)) throw new Error(`unknown config "${config}"; use one of ${CONFIGS.join(', ')}`);
+  const started = await startBenchServer(config, Number(process.env.BENCH_PORT) || 0);
+  const send = process.send?.bind(process);
+  if (!send) {
+    console.log(`bench server (${config}) on http://127.0.0.1:${started.port}/v1/chat/completions`);
+    return;
+  }
+  process.on('message', (message: ServerRequest) => {
+    if (message.type === 'release') started.release();
+    else if (message.type === 'mem') send({ type: 'mem', id: message.id, mem: memSnapshot(started) });
+    else if (message.type === 'cpu') send({ type: 'cpu', id: message.id, cpu: cpuSnapshot(started.counters, started.held) });
+  });
+  // A server must never outlive the harness that forked it, whatever way the harness ended.
+  process.on('disconnect', () => process.exit(0));
+  send({ type: 'ready', port: started.port, config, pid: process.pid });
+}
+
+if (require.main === module) {
+  main().catch((error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  });
+}
