@@ -1,0 +1,130 @@
+import type { OutgoingHttpHeader, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { ResponseOutcome } from './request-state';
+
+/** What the response hook reports; called inside try/catch, so a listener bug never reaches the handler. */
+export interface ResponseListener {
+  /** Once, before the first body byte: the status and a header lookup that also sees headers given to `writeHead`. */
+  onHead(statusCode: number, header: (name: string) => string | undefined): void;
+  /** Every body chunk, before it is passed on. */
+  onBody(chunk: unknown, encoding: unknown): void;
+  /** `res.end()` was called: the body is complete. */
+  onBodyEnd(): void;
+  /** Once: the response finished, or closed before finishing. */
+  onDone(outcome: ResponseOutcome, statusCode: number): void;
+  /** The listener threw; the response goes on untouched. */
+  onListenerError(error: unknown): void;
+}
+
+type WriteCallback = (error?: Error | null) => void;
+
+function headerFromArgs(args: readonly unknown[], name: string): string | undefined {
+  const headers = args[args.length - 1];
+  if (Array.isArray(headers)) {
+    // writeHead's raw form: [name, value, name, value, …] or [[name, value], …].
+    for (let i = 0; i < headers.length; i++) {
+      const entry = headers[i] as unknown;
+      if (Array.isArray(entry)) {
+        if (String(entry[0]).toLowerCase() === name) return String(entry[1]);
+      } else if (i % 2 === 0 && String(entry).toLowerCase() === name) {
+        return String(headers[i + 1]);
+      }
+    }
+    return undefined;
+  }
+  if (headers !== null && typeof headers === 'object') {
+    for (const [key, value] of Object.entries(headers as OutgoingHttpHeaders)) {
+      if (key.toLowerCase() === name && value !== undefined) return headerValue(value);
+    }
+  }
+  return undefined;
+}
+
+function headerValue(value: OutgoingHttpHeader | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  return Array.isArray(value) ? value.join(', ') : String(value);
+}
+
+/**
+ * Wraps `writeHead`, `write`, `end` and `destroy` of one response (as `on-headers` and `compression` do): the
+ * originals are kept, every argument is forwarded, the original's return value is returned (so `false` still means
+ * backpressure), and callbacks are passed through untouched.
+ *
+ * The end is reported once: `finish`, or `close` before it. A `close` after the app itself called `destroy()`
+ * while the client was still connected (a proxy whose upstream broke) is a server abort, not a client leaving.
+ */
+export function hookResponse(res: ServerResponse, listener: ResponseListener): void {
+  const originalWriteHead = res.writeHead;
+  const originalWrite = res.write;
+  const originalEnd = res.end;
+  const originalDestroy = res.destroy;
+  let headSeen = false;
+  let bodyEnded = false;
+  let done = false;
+  let destroyedByServer = false;
+
+  const guard = (action: () => void): void => {
+    try {
+      action();
+    } catch (error) {
+      listener.onListenerError(error);
+    }
+  };
+
+  const reportHead = (writeHeadArgs: readonly unknown[] | undefined): void => {
+    headSeen = true;
+    const statusCode = writeHeadArgs !== undefined && typeof writeHeadArgs[0] === 'number' ? writeHeadArgs[0] : res.statusCode;
+    listener.onHead(statusCode, (name) =>
+      (writeHeadArgs !== undefined && writeHeadArgs.length > 1 ? headerFromArgs(writeHeadArgs, name) : undefined) ??
+      headerValue(res.getHeader(name)),
+    );
+  };
+
+  res.writeHead = function writeHead(this: ServerResponse, ...args: unknown[]) {
+    if (!headSeen && !done) guard(() => reportHead(args));
+    return (originalWriteHead as (...a: unknown[]) => ServerResponse).apply(this, args);
+  } as ServerResponse['writeHead'];
+
+  res.write = function write(this: ServerResponse, chunk: unknown, encoding?: unknown, callback?: WriteCallback) {
+    if (!done) {
+      try {
+        if (!headSeen) reportHead(undefined);
+        listener.onBody(chunk, encoding);
+      } catch (error) {
+        listener.onListenerError(error);
+      }
+    }
+    return (originalWrite as (c: unknown, e: unknown, cb: unknown) => boolean).call(this, chunk, encoding, callback);
+  } as ServerResponse['write'];
+
+  res.end = function end(this: ServerResponse, chunk?: unknown, encoding?: unknown, callback?: WriteCallback) {
+    if (!bodyEnded && !done) {
+      bodyEnded = true;
+      guard(() => {
+        if (!headSeen) reportHead(undefined);
+        if (chunk !== undefined && chunk !== null && typeof chunk !== 'function') {
+          listener.onBody(chunk, typeof encoding === 'function' ? undefined : encoding);
+        }
+        listener.onBodyEnd();
+      });
+    }
+    return (originalEnd as (c: unknown, e: unknown, cb: unknown) => ServerResponse).call(this, chunk, encoding, callback);
+  } as ServerResponse['end'];
+
+  res.destroy = function destroy(this: ServerResponse, error?: Error) {
+    const socket = this.socket;
+    if (!done && socket !== null && socket !== undefined && !socket.destroyed) destroyedByServer = true;
+    return originalDestroy.call(this, error);
+  } as ServerResponse['destroy'];
+
+  const finish = (outcome: ResponseOutcome): void => {
+    if (done) return;
+    done = true;
+    res.removeListener('finish', onFinish);
+    res.removeListener('close', onClose);
+    guard(() => listener.onDone(outcome, res.statusCode));
+  };
+  const onFinish = (): void => finish('finished');
+  const onClose = (): void => finish(destroyedByServer ? 'server_aborted' : 'client_left');
+  res.on('finish', onFinish);
+  res.on('close', onClose);
+}

@@ -1,0 +1,153 @@
+/** Label values of the contract: endpoint, error_type, finish_reason, and the bounded model label. */
+
+export type Endpoint = 'chat_completions' | 'completions' | 'responses' | 'anthropic_messages' | 'embeddings';
+
+export type ErrorType =
+  | 'validation'
+  | 'not_found'
+  | 'overload'
+  | 'unavailable'
+  | 'cancelled'
+  | 'response_timeout'
+  | 'internal'
+  | 'not_implemented';
+
+export const UNKNOWN_MODEL = 'unknown_model';
+
+/**
+ * Endpoint label from the request path, by suffix, so `/v1/chat/completions`, `/openai/v1/chat/completions` and a
+ * mounted sub-router all count. Anything else is not an LLM request.
+ */
+export function endpointFromPath(url: string | undefined): Endpoint | undefined {
+  if (!url) return undefined;
+  let end = url.length;
+  const query = url.indexOf('?');
+  if (query !== -1) end = query;
+  while (end > 1 && url.charCodeAt(end - 1) === 47 /* / */) end--;
+  const path = url.slice(0, end);
+  if (path.endsWith('/chat/completions')) return 'chat_completions';
+  if (path.endsWith('/completions')) return 'completions';
+  if (path.endsWith('/responses')) return 'responses';
+  if (path.endsWith('/messages')) return 'anthropic_messages';
+  if (path.endsWith('/embeddings')) return 'embeddings';
+  return undefined;
+}
+
+/** Dynamo's HTTP status → error_type mapping. */
+export function errorTypeForStatus(status: number): ErrorType {
+  switch (status) {
+    case 400:
+      return 'validation';
+    case 404:
+      return 'not_found';
+    case 429:
+    case 529:
+      return 'overload';
+    case 499:
+      return 'cancelled';
+    case 501:
+      return 'not_implemented';
+    case 503:
+      return 'unavailable';
+    default:
+      return status >= 400 && status < 500 ? 'validation' : 'internal';
+  }
+}
+
+const ERROR_TYPE_BY_NAME: Readonly<Record<string, ErrorType>> = {
+  invalid_request_error: 'validation',
+  invalid_request: 'validation',
+  bad_request: 'validation',
+  BadRequestError: 'validation',
+  validation: 'validation',
+  authentication_error: 'validation',
+  permission_error: 'validation',
+  not_found_error: 'not_found',
+  not_found: 'not_found',
+  NotFoundError: 'not_found',
+  model_not_found: 'not_found',
+  rate_limit_error: 'overload',
+  rate_limit_exceeded: 'overload',
+  overloaded_error: 'overload',
+  overloaded: 'overload',
+  server_overloaded: 'overload',
+  service_unavailable: 'unavailable',
+  unavailable: 'unavailable',
+  timeout: 'response_timeout',
+  timeout_error: 'response_timeout',
+  request_timeout: 'response_timeout',
+  cancelled: 'cancelled',
+  not_implemented: 'not_implemented',
+};
+
+/**
+ * error_type of an error object sent inside a stream or body (`{"error": {...}}`, Anthropic's `error` event,
+ * Responses' `error`/`response.failed`). A numeric `code`/`status` maps like an HTTP status; a known `type`/`code`
+ * name maps by name; anything else is `internal`.
+ */
+export function errorTypeForErrorObject(error: unknown): ErrorType {
+  if (error === null || typeof error !== 'object') return 'internal';
+  const fields = error as Record<string, unknown>;
+  for (const key of ['code', 'status', 'status_code']) {
+    const value = fields[key];
+    const status = typeof value === 'string' && /^\d{3}$/.test(value) ? Number(value) : value;
+    if (typeof status === 'number' && status >= 400 && status < 600) return errorTypeForStatus(status);
+  }
+  for (const key of ['type', 'code']) {
+    const value = fields[key];
+    if (typeof value === 'string' && Object.prototype.hasOwnProperty.call(ERROR_TYPE_BY_NAME, value)) {
+      return ERROR_TYPE_BY_NAME[value] as ErrorType;
+    }
+  }
+  return 'internal';
+}
+
+const FINISH_REASONS: Readonly<Record<string, string>> = {
+  stop: 'stop',
+  length: 'length',
+  tool_calls: 'tool_calls',
+  function_call: 'function_call',
+  content_filter: 'content_filter',
+  error: 'error',
+  abort: 'abort',
+  cancelled: 'cancelled',
+  // Anthropic stop_reason values, mapped onto OpenAI's vocabulary where one exists.
+  end_turn: 'stop',
+  stop_sequence: 'stop',
+  max_tokens: 'length',
+  tool_use: 'tool_calls',
+  pause_turn: 'pause_turn',
+  refusal: 'refusal',
+  // Responses API incomplete_details.reason.
+  max_output_tokens: 'length',
+};
+
+/** finish_reason label: known values (Anthropic's mapped), anything else `other`, so upstreams cannot mint series. */
+export function finishReasonLabel(reason: string): string {
+  return Object.prototype.hasOwnProperty.call(FINISH_REASONS, reason) ? (FINISH_REASONS[reason] as string) : 'other';
+}
+
+/** Longest model name kept as a label value; longer names are not model names a client should be able to mint. */
+export const MAX_MODEL_NAME_LENGTH = 256;
+
+/**
+ * Bounds the `model` label: names outside the allow-list, beyond `maxModels` distinct names, empty, too long or
+ * not strings become `unknown_model` (Dynamo's sentinel), so random names cannot grow the series count.
+ */
+export class ModelLabels {
+  private readonly seen = new Set<string>();
+
+  constructor(
+    private readonly allowList: ReadonlySet<string> | undefined,
+    private readonly maxModels: number,
+  ) {}
+
+  resolve(name: unknown): string {
+    if (typeof name !== 'string' || name.length === 0 || name.length > MAX_MODEL_NAME_LENGTH) return UNKNOWN_MODEL;
+    if (this.seen.has(name)) return name;
+    if (this.allowList !== undefined && !this.allowList.has(name)) return UNKNOWN_MODEL;
+    if (this.seen.size >= this.maxModels) return UNKNOWN_MODEL;
+    this.seen.add(name);
+    return name;
+  }
+}

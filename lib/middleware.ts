@@ -1,0 +1,100 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { estimateTokens } from './estimate';
+import { hookResponse } from './hook';
+import { MetricsStore } from './metrics';
+import type { DynamoMetricsError, DynamoMetricsOptions } from './options';
+import { resolveOptions } from './options';
+import { readerFor } from './readers';
+import type { RequestHints } from './request-state';
+import { RequestState } from './request-state';
+import { ResponseReader } from './response-reader';
+
+export type DynamoMetricsMiddleware = (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => void;
+
+// Marks responses already observed by a middleware of the same store, so mounting it twice does not count twice.
+const OBSERVED_BY = Symbol.for('express-dynamo-metrics.observed-by');
+
+type Observed = { [OBSERVED_BY]?: Set<MetricsStore> };
+
+function makeError(code: string, message: string, cause?: unknown): DynamoMetricsError {
+  const error = new Error(message, cause === undefined ? undefined : { cause }) as DynamoMetricsError;
+  error.code = code;
+  return error;
+}
+
+/** What the request body says, when a body parser has run (before us, or by the time the response starts). */
+function requestHints(req: IncomingMessage): RequestHints | undefined {
+  const body = (req as IncomingMessage & { body?: unknown }).body;
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return undefined;
+  const fields = body as Record<string, unknown>;
+  return { model: fields.model, stream: fields.stream };
+}
+
+/**
+ * Express middleware that observes every LLM response (streaming or not) and keeps the `dynamo_frontend_*`
+ * metrics. Mount it after body parsers and after `compression`, before the LLM routes or proxy.
+ */
+export function dynamoMetrics(options?: DynamoMetricsOptions): DynamoMetricsMiddleware {
+  const config = resolveOptions(options);
+  const store = MetricsStore.for(config);
+  const { countTokens, onError } = config;
+  let warnedCompressed = false;
+
+  const report = (error: DynamoMetricsError): void => {
+    if (onError === undefined) return;
+    try {
+      onError(error);
+    } catch {
+      // An onError that throws must not break the response either.
+    }
+  };
+
+  const estimate =
+    countTokens === undefined
+      ? (text: string): number => estimateTokens(text)
+      : (text: string, model: string): number => {
+          try {
+            const count = countTokens(text, model);
+            if (typeof count === 'number' && Number.isFinite(count) && count >= 0) return Math.round(count);
+            report(makeError('invalid_count', `countTokens returned ${String(count)}; using the default estimate`));
+          } catch (error) {
+            report(makeError('count_tokens_failed', 'countTokens threw; using the default estimate', error));
+          }
+          return estimateTokens(text);
+        };
+
+  const malformed = (endpoint: string, reason: string, detail: string | undefined): void => {
+    store.parseError(endpoint, reason);
+    report(makeError(reason, detail === undefined ? reason : `${reason}: ${detail}`));
+  };
+
+  return function dynamoMetricsMiddleware(req, res, next) {
+    try {
+      const endpoint = config.endpoint(req);
+      const observed = res as ServerResponse & Observed;
+      if (endpoint !== undefined && !observed[OBSERVED_BY]?.has(store)) {
+        (observed[OBSERVED_BY] ??= new Set()).add(store);
+        const state = new RequestState({ store, endpoint, estimate, malformed }, requestHints(req));
+        const reader = new ResponseReader(state, readerFor(endpoint), {
+          maxEventBytes: config.maxEventBytes,
+          maxBodyBytes: config.maxBodyBytes,
+          malformed: (reason, detail) => malformed(endpoint, reason, detail),
+          internalError: (error) => report(makeError('internal', 'express-dynamo-metrics stopped reading a response', error)),
+          compressedBody: (encoding) => {
+            malformed(endpoint, 'compressed_body', `Content-Encoding: ${encoding}`);
+            if (warnedCompressed) return;
+            warnedCompressed = true;
+            process.emitWarning(
+              `express-dynamo-metrics sees ${encoding}-compressed response bodies, so it cannot count their tokens: mount compression() before dynamoMetrics()`,
+              { code: 'DYNAMO_METRICS_COMPRESSED' },
+            );
+          },
+        }, () => requestHints(req));
+        hookResponse(res, reader);
+      }
+    } catch (error) {
+      report(makeError('internal', 'express-dynamo-metrics could not observe a request', error));
+    }
+    next();
+  };
+}

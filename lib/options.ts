@@ -1,0 +1,212 @@
+import type { IncomingMessage } from 'node:http';
+import { register as globalRegistry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { defaultBuckets } from './buckets';
+import type { HistogramName } from './buckets';
+import { endpointFromPath } from './labels';
+
+/** Bounds for one or more histograms; each replaces Dynamo's default for that histogram. */
+export type BucketOptions = Partial<Record<HistogramName, number[]>>;
+
+/** Something went wrong inside the middleware; the response was left untouched. */
+export interface DynamoMetricsError extends Error {
+  /** Machine-readable reason, e.g. `invalid_json`, `event_too_large`, `compressed_body`, `internal`. */
+  code: string;
+}
+
+export interface DynamoMetricsOptions {
+  /**
+   * Registry the metrics are registered in. Two middleware instances on the same registry share the metrics.
+   * @defaultValue prom-client's global `register`
+   */
+  registry?: Registry;
+  /**
+   * Metric name prefix; names are `${prefix}_${suffix}`.
+   * @defaultValue `process.env.DYN_METRICS_PREFIX`, else `dynamo_frontend`
+   */
+  prefix?: string;
+  /**
+   * Allow-list of model label values. Other model names are counted as `unknown_model`.
+   * @defaultValue every name, up to `maxModels`
+   */
+  models?: readonly string[];
+  /**
+   * Cap on distinct model label values; names seen after the cap is reached are counted as `unknown_model`.
+   * @defaultValue 100
+   */
+  maxModels?: number;
+  /** Histogram bounds replacing Dynamo's defaults, per histogram. */
+  buckets?: BucketOptions;
+  /**
+   * Decides which requests are LLM requests and their `endpoint` label: return a label value, or `undefined`/`false`
+   * to leave the request alone. The label picks the wire-format reader (`chat_completions`, `completions`,
+   * `responses`, `anthropic_messages`, `embeddings`); other labels are read as OpenAI chat/completions.
+   * @defaultValue by path suffix: `/chat/completions`, `/completions`, `/responses`, `/messages`, `/embeddings`
+   */
+  endpoint?: (req: IncomingMessage) => string | undefined | false | null;
+  /**
+   * Counts the tokens of one generated text delta when the stream does not state the count itself.
+   * @defaultValue a cheap length-based estimator (see README, "How accurate the counts are")
+   */
+  countTokens?: (text: string, model: string) => number;
+  /** Called for problems the middleware skipped (malformed events, oversized bodies, internal errors). Never throws into the request. */
+  onError?: (error: DynamoMetricsError) => void;
+  /**
+   * Largest SSE event kept for parsing, in characters of decoded text; larger events are skipped and counted in
+   * `parse_errors_total{reason="event_too_large"}`.
+   * @defaultValue 1048576 (1 MiB)
+   */
+  maxEventBytes?: number;
+  /**
+   * Largest unary (non-stream) JSON body buffered for reading usage, in bytes; larger bodies are counted as
+   * requests but not read (`parse_errors_total{reason="body_too_large"}`).
+   * @defaultValue 8388608 (8 MiB)
+   */
+  maxBodyBytes?: number;
+}
+
+export interface ResolvedOptions {
+  registry: Registry;
+  prefix: string;
+  models: ReadonlySet<string> | undefined;
+  maxModels: number;
+  buckets: Record<HistogramName, number[]>;
+  endpoint: (req: IncomingMessage) => string | undefined;
+  countTokens: ((text: string, model: string) => number) | undefined;
+  onError: ((error: DynamoMetricsError) => void) | undefined;
+  maxEventBytes: number;
+  maxBodyBytes: number;
+}
+
+export const DEFAULTS = {
+  prefix: 'dynamo_frontend',
+  maxModels: 100,
+  maxEventBytes: 1024 * 1024,
+  maxBodyBytes: 8 * 1024 * 1024,
+} as const;
+
+const KNOWN_OPTIONS = new Set([
+  'registry',
+  'prefix',
+  'models',
+  'maxModels',
+  'buckets',
+  'endpoint',
+  'countTokens',
+  'onError',
+  'maxEventBytes',
+  'maxBodyBytes',
+]);
+
+const HISTOGRAMS: readonly HistogramName[] = [
+  'requestDuration',
+  'timeToFirstToken',
+  'interTokenLatency',
+  'inputSequenceTokens',
+  'outputSequenceTokens',
+  'cachedTokens',
+];
+
+function fail(message: string): never {
+  throw new TypeError(`express-dynamo-metrics: ${message}`);
+}
+
+function defaultEndpoint(req: IncomingMessage): string | undefined {
+  // CORS preflights and HEAD probes share LLM paths but are not LLM requests.
+  if (req.method === 'OPTIONS' || req.method === 'HEAD') return undefined;
+  const url = (req as IncomingMessage & { originalUrl?: string }).originalUrl ?? req.url;
+  return endpointFromPath(url);
+}
+
+function positiveInteger(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    fail(`option "${name}" must be a positive integer (got ${String(value)})`);
+  }
+  return value;
+}
+
+function resolveBuckets(buckets: unknown): Record<HistogramName, number[]> {
+  if (buckets !== undefined && (buckets === null || typeof buckets !== 'object')) {
+    fail('option "buckets" must be an object such as { timeToFirstToken: [0.1, 0.5, 1] }');
+  }
+  const given = (buckets ?? {}) as Record<string, unknown>;
+  for (const key of Object.keys(given)) {
+    if (!HISTOGRAMS.includes(key as HistogramName)) {
+      fail(`option "buckets.${key}" is not a histogram; use one of ${HISTOGRAMS.join(', ')}`);
+    }
+  }
+  const resolved = {} as Record<HistogramName, number[]>;
+  for (const name of HISTOGRAMS) {
+    const bounds = given[name];
+    if (bounds === undefined) {
+      resolved[name] = defaultBuckets(name);
+      continue;
+    }
+    if (
+      !Array.isArray(bounds) ||
+      bounds.length === 0 ||
+      !bounds.every((b, i) => typeof b === 'number' && Number.isFinite(b) && (i === 0 || b > (bounds[i - 1] as number)))
+    ) {
+      fail(`option "buckets.${name}" must be a non-empty array of finite numbers in increasing order`);
+    }
+    resolved[name] = [...(bounds as number[])];
+  }
+  return resolved;
+}
+
+/** Validates the options once, at creation; a mistake throws a TypeError that names the option and the fix. */
+export function resolveOptions(options: DynamoMetricsOptions | undefined): ResolvedOptions {
+  if (typeof options === 'function') {
+    fail('`app.use(dynamoMetrics)` should be `app.use(dynamoMetrics())`');
+  }
+  if (options !== undefined && (options === null || typeof options !== 'object')) {
+    fail('options must be an object');
+  }
+  const opts = options ?? {};
+  for (const key of Object.keys(opts)) {
+    if (!KNOWN_OPTIONS.has(key)) fail(`unknown option "${key}"; known options are ${[...KNOWN_OPTIONS].join(', ')}`);
+  }
+
+  const registry = opts.registry ?? globalRegistry;
+  if (typeof registry !== 'object' || registry === null || typeof registry.registerMetric !== 'function') {
+    fail('option "registry" must be a prom-client Registry');
+  }
+
+  const prefix = opts.prefix ?? (process.env.DYN_METRICS_PREFIX || DEFAULTS.prefix);
+  if (typeof prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) {
+    fail(`prefix "${String(prefix)}" is not a valid Prometheus metric name prefix ([a-zA-Z_:][a-zA-Z0-9_:]*)`);
+  }
+
+  let models: ReadonlySet<string> | undefined;
+  if (opts.models !== undefined) {
+    if (!Array.isArray(opts.models) || !opts.models.every((m) => typeof m === 'string' && m.length > 0)) {
+      fail('option "models" must be an array of non-empty model names');
+    }
+    models = new Set(opts.models);
+  }
+
+  for (const name of ['endpoint', 'countTokens', 'onError'] as const) {
+    if (opts[name] !== undefined && typeof opts[name] !== 'function') fail(`option "${name}" must be a function`);
+  }
+  const endpointOption = opts.endpoint;
+  const endpoint = endpointOption
+    ? (req: IncomingMessage): string | undefined => {
+        const label = endpointOption(req);
+        return typeof label === 'string' && label.length > 0 ? label : undefined;
+      }
+    : defaultEndpoint;
+
+  return {
+    registry,
+    prefix,
+    models,
+    maxModels: positiveInteger('maxModels', opts.maxModels, DEFAULTS.maxModels),
+    buckets: resolveBuckets(opts.buckets),
+    endpoint,
+    countTokens: opts.countTokens,
+    onError: opts.onError,
+    maxEventBytes: positiveInteger('maxEventBytes', opts.maxEventBytes, DEFAULTS.maxEventBytes),
+    maxBodyBytes: positiveInteger('maxBodyBytes', opts.maxBodyBytes, DEFAULTS.maxBodyBytes),
+  };
+}

@@ -1,0 +1,119 @@
+import { errorTypeForErrorObject } from '../labels';
+import { asRecord, estimateText, isRecord, parseJsonObject } from './json';
+import type { ChunkCount, ObservationSink, WireFormatReader } from './types';
+
+/**
+ * OpenAI Chat Completions and legacy Completions, streamed (`chat.completion.chunk`, `text_completion`) and unary.
+ * vLLM, SGLang, TGI, llama.cpp and Dynamo speak the same format, with their extensions: `reasoning_content` /
+ * `reasoning` deltas and `continuous_usage_stats` (cumulative usage on every chunk).
+ */
+export const openAiReader: WireFormatReader = {
+  readEvent(data, _eventType, sink) {
+    if (data === '[DONE]') {
+      sink.completed();
+      return;
+    }
+    const chunk = parseJsonObject(data, sink);
+    if (chunk === undefined) return;
+    if (chunk.error !== undefined && chunk.error !== null) {
+      sink.failed(errorTypeForErrorObject(chunk.error));
+      return;
+    }
+    sink.responseModel(chunk.model);
+
+    let tokens = 0;
+    let reasoning = 0;
+    const choices = chunk.choices;
+    if (Array.isArray(choices)) {
+      for (const choice of choices) {
+        if (!isRecord(choice)) continue;
+        const counted = countChoiceDelta(choice, sink);
+        tokens += counted.tokens;
+        reasoning += counted.reasoning;
+        if (choice.finish_reason !== undefined && choice.finish_reason !== null) {
+          sink.finishReason(choice.finish_reason);
+          sink.completed();
+        }
+      }
+    }
+    readUsage(chunk.usage, { tokens, reasoning }, sink);
+  },
+
+  readBody(body, sink) {
+    const response = asRecord(body);
+    if (response === undefined) {
+      sink.malformed('unexpected_shape', 'body is not an object');
+      return;
+    }
+    if (response.error !== undefined && response.error !== null) {
+      sink.failed(errorTypeForErrorObject(response.error));
+      return;
+    }
+    sink.responseModel(response.model);
+    let tokens = 0;
+    let reasoning = 0;
+    if (Array.isArray(response.choices)) {
+      for (const choice of response.choices) {
+        if (!isRecord(choice)) continue;
+        const message = asRecord(choice.message);
+        const counted = message ? countMessage(message, sink) : { tokens: estimateText(choice.text, sink), reasoning: 0 };
+        tokens += counted.tokens;
+        reasoning += counted.reasoning;
+        if (choice.finish_reason !== undefined && choice.finish_reason !== null) sink.finishReason(choice.finish_reason);
+      }
+    }
+    sink.completed();
+    readUsage(response.usage, { tokens, reasoning }, sink);
+  },
+};
+
+function countChoiceDelta(choice: Record<string, unknown>, sink: ObservationSink): ChunkCount {
+  // Chat chunks carry a `delta`; legacy completions carry `text`.
+  const delta = asRecord(choice.delta);
+  const estimated = delta ? countMessage(delta, sink) : { tokens: estimateText(choice.text, sink), reasoning: 0 };
+  const exact = logprobTokens(choice.logprobs);
+  if (exact === undefined) return estimated;
+  // One logprobs entry per generated token: exact. Reasoning keeps its estimate, bounded by the exact total.
+  return { tokens: exact, reasoning: Math.min(estimated.reasoning, exact) };
+}
+
+/** Generated text of a chat delta or message: content, reasoning, refusal, tool-call names and arguments. */
+function countMessage(message: Record<string, unknown>, sink: ObservationSink): ChunkCount {
+  const reasoning = estimateText(message.reasoning_content, sink) + estimateText(message.reasoning, sink);
+  let tokens = reasoning + estimateText(message.content, sink) + estimateText(message.refusal, sink);
+  if (Array.isArray(message.tool_calls)) {
+    for (const call of message.tool_calls) {
+      const fn = isRecord(call) ? asRecord(call.function) : undefined;
+      if (fn) tokens += estimateText(fn.name, sink) + estimateText(fn.arguments, sink);
+    }
+  }
+  const legacyCall = asRecord(message.function_call);
+  if (legacyCall) tokens += estimateText(legacyCall.name, sink) + estimateText(legacyCall.arguments, sink);
+  return { tokens, reasoning };
+}
+
+/** Number of tokens the logprobs of one choice describe, when it has any. */
+function logprobTokens(logprobs: unknown): number | undefined {
+  const record = asRecord(logprobs);
+  if (record === undefined) return undefined;
+  let count: number | undefined;
+  for (const key of ['content', 'refusal', 'tokens']) {
+    const entries = record[key];
+    if (Array.isArray(entries)) count = (count ?? 0) + entries.length;
+  }
+  return count;
+}
+
+/** Usage on a chunk or body is cumulative for the whole request: it takes precedence over the chunk's own count. */
+function readUsage(usageValue: unknown, counted: ChunkCount, sink: ObservationSink): void {
+  const usage = asRecord(usageValue);
+  if (usage === undefined || usage.completion_tokens === undefined) {
+    sink.generatedTokens(counted.tokens, counted.reasoning);
+  } else {
+    const details = asRecord(usage.completion_tokens_details);
+    sink.statedOutputTokens(usage.completion_tokens, details?.reasoning_tokens, counted);
+  }
+  if (usage !== undefined && usage.prompt_tokens !== undefined) {
+    sink.promptTokens(usage.prompt_tokens, asRecord(usage.prompt_tokens_details)?.cached_tokens);
+  }
+}

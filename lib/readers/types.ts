@@ -1,0 +1,44 @@
+import type { ErrorType } from '../labels';
+
+/**
+ * What a wire-format reader reports about one response. Readers are stateless: everything a request has seen so
+ * far lives behind this interface (in the request state), so a reader is a pure function of (event, sink).
+ */
+export interface ObservationSink {
+  /** The `model` field of the response (used when the request body did not name one). */
+  responseModel(model: unknown): void;
+  /** Tokens generated in this chunk, counted or estimated by the reader; `reasoning` is the part of them that is reasoning. */
+  generatedTokens(tokens: number, reasoning: number): void;
+  /**
+   * The stream states the request's cumulative output tokens (usage on a chunk, final usage, Anthropic's
+   * `message_delta`), and its cumulative reasoning tokens when it reports them. `chunk` is what the reader counted
+   * in this chunk's own text: when it holds tokens, the increase is this chunk's tokens (timed as such);
+   * otherwise the increase corrects earlier estimates.
+   */
+  statedOutputTokens(total: unknown, reasoningTotal: unknown, chunk: ChunkCount): void;
+  /** Prompt token count (input including cache reads), and cached prompt tokens when reported. */
+  promptTokens(input: unknown, cached: unknown): void;
+  finishReason(reason: unknown): void;
+  /** The format's end marker was seen (`[DONE]`, a finish reason, `response.completed`, `message_stop`). */
+  completed(): void;
+  /** The response reported an error in its body or stream. */
+  failed(errorType: ErrorType): void;
+  /** Something in the response could not be read; the reason becomes the `reason` label of `parse_errors_total`. */
+  malformed(reason: string, detail?: string): void;
+  /** Token estimate for a piece of generated text (the configured `countTokens`, or the default estimator). */
+  estimate(text: string): number;
+}
+
+/** Tokens a reader counted in one chunk's text, and the reasoning part of them. */
+export interface ChunkCount {
+  tokens: number;
+  reasoning: number;
+}
+
+/** Reads one wire format. */
+export interface WireFormatReader {
+  /** One SSE event's data, with its `event:` type if any. */
+  readEvent(data: string, eventType: string | undefined, sink: ObservationSink): void;
+  /** A whole unary (non-stream) JSON body, already parsed. */
+  readBody(body: unknown, sink: ObservationSink): void;
+}

@@ -1,0 +1,241 @@
+import { performance } from 'node:perf_hooks';
+import type { ErrorType } from './labels';
+import { errorTypeForStatus, finishReasonLabel, UNKNOWN_MODEL } from './labels';
+import type { MetricsStore, ModelSeries, RequestType } from './metrics';
+import type { ChunkCount, ObservationSink } from './readers/types';
+
+/** Largest usage count believed; beyond it a stated count is malformed, not a request's size. */
+const MAX_TOKEN_COUNT = 100_000_000;
+
+/** How a response ended, as the response hook saw it. */
+export type ResponseOutcome = 'finished' | 'client_left' | 'server_aborted';
+
+/** What the request itself says, when a body parser ran before us or by the time the response starts. */
+export interface RequestHints {
+  model: unknown;
+  stream: unknown;
+}
+
+export interface RequestStateContext {
+  store: MetricsStore;
+  endpoint: string;
+  estimate: (text: string, model: string) => number;
+  malformed: (endpoint: string, reason: string, detail: string | undefined) => void;
+}
+
+function isTokenCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 && value <= MAX_TOKEN_COUNT;
+}
+
+/**
+ * Everything one request has shown so far: labels, timing, counted and stated tokens. Readers report
+ * observations to it; it turns them into metric updates, and ends the request exactly once.
+ *
+ * The `model` label is resolved once: from the request body when a parser ran, else from the first response event
+ * that names one, else `unknown_model`. Until then the request sits in the gauges under `unknown_model` and moves
+ * when the name is known; `requests_started_total` waits for its labels.
+ */
+export class RequestState implements ObservationSink {
+  private readonly arrivedAt = performance.now();
+  private model: string | undefined;
+  private series: ModelSeries | undefined;
+  /** The model label the in-flight gauges are counted under right now. */
+  private gaugeModel = UNKNOWN_MODEL;
+  private requestType: RequestType | undefined;
+  private startCounted = false;
+  private ended = false;
+  private queued = true;
+  /** The response is an event stream: token timing applies. */
+  private streaming = false;
+
+  private outputTokens = 0;
+  private reasoningTokens = 0;
+  private statedOutput: number | undefined;
+  private firstTokenSeen = false;
+  private lastTokenAt = 0;
+  private promptSeen = false;
+  private finishReasonValue: string | undefined;
+  private completedMarker = false;
+  private reportedError: ErrorType | undefined;
+
+  constructor(
+    private readonly context: RequestStateContext,
+    hints: RequestHints | undefined,
+  ) {
+    const { store } = context;
+    if (hints !== undefined && typeof hints.model === 'string') {
+      this.gaugeModel = store.modelLabels.resolve(hints.model);
+      store.requestInFlight(this.gaugeModel, 1, true);
+      this.requestType = hints.stream === true ? 'stream' : 'unary';
+      this.resolveModel(hints.model);
+    } else {
+      store.requestInFlight(this.gaugeModel, 1, true);
+    }
+  }
+
+  /** The response head is known: its type decides `request_type` unless the request body already did. */
+  responseStarted(isEventStream: boolean, hints: RequestHints | undefined): void {
+    this.streaming = isEventStream;
+    if (this.model === undefined && hints !== undefined && typeof hints.model === 'string') {
+      this.requestType ??= hints.stream === true ? 'stream' : 'unary';
+      this.resolveModel(hints.model);
+    }
+    this.requestType ??= isEventStream ? 'stream' : 'unary';
+    this.countStart();
+  }
+
+  // ---- observations from the readers -------------------------------------------------------------------------
+
+  responseModel(model: unknown): void {
+    if (this.model === undefined) this.resolveModel(model);
+  }
+
+  generatedTokens(tokens: number, reasoning: number): void {
+    if (tokens > 0) this.addTokens(tokens, Math.min(reasoning, tokens), true);
+  }
+
+  statedOutputTokens(total: unknown, reasoningTotal: unknown, chunk: ChunkCount): void {
+    if (!isTokenCount(total)) {
+      this.malformed('invalid_usage', `completion tokens: ${String(total)}`);
+      this.generatedTokens(chunk.tokens, chunk.reasoning);
+      return;
+    }
+    // Usage that goes backwards is not believed; what was counted stays counted.
+    if (this.statedOutput !== undefined && total < this.statedOutput) {
+      this.malformed('usage_backwards', `${total} after ${this.statedOutput}`);
+      return;
+    }
+    this.statedOutput = total;
+    const increase = total - this.outputTokens;
+    const reasoningStated = isTokenCount(reasoningTotal);
+    if (increase > 0) {
+      const reasoning = reasoningStated ? 0 : Math.min(chunk.reasoning, increase);
+      this.addTokens(increase, reasoning, chunk.tokens > 0);
+    }
+    if (reasoningStated) {
+      const reasoningIncrease = reasoningTotal - this.reasoningTokens;
+      if (reasoningIncrease > 0) {
+        this.reasoningTokens += reasoningIncrease;
+        this.seriesOrResolve().pendingReasoningTokens += reasoningIncrease;
+      }
+    } else if (reasoningTotal !== undefined && reasoningTotal !== null) {
+      this.malformed('invalid_usage', `reasoning tokens: ${String(reasoningTotal)}`);
+    }
+  }
+
+  promptTokens(input: unknown, cached: unknown): void {
+    if (this.promptSeen) return;
+    if (!isTokenCount(input)) {
+      this.malformed('invalid_usage', `prompt tokens: ${String(input)}`);
+      return;
+    }
+    this.promptSeen = true;
+    this.seriesOrResolve();
+    this.context.store.promptTokens(this.model as string, input, isTokenCount(cached) ? cached : undefined);
+  }
+
+  finishReason(reason: unknown): void {
+    if (typeof reason === 'string' && reason.length > 0) this.finishReasonValue = finishReasonLabel(reason);
+  }
+
+  completed(): void {
+    this.completedMarker = true;
+  }
+
+  failed(errorType: ErrorType): void {
+    this.reportedError ??= errorType;
+  }
+
+  malformed(reason: string, detail?: string): void {
+    this.context.malformed(this.context.endpoint, reason, detail);
+  }
+
+  estimate(text: string): number {
+    return this.context.estimate(text, this.model ?? UNKNOWN_MODEL);
+  }
+
+  // ---- end -------------------------------------------------------------------------------------------------
+
+  /** Ends the request exactly once; later calls do nothing. */
+  end(outcome: ResponseOutcome, statusCode: number): void {
+    if (this.ended) return;
+    this.ended = true;
+    const { store } = this.context;
+    const model = this.model ?? this.resolveModel(undefined);
+    this.requestType ??= this.streaming ? 'stream' : 'unary';
+    this.countStart();
+
+    if (this.statedOutput !== undefined && this.outputTokens > this.statedOutput) {
+      store.overcount(model, this.outputTokens - this.statedOutput);
+    }
+    store.requestInFlight(this.gaugeModel, -1, this.queued);
+    store.requestEnded(
+      { model, endpoint: this.context.endpoint, requestType: this.requestType },
+      {
+        errorType: this.errorType(outcome, statusCode),
+        clientDisconnected: outcome === 'client_left',
+        durationSeconds: (performance.now() - this.arrivedAt) / 1000,
+        outputTokens: this.statedOutput ?? this.outputTokens,
+        finishReason: this.finishReasonValue,
+      },
+    );
+  }
+
+  private errorType(outcome: ResponseOutcome, statusCode: number): ErrorType | undefined {
+    if (outcome === 'client_left') return 'cancelled';
+    if (statusCode < 200 || statusCode >= 300) return errorTypeForStatus(statusCode);
+    if (this.reportedError !== undefined) return this.reportedError;
+    if (outcome === 'server_aborted') return 'internal';
+    // A 2xx stream that ended without its end marker was cut upstream.
+    if (this.streaming && !this.completedMarker) return 'internal';
+    return undefined;
+  }
+
+  // ---- internals -------------------------------------------------------------------------------------------
+
+  private resolveModel(name: unknown): string {
+    const { store } = this.context;
+    const model = store.modelLabels.resolve(name);
+    this.model = model;
+    this.series = store.seriesFor(model);
+    if (this.gaugeModel !== model && !this.ended) {
+      store.requestInFlight(this.gaugeModel, -1, this.queued);
+      store.requestInFlight(model, 1, this.queued);
+      this.gaugeModel = model;
+    }
+    this.countStart();
+    return model;
+  }
+
+  private seriesOrResolve(): ModelSeries {
+    return this.series ?? (this.resolveModel(undefined), this.series as unknown as ModelSeries);
+  }
+
+  private countStart(): void {
+    if (this.startCounted || this.model === undefined || this.requestType === undefined) return;
+    this.startCounted = true;
+    this.context.store.requestStarted({ model: this.model, endpoint: this.context.endpoint, requestType: this.requestType });
+  }
+
+  private addTokens(tokens: number, reasoning: number, timed: boolean): void {
+    const series = this.seriesOrResolve();
+    this.outputTokens += tokens;
+    series.pendingOutputTokens += tokens;
+    if (reasoning > 0) {
+      this.reasoningTokens += reasoning;
+      series.pendingReasoningTokens += reasoning;
+    }
+    if (!timed || !this.streaming) return;
+    const now = performance.now();
+    if (this.firstTokenSeen) {
+      series.interTokenLatency.record((now - this.lastTokenAt) / 1000, tokens);
+    } else {
+      this.firstTokenSeen = true;
+      if (this.queued) {
+        this.queued = false;
+        this.context.store.firstToken(this.gaugeModel, (now - this.arrivedAt) / 1000);
+      }
+    }
+    this.lastTokenAt = now;
+  }
+}

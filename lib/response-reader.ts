@@ -1,0 +1,147 @@
+import { ResponseTextDecoder } from './decode';
+import type { ResponseListener } from './hook';
+import type { WireFormatReader } from './readers/types';
+import type { RequestHints, RequestState, ResponseOutcome } from './request-state';
+import { SseParser } from './sse';
+import type { SseHandler } from './sse';
+
+export interface ResponseReaderSettings {
+  maxEventBytes: number;
+  maxBodyBytes: number;
+  /** Reports a skipped part of the response (counted in parse_errors_total and passed to onError). */
+  malformed: (reason: string, detail: string | undefined) => void;
+  /** A listener bug: reported, never thrown into the request. */
+  internalError: (error: unknown) => void;
+  /** Our wrapper sees compressed bytes (compression mounted after us): reported once per middleware. */
+  compressedBody: (encoding: string) => void;
+}
+
+type BodyMode = 'events' | 'json' | 'ignore';
+
+/**
+ * Turns the response's bytes into observations: decides at the head how to read the body (an SSE stream event by
+ * event, a JSON body at its end, or not at all), decodes the text, splits events, and hands each to the
+ * wire-format reader, which reports to the request state.
+ */
+export class ResponseReader implements ResponseListener, SseHandler {
+  private mode: BodyMode = 'ignore';
+  private readonly decoder = new ResponseTextDecoder();
+  private sse: SseParser | undefined;
+  private encoding: string | undefined;
+  private sniffed = false;
+  private bodyParts: string[] = [];
+  private bodyLength = 0;
+
+  constructor(
+    private readonly state: RequestState,
+    private readonly reader: WireFormatReader,
+    private readonly settings: ResponseReaderSettings,
+    private readonly requestHints: () => RequestHints | undefined,
+  ) {}
+
+  onHead(statusCode: number, header: (name: string) => string | undefined): void {
+    const contentType = (header('content-type') ?? '').toLowerCase();
+    const isEventStream = contentType.startsWith('text/event-stream');
+    const encoding = (header('content-encoding') ?? '').trim().toLowerCase();
+    this.encoding = encoding === '' || encoding === 'identity' ? undefined : encoding;
+    if (isEventStream) {
+      this.mode = 'events';
+      this.sse = new SseParser(this, this.settings.maxEventBytes);
+    } else if (statusCode !== 204 && statusCode !== 304 && (contentType.includes('json') || contentType === '')) {
+      this.mode = 'json';
+    }
+    this.state.responseStarted(isEventStream, this.requestHints());
+  }
+
+  onBody(chunk: unknown, encoding: unknown): void {
+    if (this.mode === 'ignore') return;
+    if (!this.sniffed) {
+      this.sniffed = true;
+      if (this.encoding !== undefined && !looksLikeText(chunk, this.mode)) {
+        this.mode = 'ignore';
+        this.settings.compressedBody(this.encoding);
+        return;
+      }
+    }
+    if (this.mode === 'json' && !this.withinBodyLimit(chunk, encoding)) return;
+    const text = this.decoder.write(chunk, encoding);
+    if (text.length === 0) return;
+    if (this.mode === 'events') {
+      (this.sse as SseParser).feed(text);
+    } else {
+      this.bodyParts.push(text);
+    }
+  }
+
+  onBodyEnd(): void {
+    if (this.mode === 'ignore') return;
+    const rest = this.decoder.end();
+    if (this.mode === 'events') {
+      const sse = this.sse as SseParser;
+      if (rest.length > 0) sse.feed(rest);
+      sse.end();
+      return;
+    }
+    if (rest.length > 0) this.bodyParts.push(rest);
+    const body = this.bodyParts.join('');
+    this.bodyParts = [];
+    if (body.trim().length === 0) return;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body);
+    } catch {
+      this.settings.malformed('invalid_json', `unary body of ${body.length} characters`);
+      return;
+    }
+    this.reader.readBody(parsed, this.state);
+  }
+
+  onDone(outcome: ResponseOutcome, statusCode: number): void {
+    this.bodyParts = [];
+    this.state.end(outcome, statusCode);
+  }
+
+  onListenerError(error: unknown): void {
+    this.mode = 'ignore';
+    this.settings.internalError(error);
+  }
+
+  // SSE events from the parser.
+  onEvent(data: string, eventType: string | undefined): void {
+    this.reader.readEvent(data, eventType, this.state);
+  }
+
+  onEventTooLarge(): void {
+    this.settings.malformed('event_too_large', `an SSE event exceeded maxEventBytes (${this.settings.maxEventBytes})`);
+  }
+
+  private withinBodyLimit(chunk: unknown, encoding: unknown): boolean {
+    this.bodyLength +=
+      typeof chunk === 'string'
+        ? Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8')
+        : chunk instanceof Uint8Array
+          ? chunk.length
+          : 0;
+    if (this.bodyLength <= this.settings.maxBodyBytes) return true;
+    this.mode = 'ignore';
+    this.bodyParts = [];
+    this.settings.malformed('body_too_large', `a unary body exceeded maxBodyBytes (${this.settings.maxBodyBytes})`);
+    return false;
+  }
+}
+
+/**
+ * Whether the first body chunk is plain text although Content-Encoding is set. With `compression` mounted before
+ * us our wrapper sits beneath it and still sees plain text; mounted after us, it hands us compressed bytes.
+ */
+function looksLikeText(chunk: unknown, mode: BodyMode): boolean {
+  if (typeof chunk === 'string') return true;
+  if (!(chunk instanceof Uint8Array) || chunk.length === 0) return true;
+  let first = chunk[0] as number;
+  if (first === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf) first = chunk[3] ?? 0x0a;
+  if (mode === 'events') {
+    // An SSE stream starts with a field name (data, event, id, retry), a comment or a line end.
+    return first === 0x64 || first === 0x65 || first === 0x69 || first === 0x72 || first === 0x3a || first === 0x0a || first === 0x0d;
+  }
+  return first === 0x7b || first === 0x5b || first === 0x20 || first === 0x0a || first === 0x0d || first === 0x09;
+}
