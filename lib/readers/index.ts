@@ -1,4 +1,6 @@
+import { anthropicReader } from './anthropic';
 import { openAiReader } from './openai';
+import { responsesReader } from './responses';
 import type { WireFormatReader } from './types';
 
 /**
@@ -9,6 +11,8 @@ const READERS: Readonly<Record<string, WireFormatReader>> = {
   chat_completions: openAiReader,
   completions: openAiReader,
   embeddings: openAiReader,
+  responses: responsesReader,
+  anthropic_messages: anthropicReader,
 };
 
 export function readerFor(endpoint: string): WireFormatReader {
