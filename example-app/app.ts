@@ -1,0 +1,54 @@
+import express from 'express';
+import type { ErrorRequestHandler, Express } from 'express';
+import type { Registry } from 'prom-client';
+import { dynamoMetrics, metricsRouter } from '../lib';
+import type { DynamoMetricsOptions } from '../lib';
+import { mockLlm } from './mock-llm';
+import type { MockOptions } from './mock-llm';
+import { RequestError, sendError } from './openai-error';
+import { rememberRawBody, upstreamProxy } from './proxy';
+import type { UpstreamOptions } from './proxy';
+
+export interface ExampleAppOptions {
+  /** Registry for both the middleware and `/metrics`; tests pass a fresh one. Defaults to prom-client's global. */
+  registry?: Registry;
+  /** Further middleware options. */
+  metrics?: Omit<DynamoMetricsOptions, 'registry'>;
+  /** Mock model settings (ignored in proxy mode). */
+  mock?: Partial<MockOptions>;
+  /** Proxy mode: forward `/v1/*` here instead of answering with the mock. */
+  upstream?: UpstreamOptions;
+}
+
+// LLM prompts are large: body-parser's 100 kB default would reject long conversations.
+const BODY_LIMIT = '32mb';
+
+const openAIErrors: ErrorRequestHandler = (error: unknown, _req, res, next) => {
+  if (res.headersSent) return next(error);
+  const { status, type, message } = error as { status?: number; type?: string; message?: string };
+  if (type === 'entity.parse.failed') {
+    return sendError(res, new RequestError(400, `the request body is not valid JSON: ${message}`, null, 'invalid_json'));
+  }
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    return sendError(res, new RequestError(status, message ?? 'bad request'));
+  }
+  console.error(error);
+  sendError(res, new RequestError(500, 'internal error in the example app', null, null, 'server_error'));
+};
+
+/** The example gateway: body parser, then the metrics middleware, then the mock model or the upstream proxy. */
+export function createApp(options: ExampleAppOptions = {}): Express {
+  const { registry, upstream } = options;
+  const app = express();
+  app.disable('x-powered-by');
+  // Mounted before dynamoMetrics so it can label requests with the model the client asked for at arrival.
+  app.use(express.json({ limit: BODY_LIMIT, verify: upstream ? rememberRawBody : undefined }));
+  app.use(dynamoMetrics({ ...options.metrics, registry }));
+  app.use(metricsRouter({ registry }));
+  app.use(upstream ? upstreamProxy(upstream) : mockLlm(options.mock));
+  app.use('/v1', (req, res) => {
+    sendError(res, new RequestError(404, `no route for ${req.method} ${req.originalUrl}`, null, 'unknown_url'));
+  });
+  app.use(openAIErrors);
+  return app;
+}

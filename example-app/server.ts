@@ -1,0 +1,36 @@
+import { createApp } from './app';
+import { configFromEnv } from './config';
+import { listen } from './listen';
+
+async function main(): Promise<void> {
+  const config = configFromEnv();
+  const { url, close } = await listen(createApp(config.app), config.port, config.host);
+  const upstream = config.app.upstream;
+  const model = config.app.mock?.models?.[0] ?? 'mock-llama-3.1-8b-instruct';
+  console.log(
+    upstream
+      ? `example gateway on ${url}, proxying /v1/* to ${upstream.url}`
+      : `example gateway on ${url} with a mock model (${config.app.mock?.tokensPerSecond} tokens/s per stream)`,
+  );
+  if (!upstream) {
+    console.log('\ntry:');
+    console.log(
+      `  curl -N ${url}/v1/chat/completions -H 'Content-Type: application/json' \\\n` +
+        `    -d '{"model":"${model}","stream":true,"stream_options":{"include_usage":true},` +
+        `"messages":[{"role":"user","content":"Tell me a story"}]}'`,
+    );
+  }
+  console.log(`\nmetrics: ${url}/metrics   (watch: watch -n1 "curl -s ${url}/metrics | grep output_tokens_total")`);
+  console.log(`load:    BASE_URL=${url} npm run example:load`);
+
+  const stop = (): void => {
+    void close().then(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});
