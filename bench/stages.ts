@@ -1,0 +1,492 @@
+import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import { StringDecoder } from 'node:string_decoder';
+import { Counter, Histogram, Registry } from 'prom-client';
+import { createParser } from 'eventsource-parser';
+import { ResponseTextDecoder } from '../lib/decode';
+import { estimateTokens } from '../lib/estimate';
+import { hookResponse } from '../lib/hook';
+import type { ResponseListener } from '../lib/hook';
+import { MetricsStore } from '../lib/metrics';
+import { resolveOptions } from '../lib/options';
+import { openAiReader } from '../lib/readers/openai';
+import type { ObservationSink } from '../lib/readers/types';
+import { RequestState } from '../lib/request-state';
+import type { RequestStateContext } from '../lib/request-state';
+import { ResponseReader } from '../lib/response-reader';
+import { SseParser } from '../lib/sse';
+import { LatencyCells } from '../lib/token-latency-histogram';
+import { loadFixture } from './fixture';
+import { formatTable, median } from './stats';
+
+/**
+ * `npm run bench:stages`: the per-chunk cost of each stage of the hot path, measured in-process over the same
+ * 304-event response the side-by-side bench streams (role, 300 one-token chunks, finish, usage, `[DONE]`).
+ *
+ * Every stage runs over whole responses (fresh per-response objects, as the middleware creates them), so
+ * per-request work is amortised over the events exactly as in production; figures are ns per event, the median of
+ * several timed repetitions after warm-up. "Standard" rows measure the building blocks the lib could use; "lib"
+ * rows call the lib's own modules, so a change there shows up here directly.
+ */
+
+interface Fixture {
+  model: string;
+  events: string[];
+  buffers: Buffer[];
+  /** The `data:` payload of each event. */
+  data: string[];
+  /** The generated text of each event ('' when it has none). */
+  deltas: string[];
+}
+
+interface Stage {
+  group: string;
+  name: string;
+  /** Runs `responses` whole responses; returns something derived from the work so it cannot be optimised away. */
+  run(responses: number): number;
+}
+
+interface Measured {
+  group: string;
+  name: string;
+  nsPerEvent: number;
+  minNsPerEvent: number;
+}
+
+const REPETITIONS = Number(process.env.STAGES_REPETITIONS) || 9;
+const TARGET_MS = Number(process.env.STAGES_TARGET_MS) || 60;
+const SECTION_TIMEOUT_MS = 20_000;
+const TOTAL_TIMEOUT_MS = 120_000;
+
+let blackhole = 0;
+
+class FakeResponse extends EventEmitter {
+  statusCode = 200;
+  headersSent = false;
+  socket = null;
+  written = 0;
+  private readonly headers = new Map<string, string>();
+
+  writeHead(statusCode: number, headers?: Record<string, string>): this {
+    this.statusCode = statusCode;
+    if (headers) for (const key of Object.keys(headers)) this.headers.set(key.toLowerCase(), headers[key] as string);
+    this.headersSent = true;
+    return this;
+  }
+  setHeader(name: string, value: string): this {
+    this.headers.set(name.toLowerCase(), value);
+    return this;
+  }
+  getHeader(name: string): string | undefined {
+    return this.headers.get(name.toLowerCase());
+  }
+  removeHeader(name: string): void {
+    this.headers.delete(name.toLowerCase());
+  }
+  write(chunk: string | Uint8Array, _encoding?: unknown, _callback?: unknown): boolean {
+    this.written += chunk.length;
+    return true;
+  }
+  end(_chunk?: unknown, _encoding?: unknown, _callback?: unknown): this {
+    this.emit('finish');
+    this.emit('close');
+    return this;
+  }
+  destroy(): this {
+    this.emit('close');
+    return this;
+  }
+}
+
+const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' };
+
+/** How many responses make one repetition last about TARGET_MS. */
+function calibrate(stage: Stage): number {
+  const startedAt = performance.now();
+  for (let i = 0; i < 3; i++) blackhole += stage.run(20);
+  let responses = 20;
+  for (let i = 0; i < 12; i++) {
+    const t0 = process.hrtime.bigint();
+    blackhole += stage.run(responses);
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (ms >= TARGET_MS / 4 || performance.now() - startedAt > SECTION_TIMEOUT_MS) {
+      return Math.max(1, Math.round((responses * TARGET_MS) / Math.max(ms, 0.001)));
+    }
+    responses *= 4;
+  }
+  return responses;
+}
+
+/**
+ * Repetitions go round-robin over all stages: on a noisy machine a slow spell then hits every stage a little
+ * instead of one stage a lot, so the ranking survives even when absolute figures drift.
+ */
+function measureAll(stages: readonly Stage[], eventsPerResponse: number, log: (line: string) => void): Measured[] {
+  const counts = stages.map((stage) => calibrate(stage));
+  const samples: number[][] = stages.map(() => []);
+  const startedAt = performance.now();
+  for (let rep = 0; rep < REPETITIONS && performance.now() - startedAt < TOTAL_TIMEOUT_MS; rep++) {
+    stages.forEach((stage, i) => {
+      const responses = counts[i] as number;
+      const t0 = process.hrtime.bigint();
+      blackhole += stage.run(responses);
+      (samples[i] as number[]).push(Number(process.hrtime.bigint() - t0) / (responses * eventsPerResponse));
+    });
+    log(`  repetition ${rep + 1}/${REPETITIONS} done`);
+  }
+  return stages.map((stage, i) => ({
+    group: stage.group,
+    name: stage.name,
+    nsPerEvent: median(samples[i] as number[]),
+    minNsPerEvent: Math.min(...(samples[i] as number[])),
+  }));
+}
+
+const noopSink: ObservationSink = {
+  responseModel: () => undefined,
+  generatedTokens: () => undefined,
+  statedOutputTokens: () => undefined,
+  promptTokens: () => undefined,
+  finishReason: () => undefined,
+  completed: () => undefined,
+  failed: () => undefined,
+  malformed: () => undefined,
+  estimate: (text) => text.length,
+};
+
+function libContext(registry: Registry): RequestStateContext {
+  const options = resolveOptions({ registry });
+  const store = MetricsStore.for({
+    registry,
+    prefix: options.prefix,
+    models: options.models,
+    maxModels: options.maxModels,
+    buckets: options.buckets,
+  });
+  return { store, endpoint: 'chat_completions', estimate: (text) => estimateTokens(text), malformed: () => undefined };
+}
+
+function readerSettings(): ConstructorParameters<typeof ResponseReader>[2] {
+  return {
+    maxEventBytes: 1024 * 1024,
+    maxBodyBytes: 8 * 1024 * 1024,
+    malformed: () => undefined,
+    internalError: (error) => {
+      throw error;
+    },
+    compressedBody: () => undefined,
+  };
+}
+
+async function buildStages(fx: Fixture): Promise<Stage[]> {
+  const { events, buffers, data, deltas, model } = fx;
+  const n = events.length;
+  const hints = { model, stream: true };
+  const stages: Stage[] = [];
+  const add = (group: string, name: string, run: (responses: number) => number): void => {
+    stages.push({ group, name, run });
+  };
+
+  // ---- reference ------------------------------------------------------------------------------------------------
+  const identity = (s: string): number => s.length;
+  add('reference', 'loop over events + one no-op call', (r) => {
+    let x = 0;
+    for (let k = 0; k < r; k++) for (let i = 0; i < n; i++) x += identity(events[i] as string);
+    return x;
+  });
+
+  // ---- write hook -----------------------------------------------------------------------------------------------
+  add('write hook', 'fake res.write, no wrapper', (r) => {
+    const res = new FakeResponse();
+    for (let k = 0; k < r; k++) for (let i = 0; i < n; i++) res.write(events[i] as string);
+    return res.written;
+  });
+  add('write hook', 'wrapper: orig.call(this, c, e, cb)', (r) => {
+    const res = new FakeResponse();
+    const orig = res.write;
+    res.write = function (this: FakeResponse, c: string | Uint8Array, e?: unknown, cb?: unknown): boolean {
+      return orig.call(this, c, e, cb);
+    };
+    for (let k = 0; k < r; k++) for (let i = 0; i < n; i++) res.write(events[i] as string);
+    return res.written;
+  });
+  add('write hook', 'wrapper: orig.apply(this, arguments)', (r) => {
+    const res = new FakeResponse();
+    const orig = res.write;
+    res.write = function (this: FakeResponse): boolean {
+      // eslint-disable-next-line prefer-rest-params
+      return (orig as (...a: unknown[]) => boolean).apply(this, arguments as unknown as unknown[]);
+    } as typeof res.write;
+    for (let k = 0; k < r; k++) for (let i = 0; i < n; i++) res.write(events[i] as string);
+    return res.written;
+  });
+  const noopListener: ResponseListener = {
+    onHead: () => undefined,
+    onBody: () => undefined,
+    onBodyEnd: () => undefined,
+    onDone: () => undefined,
+    onListenerError: (error) => {
+      throw error;
+    },
+  };
+  add('write hook', 'lib hookResponse, no-op listener (per response: hook, head, writes, end)', (r) => {
+    let x = 0;
+    for (let k = 0; k < r; k++) {
+      const res = new FakeResponse();
+      hookResponse(res as never, noopListener);
+      res.writeHead(200, SSE_HEADERS);
+      for (let i = 0; i < n; i++) res.write(events[i] as string);
+      res.end();
+      x += res.written;
+    }
+    return x;
+  });
+
+  // ---- decode ---------------------------------------------------------------------------------------------------
+  add('decode', 'lib ResponseTextDecoder.write(string chunk)', (r) => {
+    let x = 0;
+    for (let k = 0; k < r; k++) {
+      const decoder = new ResponseTextDecoder();
+      for (let i = 0; i < n; i++) x += decoder.write(events[i], undefined).length;
+    }
+    return x;
+  });
+  add('decode', 'lib ResponseTextDecoder.write(Buffer chunk)', (r) => {
+    let x = 0;
+    for (let k = 0; k < r; k++) {
+      const decoder = new ResponseTextDecoder();
+      for (let i = 0; i < n; i++) x += decoder.write(buffers[i], undefined).length;
+    }
+    return x;
+  });
+  add('decode', 'StringDecoder.write(Buffer)', (r) => {
+    let x = 0;
+    for (let k = 0; k < r; k++) {
+      const decoder = new StringDecoder('utf8');
+      for (let i = 0; i < n; i++) x += decoder.write(buffers[i] as Buffer).length;
+    }
+    return x;
+  });
+
+  // ---- SSE parse ------------------------------------------------------------------------------------------------
+  add('SSE parse', 'lib SseParser.feed (no-op handler)', (r) => {
+    let x = 0;
+    const handler = { onEvent: (d: string): void => void (x += d.length), onEventTooLarge: () => undefined };
+    for (let k = 0; k < r; k++) {
+      const parser = new SseParser(handler, 1024 * 1024);
+      for (let i = 0; i < n; i++) parser.feed(events[i] as string);
+    }
+    return x;
+  });
+  add('SSE parse', 'eventsource-parser 3 feed (reference)', (r) => {
+    let x = 0;
+    for (let k = 0; k < r; k++) {
+      const parser = createParser({ onEvent: (e) => void (x += e.data.length) });
+      for (let i = 0; i < n; i++) parser.feed(events[i] as string);
+    }
+    return x;
+  });
+
+  // ---- JSON + reader --------------------------------------------------------------------------------------------
+  add('JSON + reader', 'JSON.parse(event data)', (r) => {
+    let x = 0;
+    for (let k = 0; k < r; k++) {
+      for (let i = 0; i < n; i++) {
+        const d = data[i] as string;
+        if (d !== '[DONE]') x += (JSON.parse(d) as { created: number }).created & 1;
+      }
+    }
+    return x;
+  });
+  add('JSON + reader', 'lib openAiReader.readEvent, no-op sink (includes JSON.parse)', (r) => {
+    for (let k = 0; k < r; k++) for (let i = 0; i < n; i++) openAiReader.readEvent(data[i] as string, undefined, noopSink);
+    return r;
+  });
+
+  // ---- count ----------------------------------------------------------------------------------------------------
+  add('count', 'lib estimateTokens(delta) (default counter)', (r) => {
+    let x = 0;
+    for (let k = 0; k < r; k++) for (let i = 0; i < n; i++) if ((deltas[i] as string).length > 0) x += estimateTokens(deltas[i] as string);
+    return x;
+  });
+  const tokenizer = await import('gpt-tokenizer');
+  add('count', 'gpt-tokenizer countTokens(delta) (a countTokens option)', (r) => {
+    let x = 0;
+    for (let k = 0; k < r; k++) for (let i = 0; i < n; i++) if ((deltas[i] as string).length > 0) x += tokenizer.countTokens(deltas[i] as string);
+    return x;
+  });
+
+  // ---- metric updates -------------------------------------------------------------------------------------------
+  const registry = new Registry();
+  const counter = new Counter({ name: 'bench_counter_total', help: 'h', labelNames: ['model'], registers: [registry] });
+  const histogram = new Histogram({
+    name: 'bench_histogram',
+    help: 'h',
+    labelNames: ['model'],
+    buckets: [0, 0.0019, 0.0035, 0.0067, 0.013, 0.024, 0.045, 0.084, 0.16, 0.3, 0.56, 1.1, 2],
+    registers: [registry],
+  });
+  add('metric update', 'performance.now()', (r) => {
+    let x = 0;
+    for (let k = 0; k < r; k++) for (let i = 0; i < n; i++) x += performance.now();
+    return x;
+  });
+  add('metric update', 'prom-client counter.inc({ model }, 1)', (r) => {
+    for (let k = 0; k < r; k++) for (let i = 0; i < n; i++) counter.inc({ model }, 1);
+    return r;
+  });
+  add('metric update', 'prom-client counter.labels(model).inc(1)', (r) => {
+    for (let k = 0; k < r; k++) for (let i = 0; i < n; i++) counter.labels(model).inc(1);
+    return r;
+  });
+  add('metric update', 'prom-client cached child.inc(1)', (r) => {
+    const child = counter.labels(model);
+    for (let k = 0; k < r; k++) for (let i = 0; i < n; i++) child.inc(1);
+    return r;
+  });
+  add('metric update', 'prom-client histogram.observe({ model }, v)', (r) => {
+    for (let k = 0; k < r; k++) for (let i = 0; i < n; i++) histogram.observe({ model }, 0.004);
+    return r;
+  });
+  add('metric update', 'prom-client cached histogram child.observe(v)', (r) => {
+    const child = histogram.labels(model);
+    for (let k = 0; k < r; k++) for (let i = 0; i < n; i++) child.observe(0.004);
+    return r;
+  });
+  const plain = { pending: 0 };
+  add('metric update', 'plain number field += 1 (read by collect())', (r) => {
+    for (let k = 0; k < r; k++) for (let i = 0; i < n; i++) plain.pending += 1;
+    return plain.pending;
+  });
+  const cells = new LatencyCells([0, 0.0019, 0.0035, 0.0067, 0.013, 0.024, 0.045, 0.084, 0.16, 0.3, 0.56, 1.1, 2]);
+  add('metric update', 'lib LatencyCells.record (ITL histogram as plain numbers)', (r) => {
+    for (let k = 0; k < r; k++) for (let i = 0; i < n; i++) cells.record(0.004, 1);
+    return cells.count;
+  });
+
+  // ---- lib request state and the whole pipeline -------------------------------------------------------------------
+  const context = libContext(new Registry());
+  add('request state', 'lib openAiReader.readEvent → RequestState → metrics (start, events, end)', (r) => {
+    for (let k = 0; k < r; k++) {
+      const state = new RequestState(context, hints);
+      state.responseStarted(true, hints);
+      for (let i = 0; i < n; i++) openAiReader.readEvent(data[i] as string, undefined, state);
+      state.end('finished', 200);
+    }
+    return r;
+  });
+  add('request state', 'lib RequestState start + end only (per-request cost spread over events)', (r) => {
+    for (let k = 0; k < r; k++) {
+      const state = new RequestState(context, hints);
+      state.responseStarted(true, hints);
+      state.end('finished', 200);
+    }
+    return r;
+  });
+  const header = (name: string): string | undefined => (name === 'content-type' ? SSE_HEADERS['content-type'] : undefined);
+  add('pipeline', 'lib ResponseReader: decode + SSE + reader + state + metrics', (r) => {
+    for (let k = 0; k < r; k++) {
+      const state = new RequestState(context, hints);
+      const reader = new ResponseReader(state, openAiReader, readerSettings(), () => hints);
+      reader.onHead(200, header);
+      for (let i = 0; i < n; i++) reader.onBody(events[i], undefined);
+      reader.onBodyEnd();
+      reader.onDone('finished', 200);
+    }
+    return r;
+  });
+  add('pipeline', 'lib hookResponse + ResponseReader on a fake res (everything but the middleware entry)', (r) => {
+    let x = 0;
+    for (let k = 0; k < r; k++) {
+      const res = new FakeResponse();
+      const state = new RequestState(context, hints);
+      hookResponse(res as never, new ResponseReader(state, openAiReader, readerSettings(), () => hints));
+      res.writeHead(200, SSE_HEADERS);
+      for (let i = 0; i < n; i++) res.write(events[i] as string);
+      res.end();
+      x += res.written;
+    }
+    return x;
+  });
+  await addMiddlewareStage(add, fx);
+  return stages;
+}
+
+/** The public middleware on a fake request/response: what a user pays per chunk, minus Node's own HTTP work. */
+async function addMiddlewareStage(add: (group: string, name: string, run: (r: number) => number) => void, fx: Fixture): Promise<void> {
+  const { dynamoMetrics } = await import('../lib');
+  const middleware = dynamoMetrics({ registry: new Registry() });
+  const body = { model: fx.model, stream: true, messages: [] };
+  add('pipeline', 'dynamoMetrics() middleware on a fake req/res (public API)', (r) => {
+    let x = 0;
+    for (let k = 0; k < r; k++) {
+      const req = Object.assign(new EventEmitter(), {
+        method: 'POST',
+        url: '/v1/chat/completions',
+        originalUrl: '/v1/chat/completions',
+        headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+        body,
+      });
+      const res = new FakeResponse();
+      (middleware as unknown as (q: unknown, s: unknown, next: () => void) => void)(req, res, () => undefined);
+      res.writeHead(200, SSE_HEADERS);
+      for (let i = 0; i < fx.events.length; i++) res.write(fx.events[i] as string);
+      res.end();
+      x += res.written;
+    }
+    return x;
+  });
+}
+
+function fixtureFor(events: string[], model: string): Fixture {
+  const data = events.map((e) => e.slice('data: '.length, e.length - 2));
+  const deltas = data.map((d) => {
+    if (d === '[DONE]') return '';
+    const chunk = JSON.parse(d) as { choices: { delta?: { content?: string } }[] };
+    return chunk.choices[0]?.delta?.content ?? '';
+  });
+  return { model, events, buffers: events.map((e) => Buffer.from(e)), data, deltas };
+}
+
+export interface StagesReport {
+  date: string;
+  node: string;
+  eventsPerResponse: number;
+  stages: Measured[];
+}
+
+export async function runStages(log: (line: string) => void = console.log): Promise<StagesReport> {
+  const fixture = await loadFixture();
+  const fx = fixtureFor(fixture.events, fixture.model);
+  const stages = await buildStages(fx);
+  const results = measureAll(stages, fx.events.length, log);
+  return { date: new Date().toISOString(), node: process.version, eventsPerResponse: fx.events.length, stages: results };
+}
+
+export function renderStages(report: StagesReport): string {
+  const baseline = report.stages.find((s) => s.name.startsWith('loop over events'))?.nsPerEvent ?? 0;
+  return formatTable(
+    ['group', 'stage', 'ns/event (median)', 'minus loop baseline', 'fastest rep'],
+    report.stages.map((s) => [
+      s.group,
+      s.name,
+      s.nsPerEvent.toFixed(0),
+      s.name.startsWith('loop over events') ? '–' : (s.nsPerEvent - baseline).toFixed(0),
+      s.minNsPerEvent.toFixed(0),
+    ]),
+    `Per-event cost of each stage (${report.eventsPerResponse} events per response, node ${report.node})`,
+  );
+}
+
+if (require.main === module) {
+  runStages()
+    .then((report) => {
+      console.log('');
+      console.log(renderStages(report));
+      if (blackhole === 42) console.log('');
+    })
+    .catch((error: unknown) => {
+      console.error(error);
+      process.exitCode = 1;
+    });
+}
