@@ -1,3 +1,4 @@
+import { ChunkShape } from './chunk-shape';
 import { ResponseTextDecoder } from './decode';
 import type { ResponseListener } from './hook';
 import type { WireFormatReader } from './readers/types';
@@ -27,6 +28,7 @@ export class ResponseReader implements ResponseListener, SseHandler {
   private mode: BodyMode = 'ignore';
   private readonly decoder = new ResponseTextDecoder();
   private sse: SseParser | undefined;
+  private readonly shape = new ChunkShape();
   private encoding: string | undefined;
   private sniffed = false;
   private bodyParts: string[] = [];
@@ -108,7 +110,14 @@ export class ResponseReader implements ResponseListener, SseHandler {
 
   // SSE events from the parser.
   onEvent(data: string, eventType: string | undefined): void {
-    this.reader.readEvent(data, eventType, this.state);
+    const text = this.shape.match(data, eventType);
+    if (text !== undefined) {
+      const tokens = this.state.estimate(text);
+      this.state.generatedTokens(tokens, this.shape.isReasoning ? tokens : 0);
+      return;
+    }
+    const plain = this.reader.readEvent(data, eventType, this.state);
+    if (plain !== undefined) this.shape.learn(data, eventType, plain);
   }
 
   onEventTooLarge(): void {

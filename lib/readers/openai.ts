@@ -1,6 +1,6 @@
 import { errorTypeForErrorObject } from '../labels';
 import { asRecord, estimateText, isRecord, parseJsonObject } from './json';
-import type { ChunkCount, ObservationSink, WireFormatReader } from './types';
+import type { ChunkCount, ObservationSink, PlainTextDelta, WireFormatReader } from './types';
 
 /**
  * OpenAI Chat Completions and legacy Completions, streamed (`chat.completion.chunk`, `text_completion`) and unary.
@@ -11,13 +11,13 @@ export const openAiReader: WireFormatReader = {
   readEvent(data, _eventType, sink) {
     if (data === '[DONE]') {
       sink.completed();
-      return;
+      return undefined;
     }
     const chunk = parseJsonObject(data, sink);
-    if (chunk === undefined) return;
+    if (chunk === undefined) return undefined;
     if (chunk.error !== undefined && chunk.error !== null) {
       sink.failed(errorTypeForErrorObject(chunk.error));
-      return;
+      return undefined;
     }
     sink.responseModel(chunk.model);
 
@@ -37,6 +37,9 @@ export const openAiReader: WireFormatReader = {
       }
     }
     readUsage(chunk.usage, { tokens, reasoning }, sink);
+    return (chunk.usage === undefined || chunk.usage === null) && Array.isArray(choices) && choices.length === 1
+      ? plainTextDelta(choices[0])
+      : undefined;
   },
 
   readBody(body, sink) {
@@ -90,6 +93,27 @@ function countMessage(message: Record<string, unknown>, sink: ObservationSink): 
   const legacyCall = asRecord(message.function_call);
   if (legacyCall) tokens += estimateText(legacyCall.name, sink) + estimateText(legacyCall.arguments, sink);
   return { tokens, reasoning };
+}
+
+const DELTA_TEXT_FIELDS = ['content', 'reasoning_content', 'reasoning', 'refusal'] as const;
+
+/** The choice's one piece of text, when text is all it carries (no finish reason, logprobs, tool calls). */
+function plainTextDelta(choice: unknown): PlainTextDelta | undefined {
+  if (!isRecord(choice)) return undefined;
+  if ((choice.finish_reason ?? null) !== null || (choice.logprobs ?? null) !== null) return undefined;
+  const delta = asRecord(choice.delta);
+  if (delta === undefined) {
+    return typeof choice.text === 'string' && choice.text.length > 0 ? { key: 'text', text: choice.text, reasoning: false } : undefined;
+  }
+  if (delta.tool_calls !== undefined || delta.function_call !== undefined) return undefined;
+  let found: PlainTextDelta | undefined;
+  for (const key of DELTA_TEXT_FIELDS) {
+    const value = delta[key];
+    if (typeof value !== 'string' || value.length === 0) continue;
+    if (found !== undefined) return undefined;
+    found = { key, text: value, reasoning: key === 'reasoning_content' || key === 'reasoning' };
+  }
+  return found;
 }
 
 /** Number of tokens the logprobs of one choice describe, when it has any. */

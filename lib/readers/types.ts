@@ -35,10 +35,23 @@ export interface ChunkCount {
   reasoning: number;
 }
 
+/**
+ * What a reader returns for an event whose whole meaning is "this generated text": the field holding it, the text,
+ * and whether it is reasoning. Later events identical but for that text can then skip parsing (see chunk-shape.ts).
+ */
+export interface PlainTextDelta {
+  key: string;
+  text: string;
+  reasoning: boolean;
+}
+
 /** Reads one wire format. */
 export interface WireFormatReader {
-  /** One SSE event's data, with its `event:` type if any. */
-  readEvent(data: string, eventType: string | undefined, sink: ObservationSink): void;
+  /**
+   * One SSE event's data, with its `event:` type if any. Returns a {@link PlainTextDelta} only when the event
+   * reported nothing but `generatedTokens(estimate(text), reasoning ? same : 0)` (and a model already reported).
+   */
+  readEvent(data: string, eventType: string | undefined, sink: ObservationSink): PlainTextDelta | undefined;
   /** A whole unary (non-stream) JSON body, already parsed. */
   readBody(body: unknown, sink: ObservationSink): void;
 }
