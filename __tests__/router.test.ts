@@ -1,0 +1,100 @@
+import express from 'express';
+import express4 from 'express4';
+import { Counter, Registry } from 'prom-client';
+import { metricsRouter } from '../lib/router';
+import { listen, request } from './support/http-harness';
+import type { RunningServer } from './support/http-harness';
+
+let server: RunningServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+const variants = [
+  ['Express 5', express],
+  ['Express 4', express4],
+] as const;
+
+describe.each(variants)('metricsRouter on %s', (_name, expressLib) => {
+  const savedPath = process.env.DYN_HTTP_SVC_METRICS_PATH;
+  afterEach(() => {
+    if (savedPath === undefined) delete process.env.DYN_HTTP_SVC_METRICS_PATH;
+    else process.env.DYN_HTTP_SVC_METRICS_PATH = savedPath;
+  });
+
+  async function serve(router: ReturnType<typeof metricsRouter>): Promise<number> {
+    const app = expressLib();
+    app.use(router);
+    app.use((_req, res) => {
+      res.status(404).send('not here');
+    });
+    server = await listen(app);
+    return server.port;
+  }
+
+  it('serves GET /metrics from the given registry in its content type', async () => {
+    const registry = new Registry();
+    new Counter({ name: 'probe_total', help: 'probe', registers: [registry] }).inc(3);
+    const port = await serve(metricsRouter({ registry }));
+    const response = await request(port, 'GET', '/metrics');
+    expect(response.status).toBe(200);
+    expect(response.headers['content-type']).toBe(registry.contentType);
+    expect(response.body.toString()).toContain('probe_total 3');
+  });
+
+  it('uses the OpenMetrics content type of an OpenMetrics registry', async () => {
+    const registry = new Registry(Registry.OPENMETRICS_CONTENT_TYPE);
+    new Counter({ name: 'probe_total', help: 'probe', registers: [registry] }).inc();
+    const port = await serve(metricsRouter({ registry }));
+    const response = await request(port, 'GET', '/metrics');
+    expect(response.headers['content-type']).toBe(Registry.OPENMETRICS_CONTENT_TYPE);
+    expect(response.body.toString()).toContain('# EOF');
+  });
+
+  it('serves another path when asked, and DYN_HTTP_SVC_METRICS_PATH when the option is absent', async () => {
+    const registry = new Registry();
+    new Counter({ name: 'probe_total', help: 'probe', registers: [registry] }).inc();
+    process.env.DYN_HTTP_SVC_METRICS_PATH = '/from-env';
+    const app = expressLib();
+    app.use(metricsRouter({ registry, path: '/custom' }));
+    app.use(metricsRouter({ registry }));
+    server = await listen(app);
+    expect((await request(server.port, 'GET', '/custom')).body.toString()).toContain('probe_total 1');
+    expect((await request(server.port, 'GET', '/from-env')).body.toString()).toContain('probe_total 1');
+    expect((await request(server.port, 'GET', '/metrics')).status).toBe(404);
+  });
+
+  it('answers only GET and leaves other paths to the next handler', async () => {
+    const port = await serve(metricsRouter({ registry: new Registry() }));
+    expect((await request(port, 'POST', '/metrics', {})).status).toBe(404);
+    expect((await request(port, 'GET', '/other')).body.toString()).toBe('not here');
+  });
+
+  it('answers 500 with a message when collection fails', async () => {
+    const registry = new Registry();
+    new Counter({
+      name: 'broken_total',
+      help: 'broken',
+      registers: [registry],
+      collect() {
+        throw new Error('collector failed');
+      },
+    });
+    const port = await serve(metricsRouter({ registry }));
+    const response = await request(port, 'GET', '/metrics');
+    expect(response.status).toBe(500);
+    expect(response.body.toString()).toContain('collector failed');
+  });
+});
+
+describe('metricsRouter options', () => {
+  it('throws a TypeError with the fix when passed itself', () => {
+    expect(() => metricsRouter(metricsRouter as never)).toThrow(/metricsRouter\(\)/);
+  });
+
+  it('throws a TypeError for a path without a leading slash or a registry that is not one', () => {
+    expect(() => metricsRouter({ path: 'metrics' })).toThrow(TypeError);
+    expect(() => metricsRouter({ registry: {} as Registry })).toThrow(TypeError);
+  });
+});
