@@ -1,3 +1,5 @@
+import { configError } from './errors';
+
 /**
  * Dynamo's histogram bounds: `[0]` followed by `count - 1` log-spaced values between `min` and `max`, each rounded
  * to two significant figures, repeats dropped. Reproducing the formula (rather than hard-coding the tables) keeps
@@ -5,8 +7,8 @@
  */
 export function dynamoBuckets(min: number, max: number, count: number): number[] {
   if (!(min > 0) || !(max > min) || !Number.isInteger(count) || count < 2) {
-    throw new TypeError(
-      `express-dynamo-metrics: bucket range needs 0 < min < max and an integer count >= 2 (got min=${min}, max=${max}, count=${count})`,
+    configError(
+      `bucket range needs 0 < min < max and an integer count >= 2 (got min=${min}, max=${max}, count=${count})`,
     );
   }
   const bounds = [0];
@@ -53,7 +55,7 @@ export function defaultBuckets(name: HistogramName, env: NodeJS.ProcessEnv = pro
     if (raw === undefined || raw.trim() === '') return fallback;
     const value = Number(raw);
     if (!Number.isFinite(value)) {
-      throw new TypeError(`express-dynamo-metrics: ${key}_${field}="${raw}" is not a number`);
+      configError(`${key}_${field}="${raw}" is not a number`);
     }
     return value;
   };

@@ -1,7 +1,8 @@
 export { dynamoMetrics } from './middleware';
 export type { DynamoMetricsMiddleware } from './middleware';
-export { metricsRouter } from './router';
+export { enableClusterWorkerMetrics, metricsRouter } from './router';
 export type { MetricsRouterOptions } from './router';
+export type { MetricsAuth } from './scrape-auth';
 export type { BucketOptions, DynamoMetricsError, DynamoMetricsOptions } from './options';
 export { DEFAULTS } from './options';
 export { METRIC_SUFFIXES } from './metrics';

@@ -4,6 +4,7 @@ import type { Registry } from 'prom-client';
 import { defaultBuckets } from './buckets';
 import type { HistogramName } from './buckets';
 import { endpointFromPath } from './labels';
+import { configError } from './errors';
 
 /** Bounds for one or more histograms; each replaces Dynamo's default for that histogram. */
 export type BucketOptions = Partial<Record<HistogramName, number[]>>;
@@ -107,10 +108,6 @@ const HISTOGRAMS: readonly HistogramName[] = [
   'cachedTokens',
 ];
 
-function fail(message: string): never {
-  throw new TypeError(`express-dynamo-metrics: ${message}`);
-}
-
 function defaultEndpoint(req: IncomingMessage): string | undefined {
   // CORS preflights and HEAD probes share LLM paths but are not LLM requests.
   if (req.method === 'OPTIONS' || req.method === 'HEAD') return undefined;
@@ -121,19 +118,19 @@ function defaultEndpoint(req: IncomingMessage): string | undefined {
 function positiveInteger(name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-    fail(`option "${name}" must be a positive integer (got ${String(value)})`);
+    configError(`option "${name}" must be a positive integer (got ${String(value)})`);
   }
   return value;
 }
 
 function resolveBuckets(buckets: unknown): Record<HistogramName, number[]> {
   if (buckets !== undefined && (buckets === null || typeof buckets !== 'object')) {
-    fail('option "buckets" must be an object such as { timeToFirstToken: [0.1, 0.5, 1] }');
+    configError('option "buckets" must be an object such as { timeToFirstToken: [0.1, 0.5, 1] }');
   }
   const given = (buckets ?? {}) as Record<string, unknown>;
   for (const key of Object.keys(given)) {
     if (!HISTOGRAMS.includes(key as HistogramName)) {
-      fail(`option "buckets.${key}" is not a histogram; use one of ${HISTOGRAMS.join(', ')}`);
+      configError(`option "buckets.${key}" is not a histogram; use one of ${HISTOGRAMS.join(', ')}`);
     }
   }
   const resolved = {} as Record<HistogramName, number[]>;
@@ -148,7 +145,7 @@ function resolveBuckets(buckets: unknown): Record<HistogramName, number[]> {
       bounds.length === 0 ||
       !bounds.every((b, i) => typeof b === 'number' && Number.isFinite(b) && (i === 0 || b > (bounds[i - 1] as number)))
     ) {
-      fail(`option "buckets.${name}" must be a non-empty array of finite numbers in increasing order`);
+      configError(`option "buckets.${name}" must be a non-empty array of finite numbers in increasing order`);
     }
     resolved[name] = [...(bounds as number[])];
   }
@@ -158,36 +155,36 @@ function resolveBuckets(buckets: unknown): Record<HistogramName, number[]> {
 /** Validates the options once, at creation; a mistake throws a TypeError that names the option and the fix. */
 export function resolveOptions(options: DynamoMetricsOptions | undefined): ResolvedOptions {
   if (typeof options === 'function') {
-    fail('`app.use(dynamoMetrics)` should be `app.use(dynamoMetrics())`');
+    configError('`app.use(dynamoMetrics)` should be `app.use(dynamoMetrics())`');
   }
   if (options !== undefined && (options === null || typeof options !== 'object')) {
-    fail('options must be an object');
+    configError('options must be an object');
   }
   const opts = options ?? {};
   for (const key of Object.keys(opts)) {
-    if (!KNOWN_OPTIONS.has(key)) fail(`unknown option "${key}"; known options are ${[...KNOWN_OPTIONS].join(', ')}`);
+    if (!KNOWN_OPTIONS.has(key)) configError(`unknown option "${key}"; known options are ${[...KNOWN_OPTIONS].join(', ')}`);
   }
 
   const registry = opts.registry ?? globalRegistry;
   if (typeof registry !== 'object' || registry === null || typeof registry.registerMetric !== 'function') {
-    fail('option "registry" must be a prom-client Registry');
+    configError('option "registry" must be a prom-client Registry');
   }
 
   const prefix = opts.prefix ?? (process.env.DYN_METRICS_PREFIX || DEFAULTS.prefix);
   if (typeof prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) {
-    fail(`prefix "${String(prefix)}" is not a valid Prometheus metric name prefix ([a-zA-Z_:][a-zA-Z0-9_:]*)`);
+    configError(`prefix "${String(prefix)}" is not a valid Prometheus metric name prefix ([a-zA-Z_:][a-zA-Z0-9_:]*)`);
   }
 
   let models: ReadonlySet<string> | undefined;
   if (opts.models !== undefined) {
     if (!Array.isArray(opts.models) || !opts.models.every((m) => typeof m === 'string' && m.length > 0)) {
-      fail('option "models" must be an array of non-empty model names');
+      configError('option "models" must be an array of non-empty model names');
     }
     models = new Set(opts.models);
   }
 
   for (const name of ['endpoint', 'countTokens', 'onError'] as const) {
-    if (opts[name] !== undefined && typeof opts[name] !== 'function') fail(`option "${name}" must be a function`);
+    if (opts[name] !== undefined && typeof opts[name] !== 'function') configError(`option "${name}" must be a function`);
   }
   const endpointOption = opts.endpoint;
   const endpoint = endpointOption
