@@ -1,0 +1,71 @@
+import { estimateTokens } from '../lib/estimate';
+
+describe('estimateTokens (default estimator)', () => {
+  it('counts 0 for the empty string', () => {
+    expect(estimateTokens('')).toBe(0);
+  });
+
+  it.each(['Hello', ' the', ',', ' World', '\n\n', '    ', ' understanding', '世界', ' мир', '123'])(
+    'counts a delta that is one token of a typical vocabulary (%j) as 1',
+    (delta) => {
+      expect(estimateTokens(delta)).toBe(1);
+    },
+  );
+
+  it('grows with the length of the text', () => {
+    const sentence = 'The quick brown fox jumps over the lazy dog, and then it runs away into the forest. ';
+    let previous = 0;
+    for (let repeat = 1; repeat <= 8; repeat *= 2) {
+      const n = estimateTokens(sentence.repeat(repeat));
+      expect(n).toBeGreaterThan(previous);
+      previous = n;
+    }
+    // 19 tokens in o200k and cl100k.
+    expect(estimateTokens(sentence)).toBeGreaterThanOrEqual(15);
+    expect(estimateTokens(sentence)).toBeLessThanOrEqual(24);
+  });
+
+  it('counts CJK text at about one token per one or two characters', () => {
+    const text = '今天天气很好，我们一起去公园散步吧。'; // 18 characters
+    const n = estimateTokens(text);
+    expect(n).toBeGreaterThanOrEqual(9);
+    expect(n).toBeLessThanOrEqual(22);
+  });
+
+  it('counts each emoji as at least one token', () => {
+    expect(estimateTokens('🎉🎉🎉🎉')).toBeGreaterThanOrEqual(4);
+    expect(estimateTokens('👍')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('counts source code by its pieces, not its indentation', () => {
+    const code = '        if (value === undefined) {\n            return null;\n        }\n';
+    const n = estimateTokens(code);
+    expect(n).toBeGreaterThanOrEqual(12);
+    expect(n).toBeLessThanOrEqual(24);
+  });
+
+  it('returns a non-negative integer for any string', () => {
+    const samples = [
+      ' ',
+      '\u0000',
+      '\uD83D', // lone surrogate
+      '\uDE00',
+      'a'.repeat(10000),
+      ' '.repeat(5000),
+      '🙂'.repeat(300),
+      'e\u0301\u0301\u0301',
+      '\r\n\r\n',
+      String.fromCharCode(...Array.from({ length: 512 }, (_, i) => i * 127)),
+    ];
+    for (const s of samples) {
+      const n = estimateTokens(s);
+      expect(Number.isInteger(n)).toBe(true);
+      expect(n).toBeGreaterThanOrEqual(s.length > 0 ? 1 : 0);
+    }
+  });
+
+  it('is deterministic (pure)', () => {
+    const s = 'const x = foo(bar, 42); // 😀 日本語';
+    expect(estimateTokens(s)).toBe(estimateTokens(s));
+  });
+});

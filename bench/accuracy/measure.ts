@@ -1,0 +1,56 @@
+import type { Estimator } from './estimators';
+import type { Chunk, Vocabulary } from './streams';
+
+export const CHECKPOINTS = [0.25, 0.5, 0.75, 1] as const;
+
+/**
+ * Signed relative error of the live counter at each checkpoint: after the first chunk at which the true
+ * cumulative count reaches p × total, (estimated so far − true so far) / true so far.
+ */
+export function checkpointErrors(chunks: Chunk[], estimates: number[]): number[] {
+  const total = chunks.reduce((s, c) => s + c.tokens, 0);
+  const errors: number[] = [];
+  let truth = 0;
+  let est = 0;
+  let next = 0;
+  for (let i = 0; i < chunks.length && next < CHECKPOINTS.length; i++) {
+    truth += chunks[i]!.tokens;
+    est += estimates[i]!;
+    while (next < CHECKPOINTS.length && truth >= CHECKPOINTS[next]! * total) {
+      errors.push((est - truth) / truth);
+      next++;
+    }
+  }
+  return errors;
+}
+
+export function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** The value with the largest magnitude, sign kept (the worst stream's error). */
+export function worst(values: number[]): number {
+  let w = 0;
+  for (const v of values) if (Math.abs(v) > Math.abs(w)) w = v;
+  return w;
+}
+
+/** Mean cost of one call in µs over the given deltas, from a timed loop after a warm-up. */
+export function costPerCall(est: Estimator, deltas: string[], vocab: Vocabulary['name'], budgetMs = 150): number {
+  let sink = 0;
+  for (let i = 0; i < Math.min(deltas.length, 20000); i++) sink += est.count(deltas[i]!, vocab);
+  let calls = 0;
+  const start = process.hrtime.bigint();
+  const deadline = start + BigInt(budgetMs * 1e6);
+  let now = start;
+  while (now < deadline) {
+    for (let i = 0; i < deltas.length; i++) sink += est.count(deltas[i]!, vocab);
+    calls += deltas.length;
+    now = process.hrtime.bigint();
+  }
+  if (sink < 0) console.log(sink); // keeps the loop from being optimised away
+  return Number(now - start) / 1e3 / calls;
+}

@@ -1,0 +1,198 @@
+/**
+ * Accuracy benchmark (issue 4): how close the live output-token counter is to the truth when chunks do not state
+ * their token count, per estimator, over streams generated from real tokenizers and real text.
+ * Run: npm run bench:accuracy  (writes bench/results/accuracy.json)
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadCorpus } from './corpus';
+import type { Category } from './corpus';
+import { ESTIMATORS } from './estimators';
+import { CHECKPOINTS, checkpointErrors, costPerCall, median, worst } from './measure';
+import { verifyWithMiddleware } from './middleware-check';
+import type { MiddlewareCheck } from './middleware-check';
+import { SCENARIOS, VOCABULARIES, mulberry32, toChunks } from './streams';
+import type { Chunk } from './streams';
+
+const started = Date.now();
+const pct = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%`;
+
+interface Cell {
+  scenario: string;
+  estimator: string;
+  /** Per checkpoint (25/50/75/100 %): median of |error| and the worst stream's error (signed), over all streams. */
+  medianAbs: number[];
+  worst: number[];
+  /** Median signed error at 100 %: the estimator's bias. */
+  bias: number;
+  /** Median |error| at 100 % per text category. */
+  byCategory: Partial<Record<Category, number>>;
+  /** Final error after reconciliation: output_tokens_total − output_tokens_overcount_total − usage. */
+  finalError: number;
+  /** Streams whose live estimate overshot the final usage (the excess goes to output_tokens_overcount_total). */
+  overshootStreams: number;
+}
+
+interface Generated {
+  id: string;
+  category: Category;
+  chunks: Chunk[];
+}
+
+async function main(): Promise<void> {
+  const corpus = loadCorpus();
+  const generated = new Map<string, Generated[]>();
+  for (const [si, sc] of SCENARIOS.entries()) {
+    const vocab = VOCABULARIES[sc.vocab];
+    const rand = mulberry32(1000 + si);
+    generated.set(
+      sc.name,
+      corpus.map((seg) => ({
+        id: seg.id,
+        category: seg.category,
+        chunks: toChunks(vocab.encode(seg.text), vocab, () => sc.size(rand)),
+      })),
+    );
+  }
+
+  const cells: Cell[] = [];
+  for (const sc of SCENARIOS) {
+    const streams = generated.get(sc.name)!;
+    for (const est of ESTIMATORS) {
+      const perCheckpoint: number[][] = CHECKPOINTS.map(() => []);
+      const finals: number[] = [];
+      const byCat = new Map<Category, number[]>();
+      let finalError = 0;
+      let overshootStreams = 0;
+      for (const s of streams) {
+        const estimates = s.chunks.map((c) => est.count(c.text, sc.vocab));
+        const errs = checkpointErrors(s.chunks, estimates);
+        errs.forEach((e, i) => perCheckpoint[i]!.push(e));
+        const last = errs[errs.length - 1]!;
+        finals.push(last);
+        if (!byCat.has(s.category)) byCat.set(s.category, []);
+        byCat.get(s.category)!.push(Math.abs(last));
+        // The middleware's reconciliation: the counter is raised to the usage, never lowered; an overshoot is
+        // published as overcount. Verified against the real middleware below.
+        const truth = s.chunks.reduce((a, c) => a + c.tokens, 0);
+        const live = estimates.reduce((a, b) => a + b, 0);
+        const counter = Math.max(live, truth);
+        const overcount = Math.max(0, live - truth);
+        if (overcount > 0) overshootStreams++;
+        finalError = Math.max(finalError, Math.abs(counter - overcount - truth));
+      }
+      cells.push({
+        scenario: sc.name,
+        estimator: est.name,
+        medianAbs: perCheckpoint.map((v) => median(v.map(Math.abs))),
+        worst: perCheckpoint.map(worst),
+        bias: median(finals),
+        byCategory: Object.fromEntries([...byCat].map(([k, v]) => [k, median(v)])),
+        finalError,
+        overshootStreams,
+      });
+    }
+  }
+
+  // Cost per call on the deltas each estimator meets: one-token deltas and Anthropic-like multi-token deltas.
+  const oneTok = generated.get(SCENARIOS[0]!.name)!.flatMap((s) => s.chunks.map((c) => c.text));
+  const multiScenario = SCENARIOS[SCENARIOS.length - 1]!;
+  const multiTok = generated.get(multiScenario.name)!.flatMap((s) => s.chunks.map((c) => c.text));
+  const costs = ESTIMATORS.map((est) => ({
+    estimator: est.name,
+    usPerCallOneToken: costPerCall(est, oneTok, 'o200k'),
+    usPerCallMultiToken: costPerCall(est, multiTok, multiScenario.vocab),
+  }));
+
+  // Memory each estimator's module adds, in a clean child process.
+  const memory = ESTIMATORS.map((est) => {
+    if (!est.module) return { estimator: est.name, rssMB: 0, heapMB: 0 };
+    const out = execFileSync(
+      process.execPath,
+      ['--expose-gc', '--import', 'tsx', join(__dirname, 'memory-child.ts'), est.module],
+      { cwd: __dirname, encoding: 'utf8' },
+    );
+    const r = JSON.parse(out) as { rssMB: number; heapMB: number };
+    return { estimator: est.name, rssMB: r.rssMB, heapMB: r.heapMB };
+  });
+
+  let middleware: MiddlewareCheck;
+  try {
+    middleware = await verifyWithMiddleware(generated, SCENARIOS, ESTIMATORS);
+  } catch (err) {
+    middleware = { ok: false, requests: 0, mismatches: [], note: `not run: ${(err as Error).message}` };
+  }
+
+  print(cells, costs, memory, middleware, corpus.length);
+  const result = {
+    command: 'npm run bench:accuracy',
+    node: process.version,
+    streamsPerScenario: corpus.length,
+    corpus: corpus.map((s) => ({ id: s.id, category: s.category, chars: s.text.length })),
+    scenarios: SCENARIOS.map((s) => ({
+      name: s.name,
+      vocabulary: s.vocab,
+      description: s.description,
+      tokens: generated.get(s.name)!.reduce((a, g) => a + g.chunks.reduce((b, c) => b + c.tokens, 0), 0),
+      chunks: generated.get(s.name)!.reduce((a, g) => a + g.chunks.length, 0),
+    })),
+    estimators: ESTIMATORS.map((e) => ({ name: e.name, description: e.description })),
+    checkpoints: CHECKPOINTS,
+    cells,
+    costs,
+    memory,
+    middleware,
+    seconds: (Date.now() - started) / 1000,
+  };
+  const dir = join(__dirname, '..', 'results');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'accuracy.json'), JSON.stringify(result, null, 2));
+  console.log(`\nwrote bench/results/accuracy.json in ${result.seconds.toFixed(1)} s`);
+}
+
+function print(
+  cells: Cell[],
+  costs: { estimator: string; usPerCallOneToken: number; usPerCallMultiToken: number }[],
+  memory: { estimator: string; rssMB: number; heapMB: number }[],
+  middleware: MiddlewareCheck,
+  streams: number,
+): void {
+  console.log(`Live output-token counter error vs truth, ${streams} streams per scenario`);
+  console.log('cells: median |error| / worst stream, at 25% | 50% | 75% | 100% of the stream\n');
+  const header = ['scenario', 'estimator', '25%', '50%', '75%', '100%', 'bias', 'final'];
+  const rows = cells.map((c) => [
+    c.scenario,
+    c.estimator,
+    ...c.medianAbs.map((m, i) => `${(m * 100).toFixed(1)}% / ${pct(c.worst[i]!)}`),
+    pct(c.bias),
+    String(c.finalError),
+  ]);
+  table(header, rows);
+  console.log('\nCost and memory per estimator');
+  table(
+    ['estimator', 'µs/call 1-tok delta', 'µs/call 5-20-tok delta', 'RSS added MB', 'heap added MB'],
+    costs.map((c, i) => [
+      c.estimator,
+      c.usPerCallOneToken.toFixed(3),
+      c.usPerCallMultiToken.toFixed(3),
+      String(memory[i]!.rssMB),
+      String(memory[i]!.heapMB),
+    ]),
+  );
+  console.log(
+    `\nReal middleware check: ${middleware.ok ? 'PASS' : 'FAIL'} (${middleware.requests} requests)` +
+      (middleware.note ? ` ${middleware.note}` : ''),
+  );
+  for (const m of middleware.mismatches.slice(0, 10)) console.log(`  mismatch: ${m}`);
+}
+
+function table(header: string[], rows: string[][]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((v, i) => v.padEnd(widths[i]!)).join('  ');
+  console.log(line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of rows) console.log(line(r));
+}
+
+void main();
