@@ -26,7 +26,7 @@ export const ESTIMATORS: Estimator[] = [
   {
     name: 'o200k per delta',
     description: 'gpt-tokenizer o200k_base countTokens on each delta (opt-in tokenizer)',
-    module: 'gpt-tokenizer/cjs/encoding/o200k_base',
+    module: 'gpt-tokenizer/encoding/o200k_base',
     count: (text) => (text.length > 0 ? VOCABULARIES.o200k.encode(text).length : 0),
   },
   {
