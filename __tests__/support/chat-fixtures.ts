@@ -99,7 +99,7 @@ export const RICH_STREAM_TOKENS = 5 + 4 + 3 + 4 + 3 + 2;
 
 /**
  * A stream with continuous usage stats (cumulative `completion_tokens` on every chunk) and a final usage chunk
- * with `choices: null`; its exact output is 6 tokens, 11 prompt tokens of which 3 cached.
+ * with `choices: null`, CRLF line ends; its exact output is 6 tokens, 11 prompt tokens of which 3 cached.
  */
 export function continuousUsageStream(model: string): string {
   const usage = (completion: number): Record<string, unknown> => ({
@@ -109,12 +109,12 @@ export function continuousUsageStream(model: string): string {
     prompt_tokens_details: { cached_tokens: 3 },
   });
   return [
-    sse(chatChunk(model, [{ delta: { role: 'assistant', content: '' } }], usage(0))),
-    sse(chatChunk(model, [{ delta: { content: 'Hi 👋' } }], usage(2))),
-    sse(chatChunk(model, [{ delta: { content: ' 世界' } }], usage(4))),
-    sse(chatChunk(model, [{ delta: { content: '!' } }], usage(5))),
-    sse(chatChunk(model, [{ delta: { content: '' }, finish_reason: 'stop' }], usage(6))),
-    sse(chatChunk(model, null, usage(6))),
-    DONE,
+    sse(chatChunk(model, [{ delta: { role: 'assistant', content: '' } }], usage(0)), '\r\n'),
+    sse(chatChunk(model, [{ delta: { content: 'Hi 👋' } }], usage(2)), '\r\n'),
+    sse(chatChunk(model, [{ delta: { content: ' 世界' } }], usage(4)), '\r\n'),
+    sse(chatChunk(model, [{ delta: { content: '!' } }], usage(5)), '\r\n'),
+    sse(chatChunk(model, [{ delta: { content: '' }, finish_reason: 'stop' }], usage(6)), '\r\n'),
+    sse(chatChunk(model, null, usage(6)), '\r\n'),
+    'data: [DONE]\r\n\r\n',
   ].join('');
 }

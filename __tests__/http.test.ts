@@ -1,0 +1,870 @@
+import http from 'node:http';
+import type { Socket } from 'node:net';
+import express from 'express';
+import type { Application, Request, Response } from 'express';
+import express4 from 'express4';
+import { Registry } from 'prom-client';
+import { dynamoMetrics, metricsRouter } from '../lib/index';
+import type { DynamoMetricsError, DynamoMetricsOptions } from '../lib/index';
+import {
+  chatChunk,
+  codePoints,
+  continuousUsageStream,
+  DONE,
+  RICH_STREAM_TOKENS,
+  richChatStream,
+  sse,
+} from './support/chat-fixtures';
+import {
+  eventually,
+  listen,
+  openStream,
+  postJson,
+  rawExchange,
+  request,
+  signal,
+  sleep,
+} from './support/http-harness';
+import type { RunningServer } from './support/http-harness';
+import { cutAtRandom, seededRandom } from './support/prng';
+import { labelSets, m, value, valueFromText } from './support/registry-values';
+import type { Labels } from './support/registry-values';
+
+const CHAT = '/v1/chat/completions';
+
+const variants = [
+  ['Express 5', express],
+  ['Express 4', express4],
+] as const;
+
+type Handler = (req: Request, res: Response) => void | Promise<void>;
+
+interface Setup {
+  /** Options for dynamoMetrics besides the registry (countTokens defaults to one token per code point). */
+  metrics?: DynamoMetricsOptions;
+  /** Mount dynamoMetrics at all (false: the same app without the middleware). */
+  withMiddleware?: boolean;
+  /** Mount express.json() before the middleware (false: a proxy-like app with no parsed body). */
+  bodyParser?: boolean;
+}
+
+function writeSse(res: Response, pieces: readonly (string | Buffer)[]): void {
+  res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' });
+  for (const piece of pieces) res.write(piece);
+  res.end();
+}
+
+const chunk = (model: string, content: string): string => sse(chatChunk(model, [{ delta: { content } }]));
+const roleChunk = (model: string): string => sse(chatChunk(model, [{ delta: { role: 'assistant', content: '' } }]));
+const finishChunk = (model: string, reason = 'stop'): string => sse(chatChunk(model, [{ delta: {}, finish_reason: reason }]));
+
+describe.each(variants)('HTTP suite on %s', (_variant, expressLib) => {
+  let registry: Registry;
+  let servers: RunningServer[] = [];
+
+  beforeEach(() => {
+    registry = new Registry();
+  });
+  afterEach(async () => {
+    await Promise.all(servers.map((s) => s.close()));
+    servers = [];
+  });
+
+  function buildApp(routes: (app: Application) => void, setup: Setup = {}, reg: Registry = registry): Application {
+    const app = expressLib() as unknown as Application;
+    if (setup.bodyParser !== false) app.use(expressLib.json({ limit: '10mb' }));
+    if (setup.withMiddleware !== false) {
+      app.use(dynamoMetrics({ registry: reg, countTokens: codePoints, ...setup.metrics }));
+      app.use(metricsRouter({ registry: reg }));
+    }
+    routes(app);
+    return app;
+  }
+
+  async function start(routes: (app: Application) => void, setup: Setup = {}, reg?: Registry): Promise<number> {
+    const server = await listen(buildApp(routes, setup, reg));
+    servers.push(server);
+    return server.port;
+  }
+
+  const chatRoute =
+    (handler: Handler) =>
+    (app: Application): void => {
+      app.post(CHAT, (req, res) => {
+        void Promise.resolve(handler(req, res)).catch(() => res.destroy());
+      });
+    };
+
+  const get = (name: string, labels?: Labels, part?: 'count' | 'sum'): Promise<number> => value(registry, m(name), labels, part);
+
+  async function gauges(model: string): Promise<number[]> {
+    return [await get('inflight_requests', { model }), await get('active_requests', { model }), await get('queued_requests', { model })];
+  }
+
+  /** Waits until the request has been ended (the end is reported on the server's side, after the client saw it). */
+  const ended = (count = 1): Promise<void> => eventually(async () => (await get('requests_total')) >= count);
+
+  // ---- (1) live ---------------------------------------------------------------------------------------------------
+
+  it('shows the tokens written so far in a scrape between two chunks of an unfinished stream', async () => {
+    const rest = signal();
+    const port = await start(
+      chatRoute(async (_req, res) => {
+        res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+        res.write(roleChunk('m'));
+        res.write(chunk('m', 'Hello'));
+        await rest.wait;
+        res.write(chunk('m', ' world'));
+        res.write(finishChunk('m'));
+        res.end(DONE);
+      }),
+    );
+    const stream = await openStream(port, CHAT, { model: 'm', stream: true });
+    await stream.waitFor('Hello');
+    const live = (await request(port, 'GET', '/metrics')).body.toString();
+    expect(valueFromText(live, m('output_tokens_total'), { model: 'm' })).toBe(5);
+    expect(valueFromText(live, m('inflight_requests'), { model: 'm' })).toBe(1);
+    expect(valueFromText(live, m('queued_requests'), { model: 'm' })).toBe(0);
+    expect(valueFromText(live, m('requests_total'), { model: 'm', endpoint: 'chat_completions', request_type: 'stream', status: 'success', error_type: '' })).toBeUndefined();
+    rest.release();
+    await stream.done;
+    await ended();
+    const after = (await request(port, 'GET', '/metrics')).body.toString();
+    expect(valueFromText(after, m('output_tokens_total'), { model: 'm' })).toBe(11);
+    expect(valueFromText(after, m('requests_total'), { model: 'm', endpoint: 'chat_completions', request_type: 'stream', status: 'success', error_type: '' })).toBe(1);
+    expect(valueFromText(after, m('inflight_requests'), { model: 'm' })).toBe(0);
+  });
+
+  // ---- (2) byte-identical -----------------------------------------------------------------------------------------
+
+  it('delivers exactly the bytes the handler wrote, the same as without the middleware', async () => {
+    const pieces = cutAtRandom(Buffer.from(richChatStream('m')), 25, seededRandom(1));
+    const handler = chatRoute((_req, res) => writeSse(res, pieces));
+    const withPort = await start(handler);
+    const withoutPort = await start(handler, { withMiddleware: false });
+    const withMiddleware = await rawExchange(withPort, CHAT, { model: 'm', stream: true });
+    const without = await rawExchange(withoutPort, CHAT, { model: 'm', stream: true });
+    expect(withMiddleware.equals(without)).toBe(true);
+    const body = (await postJson(withPort, CHAT, { model: 'm', stream: true })).body;
+    expect(body.equals(Buffer.concat(pieces))).toBe(true);
+    await ended(2);
+    expect(await get('output_tokens_total', { model: 'm' })).toBe(2 * RICH_STREAM_TOKENS);
+  });
+
+  it('delivers the same bytes for unary res.json() and res.send() with and without the middleware', async () => {
+    const body = { id: 'c', object: 'chat.completion', model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'héllo 🌍' }, finish_reason: 'stop' }], usage: { prompt_tokens: 2, completion_tokens: 3, total_tokens: 5 } };
+    const routes = (app: Application): void => {
+      app.post(CHAT, (_req, res) => {
+        res.json(body);
+      });
+      app.post('/v1/completions', (_req, res) => {
+        res.send({ ...body, object: 'text_completion' });
+      });
+    };
+    const withPort = await start(routes);
+    const withoutPort = await start(routes, { withMiddleware: false });
+    for (const path of [CHAT, '/v1/completions']) {
+      expect((await rawExchange(withPort, path, { model: 'm' })).equals(await rawExchange(withoutPort, path, { model: 'm' }))).toBe(true);
+    }
+  });
+
+  it('forwards write/end arguments and callbacks, returns write()\'s boolean, and sees headers given only to writeHead', async () => {
+    const results: Record<string, { returned: boolean[]; callbacks: string[] }> = {};
+    const big = `: ${'x'.repeat(4 * 1024 * 1024)}\n\n`;
+    const handler = chatRoute((req, res) => {
+      const record = { returned: [] as boolean[], callbacks: [] as string[] };
+      results[String(req.headers['x-run'] ?? (req.body as { run: string }).run)] = record;
+      res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+      record.returned.push(res.write(roleChunk('m'), () => record.callbacks.push('write(chunk, cb)')));
+      record.returned.push(res.write(chunk('m', 'abc'), 'utf8', () => record.callbacks.push('write(chunk, utf8, cb)')));
+      record.returned.push(res.write(big));
+      record.returned.push(res.write(Buffer.from(chunk('m', 'de')), (error) => record.callbacks.push(`buffer cb ${String(error ?? '')}`)));
+      res.write(finishChunk('m'));
+      res.write(DONE);
+      res.end(() => record.callbacks.push('end(cb)'));
+    });
+    const withPort = await start(handler);
+    const withoutPort = await start(handler, { withMiddleware: false });
+    const a = await postJson(withPort, CHAT, { model: 'm', stream: true, run: 'with' });
+    const b = await postJson(withoutPort, CHAT, { model: 'm', stream: true, run: 'without' });
+    expect(a.body.equals(b.body)).toBe(true);
+    expect(a.headers['content-type']).toBe('text/event-stream');
+    await eventually(() => (results.with?.callbacks.length ?? 0) === 4 && (results.without?.callbacks.length ?? 0) === 4);
+    expect(results.with?.returned).toEqual(results.without?.returned);
+    expect(results.with?.returned).toContain(false);
+    expect([...(results.with?.callbacks ?? [])].sort()).toEqual([...(results.without?.callbacks ?? [])].sort());
+    expect(results.with?.callbacks).toEqual(expect.arrayContaining(['write(chunk, cb)', 'write(chunk, utf8, cb)', 'end(cb)', 'buffer cb ']));
+    await ended();
+    expect(await get('output_tokens_total', { model: 'm' })).toBe(5);
+    expect(await get('requests_started_total', { model: 'm', request_type: 'stream' })).toBe(1);
+    expect(await get('requests_total', { model: 'm', request_type: 'stream', status: 'success' })).toBe(1);
+  });
+
+  // ---- (3) split invariance ---------------------------------------------------------------------------------------
+
+  describe('split invariance', () => {
+    const SNAPSHOT: [string, 'count' | 'sum' | undefined][] = [
+      ['output_tokens_total', undefined],
+      ['reasoning_tokens_total', undefined],
+      ['requests_total', undefined],
+      ['requests_started_total', undefined],
+      ['requests_finished_total', undefined],
+      ['input_tokens_total', undefined],
+      ['time_to_first_token_seconds', 'count'],
+      ['inter_token_latency_seconds', 'count'],
+      ['output_sequence_tokens', 'sum'],
+      ['input_sequence_tokens', 'sum'],
+      ['cached_tokens', 'sum'],
+    ];
+
+    async function snapshot(model: string): Promise<Record<string, number>> {
+      const result: Record<string, number> = {};
+      for (const [name, part] of SNAPSHOT) result[name] = await get(name, { model }, part);
+      result.success = await get('requests_total', { model, status: 'success', request_type: 'stream' });
+      return result;
+    }
+
+    /** Cuts text at random code-point boundaries (a string piece must be whole characters). */
+    function cutString(text: string, cuts: number, random: () => number): string[] {
+      const points = [...text];
+      const offsets = new Set<number>();
+      while (offsets.size < cuts) offsets.add(1 + Math.floor(random() * (points.length - 1)));
+      const pieces: string[] = [];
+      let start = 0;
+      for (const offset of [...offsets].sort((x, y) => x - y)) {
+        pieces.push(points.slice(start, offset).join(''));
+        start = offset;
+      }
+      pieces.push(points.slice(start).join(''));
+      return pieces;
+    }
+
+    it.each([
+      ['the rich chat stream (n=2, CRLF, comments, keep-alive, BOM, logprobs, emoji, CJK)', richChatStream, { output_tokens_total: RICH_STREAM_TOKENS, inter_token_latency_seconds: RICH_STREAM_TOKENS - 5, input_tokens_total: 0 }],
+      ['the continuous-usage stream with a final usage chunk (choices: null)', continuousUsageStream, { output_tokens_total: 6, inter_token_latency_seconds: undefined, input_tokens_total: 11 }],
+    ] as const)('counts %s the same however it is cut', async (_what, fixture, expected) => {
+      const plans = new Map<string, (string | Buffer)[]>();
+      const port = await start(chatRoute((req, res) => writeSse(res, plans.get((req.body as { model: string }).model) ?? [])));
+      const random = seededRandom(424242);
+      let insideCharacter = 0;
+      let betweenCrLf = 0;
+      const runs: string[] = [];
+      const plan = (model: string, pieces: (string | Buffer)[]): void => {
+        plans.set(model, pieces);
+        runs.push(model);
+      };
+      plan('whole', [fixture('whole')]);
+      plan('whole-buffer', [Buffer.from(fixture('whole-buffer'))]);
+      for (let i = 0; i < 10; i++) {
+        const model = `bytes-${i}`;
+        const bytes = Buffer.from(fixture(model));
+        const pieces = cutAtRandom(bytes, 5 + Math.floor(random() * 60), random);
+        let offset = 0;
+        for (const piece of pieces.slice(0, -1)) {
+          offset += piece.length;
+          if (((bytes[offset] as number) & 0xc0) === 0x80) insideCharacter++;
+          if (bytes[offset - 1] === 0x0d && bytes[offset] === 0x0a) betweenCrLf++;
+        }
+        plan(model, pieces);
+      }
+      for (let i = 0; i < 6; i++) {
+        const model = `text-${i}`;
+        plan(model, cutString(fixture(model), 5 + Math.floor(random() * 40), random));
+      }
+      // One byte per write: every cut point at once.
+      plan('single-bytes', [...Buffer.from(fixture('single-bytes'))].map((byte) => Buffer.from([byte])));
+      expect(insideCharacter).toBeGreaterThan(0);
+      expect(betweenCrLf).toBeGreaterThan(0);
+
+      for (const model of runs) {
+        const response = await postJson(port, CHAT, { model, stream: true });
+        expect(response.body.equals(Buffer.concat((plans.get(model) ?? []).map((p) => Buffer.from(p))))).toBe(true);
+      }
+      await ended(runs.length);
+      const reference = await snapshot('whole');
+      expect(reference.output_tokens_total).toBe(expected.output_tokens_total);
+      // The continuous-usage fixture's ITL count is checked on its own below (see "continuous usage: …").
+      if (expected.inter_token_latency_seconds !== undefined) {
+        expect(reference.inter_token_latency_seconds).toBe(expected.inter_token_latency_seconds);
+      }
+      expect(reference.input_tokens_total).toBe(expected.input_tokens_total);
+      expect(reference.success).toBe(1);
+      expect(reference.time_to_first_token_seconds).toBe(1);
+      for (const model of runs) expect({ model, ...(await snapshot(model)) }).toEqual({ model, ...reference });
+      expect(await get('parse_errors_total')).toBe(0);
+    });
+  });
+
+  // ---- (4) every request ended exactly once -------------------------------------------------------------------------
+
+  it('counts a successful stream once, with gauges back to 0', async () => {
+    const port = await start(chatRoute((_req, res) => writeSse(res, [roleChunk('m'), chunk('m', 'abc'), finishChunk('m'), DONE])));
+    await postJson(port, CHAT, { model: 'm', stream: true });
+    await ended();
+    await sleep(20);
+    expect(await get('requests_total')).toBe(1);
+    expect(await get('requests_total', { model: 'm', endpoint: 'chat_completions', request_type: 'stream', status: 'success', error_type: '' })).toBe(1);
+    expect(await get('requests_started_total', { model: 'm', endpoint: 'chat_completions', request_type: 'stream' })).toBe(1);
+    expect(await get('requests_finished_total', { model: 'm', finish_reason: 'stop' })).toBe(1);
+    expect(await get('request_duration_seconds', { model: 'm' }, 'count')).toBe(1);
+    expect(await get('output_sequence_tokens', { model: 'm' }, 'sum')).toBe(3);
+    expect(await gauges('m')).toEqual([0, 0, 0]);
+    expect(await get('disconnected_clients')).toBe(0);
+  });
+
+  it.each([
+    [400, 'validation'],
+    [401, 'validation'],
+    [404, 'not_found'],
+    [422, 'validation'],
+    [429, 'overload'],
+    [500, 'internal'],
+    [501, 'not_implemented'],
+    [502, 'internal'],
+    [503, 'unavailable'],
+    [529, 'overload'],
+  ])('maps HTTP %i to error_type %s', async (status, errorType) => {
+    const port = await start(
+      chatRoute((_req, res) => {
+        res.status(status).json({ error: { message: 'nope', type: 'some_error' } });
+      }),
+    );
+    const response = await postJson(port, CHAT, { model: 'm', stream: true });
+    expect(response.status).toBe(status);
+    await ended();
+    expect(await get('requests_total', { model: 'm', endpoint: 'chat_completions', status: 'error', error_type: errorType })).toBe(1);
+    expect(await get('requests_total')).toBe(1);
+    expect(await get('requests_started_total', { model: 'm' })).toBe(1);
+    expect(await gauges('m')).toEqual([0, 0, 0]);
+  });
+
+  it('counts a client that aborts mid-stream as cancelled, keeps its tokens, and returns the gauges to 0', async () => {
+    const closed = signal();
+    const port = await start(
+      chatRoute((_req, res) => {
+        res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+        res.write(roleChunk('m'));
+        res.write(chunk('m', 'Hello'));
+        res.on('close', () => closed.release());
+      }),
+    );
+    const stream = await openStream(port, CHAT, { model: 'm', stream: true });
+    await stream.waitFor('Hello');
+    expect(await gauges('m')).toEqual([1, 1, 0]);
+    stream.abort();
+    await closed.wait;
+    await ended();
+    expect(await get('requests_total', { model: 'm', endpoint: 'chat_completions', request_type: 'stream', status: 'error', error_type: 'cancelled' })).toBe(1);
+    expect(await get('requests_total')).toBe(1);
+    expect(await get('disconnected_clients')).toBe(1);
+    expect(await get('model_cancellation_total', { model: 'm', endpoint: 'chat_completions', request_type: 'stream' })).toBe(1);
+    expect(await get('output_tokens_total', { model: 'm' })).toBe(5);
+    expect(await gauges('m')).toEqual([0, 0, 0]);
+  });
+
+  it('counts a client that aborts before the first token: queued back to 0 as well', async () => {
+    const closed = signal();
+    const port = await start(
+      chatRoute((_req, res) => {
+        res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+        res.write(roleChunk('m'));
+        res.on('close', () => closed.release());
+      }),
+    );
+    const stream = await openStream(port, CHAT, { model: 'm', stream: true });
+    await stream.waitFor('assistant');
+    expect(await gauges('m')).toEqual([1, 1, 1]);
+    stream.abort();
+    await closed.wait;
+    await ended();
+    expect(await get('requests_total', { status: 'error', error_type: 'cancelled' })).toBe(1);
+    expect(await gauges('m')).toEqual([0, 0, 0]);
+    expect(await get('time_to_first_token_seconds', {}, 'count')).toBe(0);
+  });
+
+  it.each([
+    ['{"error": {"message": "engine died", "type": "server_error"}}', 'internal'],
+    ['{"error": {"message": "busy", "code": 429}}', 'overload'],
+  ])('counts an error event mid-stream (%s) as error %s', async (errorEvent, errorType) => {
+    const port = await start(chatRoute((_req, res) => writeSse(res, [roleChunk('m'), chunk('m', 'ab'), `data: ${errorEvent}\n\n`])));
+    await postJson(port, CHAT, { model: 'm', stream: true });
+    await ended();
+    expect(await get('requests_total', { model: 'm', status: 'error', error_type: errorType })).toBe(1);
+    expect(await get('requests_total')).toBe(1);
+    expect(await get('output_tokens_total', { model: 'm' })).toBe(2);
+  });
+
+  it('counts a 2xx stream that ends without [DONE] or finish_reason as internal', async () => {
+    const port = await start(chatRoute((_req, res) => writeSse(res, [roleChunk('m'), chunk('m', 'abc')])));
+    await postJson(port, CHAT, { model: 'm', stream: true });
+    await ended();
+    expect(await get('requests_total', { model: 'm', status: 'error', error_type: 'internal' })).toBe(1);
+    expect(await get('output_tokens_total', { model: 'm' })).toBe(3);
+    expect(await gauges('m')).toEqual([0, 0, 0]);
+  });
+
+  it('counts a stream the server destroys mid-way (a broken upstream) as internal, not cancelled', async () => {
+    const port = await start(
+      chatRoute((_req, res) => {
+        res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+        res.write(chunk('m', 'abc'), () => res.destroy());
+      }),
+    );
+    const stream = await openStream(port, CHAT, { model: 'm', stream: true });
+    await stream.done;
+    await ended();
+    expect(await get('requests_total', { model: 'm', status: 'error', error_type: 'internal' })).toBe(1);
+    expect(await get('disconnected_clients')).toBe(0);
+    expect(await gauges('m')).toEqual([0, 0, 0]);
+  });
+
+  it('serves many requests on one keep-alive connection without MaxListenersExceededWarning or leftover listeners', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error): void => {
+      warnings.push(warning);
+    };
+    process.on('warning', onWarning);
+    const sockets = new Set<Socket>();
+    const port = await start(
+      chatRoute((req, res) => {
+        sockets.add(req.socket);
+        writeSse(res, [roleChunk('m'), chunk('m', 'ab'), finishChunk('m'), DONE]);
+      }),
+    );
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      for (let i = 0; i < 40; i++) await postJson(port, CHAT, { model: 'm', stream: true }, agent);
+      await ended(40);
+      await sleep(50);
+    } finally {
+      agent.destroy();
+      process.off('warning', onWarning);
+    }
+    expect(sockets.size).toBe(1);
+    const socket = [...sockets][0] as Socket;
+    expect(socket.listenerCount('close')).toBeLessThan(10);
+    expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+    expect(await get('requests_total', { status: 'success' })).toBe(40);
+    expect(await get('output_tokens_total', { model: 'm' })).toBe(80);
+    expect(await gauges('m')).toEqual([0, 0, 0]);
+  });
+
+  // ---- (5) malformed input --------------------------------------------------------------------------------------
+
+  it('skips a malformed JSON event: counted in parse_errors_total, reported to onError, response untouched, counting resumes', async () => {
+    const errors: DynamoMetricsError[] = [];
+    const pieces = [roleChunk('m'), chunk('m', 'ab'), 'data: {"choices": [{"delta": {"content": "xyz"\n\n', chunk('m', 'cd'), finishChunk('m'), DONE];
+    const port = await start(chatRoute((_req, res) => writeSse(res, pieces)), { metrics: { onError: (e) => errors.push(e) } });
+    const response = await postJson(port, CHAT, { model: 'm', stream: true });
+    expect(response.body.toString()).toBe(pieces.join(''));
+    await ended();
+    expect(await get('parse_errors_total', { endpoint: 'chat_completions', reason: 'invalid_json' })).toBe(1);
+    expect(await get('output_tokens_total', { model: 'm' })).toBe(4);
+    expect(await get('requests_total', { model: 'm', status: 'success' })).toBe(1);
+    expect(errors.map((e) => e.code)).toEqual(['invalid_json']);
+    expect(errors[0]).toBeInstanceOf(Error);
+  });
+
+  it('skips an event larger than maxEventBytes and counts the next one', async () => {
+    const errors: DynamoMetricsError[] = [];
+    const pieces = [roleChunk('m'), chunk('m', 'ab'), chunk('m', 'x'.repeat(5000)), chunk('m', 'cd'), finishChunk('m'), DONE];
+    const port = await start(chatRoute((_req, res) => writeSse(res, pieces)), { metrics: { maxEventBytes: 1024, onError: (e) => errors.push(e) } });
+    const response = await postJson(port, CHAT, { model: 'm', stream: true });
+    expect(response.body.toString()).toBe(pieces.join(''));
+    await ended();
+    expect(await get('parse_errors_total', { endpoint: 'chat_completions', reason: 'event_too_large' })).toBe(1);
+    expect(await get('output_tokens_total', { model: 'm' })).toBe(4);
+    expect(await get('requests_total', { model: 'm', status: 'success' })).toBe(1);
+    expect(errors.map((e) => e.code)).toEqual(['event_too_large']);
+  });
+
+  it('skips a unary body larger than maxBodyBytes but still counts the request', async () => {
+    const errors: DynamoMetricsError[] = [];
+    const body = { object: 'chat.completion', model: 'm', choices: [{ index: 0, message: { content: 'y'.repeat(4000) }, finish_reason: 'stop' }], usage: { prompt_tokens: 1, completion_tokens: 50, total_tokens: 51 } };
+    const port = await start(
+      chatRoute((_req, res) => {
+        res.json(body);
+      }),
+      { metrics: { maxBodyBytes: 1024, onError: (e) => errors.push(e) } },
+    );
+    const response = await postJson(port, CHAT, { model: 'm' });
+    expect(JSON.parse(response.body.toString())).toEqual(body);
+    await ended();
+    expect(await get('parse_errors_total', { endpoint: 'chat_completions', reason: 'body_too_large' })).toBe(1);
+    expect(await get('requests_total', { model: 'm', request_type: 'unary' })).toBe(1);
+    expect(errors.map((e) => e.code)).toEqual(['body_too_large']);
+    expect(await gauges('m')).toEqual([0, 0, 0]);
+  });
+
+  it('survives an onError that throws', async () => {
+    const port = await start(chatRoute((_req, res) => writeSse(res, ['data: nope\n\n', chunk('m', 'ab'), finishChunk('m'), DONE])), {
+      metrics: {
+        onError: () => {
+          throw new Error('careless onError');
+        },
+      },
+    });
+    const response = await postJson(port, CHAT, { model: 'm', stream: true });
+    expect(response.status).toBe(200);
+    await ended();
+    expect(await get('output_tokens_total', { model: 'm' })).toBe(2);
+    expect(await get('parse_errors_total')).toBe(1);
+  });
+
+  // ---- (6) TTFT and ITL -----------------------------------------------------------------------------------------
+
+  it('times TTFT to the first token-bearing chunk, not the role chunk; ITL samples = tokens after it, zero-token chunks do not reset', async () => {
+    const port = await start(
+      chatRoute(async (_req, res) => {
+        res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+        res.write(roleChunk('m'));
+        await sleep(60);
+        res.write(chunk('m', 'ab')); // first token-bearing chunk: TTFT, no ITL samples
+        await sleep(60);
+        res.write(chunk('m', '')); // zero tokens: no reset
+        res.write(roleChunk('m'));
+        res.write(chunk('m', 'cde')); // 3 samples of ≈ 20 ms
+        res.write(chunk('m', 'f'));
+        res.write(finishChunk('m'));
+        res.end(DONE);
+      }),
+    );
+    await postJson(port, CHAT, { model: 'm', stream: true });
+    await ended();
+    expect(await get('time_to_first_token_seconds', { model: 'm' }, 'count')).toBe(1);
+    expect(await get('time_to_first_token_seconds', { model: 'm' }, 'sum')).toBeGreaterThanOrEqual(0.055);
+    expect(await get('inter_token_latency_seconds', { model: 'm' }, 'count')).toBe(4);
+    const itlSum = await get('inter_token_latency_seconds', { model: 'm' }, 'sum');
+    expect(itlSum).toBeGreaterThanOrEqual(0.055);
+    expect(itlSum).toBeLessThan(5);
+    expect(await get('output_tokens_total', { model: 'm' })).toBe(6);
+  });
+
+  it('continuous usage: a chunk whose cumulative usage grows is token-bearing even when its text is empty (ITL/TTFT)', async () => {
+    const port = await start(chatRoute((req, res) => writeSse(res, [continuousUsageStream((req.body as { model: string }).model)])));
+    await postJson(port, CHAT, { model: 'm', stream: true });
+    await ended();
+    expect(await get('output_tokens_total', { model: 'm' })).toBe(6);
+    expect(await get('time_to_first_token_seconds', { model: 'm' }, 'count')).toBe(1);
+    // Chunks of 2, 2, 1 and 1 tokens (usage 0→2→4→5→6): every token after the first chunk's 2 gets a sample.
+    expect(await get('inter_token_latency_seconds', { model: 'm' }, 'count')).toBe(4);
+    expect(await get('input_tokens_total', { model: 'm' })).toBe(11);
+    expect(await get('cached_tokens', { model: 'm' }, 'sum')).toBe(3);
+    expect(await get('requests_total', { model: 'm', status: 'success' })).toBe(1);
+  });
+
+  // ---- (7) unary ----------------------------------------------------------------------------------------------
+
+  describe('unary responses', () => {
+    const completion = (model: string): Record<string, unknown> => ({
+      id: 'c',
+      object: 'chat.completion',
+      model,
+      choices: [{ index: 0, message: { role: 'assistant', content: 'short' }, finish_reason: 'stop' }],
+      usage: { prompt_tokens: 5, completion_tokens: 7, total_tokens: 12, prompt_tokens_details: { cached_tokens: 2 } },
+    });
+
+    it.each([
+      ['res.json()', (res: Response, body: Record<string, unknown>) => res.json(body)],
+      ['res.send(object)', (res: Response, body: Record<string, unknown>) => res.send(body)],
+      ['res.type(json).send(string)', (res: Response, body: Record<string, unknown>) => res.type('application/json').send(JSON.stringify(body))],
+      ['res.send(Buffer) with a JSON content type', (res: Response, body: Record<string, unknown>) => res.type('application/json').send(Buffer.from(JSON.stringify(body)))],
+      ['res.write() pieces then res.end()', (res: Response, body: Record<string, unknown>) => {
+        const text = JSON.stringify(body);
+        res.setHeader('Content-Type', 'application/json');
+        res.write(text.slice(0, 10));
+        res.write(Buffer.from(text.slice(10, 30)));
+        res.end(text.slice(30));
+      }],
+    ])('adds usage.completion_tokens exactly for a body sent with %s', async (_how, send) => {
+      const port = await start(
+        chatRoute((_req, res) => {
+          send(res, completion('m'));
+        }),
+      );
+      await postJson(port, CHAT, { model: 'm', stream: false });
+      await ended();
+      expect(await get('output_tokens_total', { model: 'm' })).toBe(7);
+      expect(await get('input_tokens_total', { model: 'm' })).toBe(5);
+      expect(await get('cached_tokens', { model: 'm' }, 'sum')).toBe(2);
+      expect(await get('requests_started_total', { model: 'm', endpoint: 'chat_completions', request_type: 'unary' })).toBe(1);
+      expect(await get('requests_total', { model: 'm', endpoint: 'chat_completions', request_type: 'unary', status: 'success', error_type: '' })).toBe(1);
+      expect(await get('output_sequence_tokens', { model: 'm' }, 'sum')).toBe(7);
+      expect(await get('time_to_first_token_seconds', {}, 'count')).toBe(0);
+      expect(await gauges('m')).toEqual([0, 0, 0]);
+    });
+
+    it('labels stream and unary requests of the same model apart', async () => {
+      const port = await start(
+        chatRoute((req, res) => {
+          if ((req.body as { stream?: boolean }).stream) writeSse(res, [chunk('m', 'ab'), finishChunk('m'), DONE]);
+          else res.json(completion('m'));
+        }),
+      );
+      await postJson(port, CHAT, { model: 'm', stream: true });
+      await postJson(port, CHAT, { model: 'm', stream: false });
+      await postJson(port, CHAT, { model: 'm', stream: false });
+      await ended(3);
+      expect(await get('requests_started_total', { model: 'm', request_type: 'stream' })).toBe(1);
+      expect(await get('requests_started_total', { model: 'm', request_type: 'unary' })).toBe(2);
+      expect(await get('requests_total', { model: 'm', request_type: 'stream', status: 'success' })).toBe(1);
+      expect(await get('requests_total', { model: 'm', request_type: 'unary', status: 'success' })).toBe(2);
+      expect(await get('output_tokens_total', { model: 'm' })).toBe(2 + 14);
+    });
+  });
+
+  // ---- (8) model label ------------------------------------------------------------------------------------------
+
+  describe('model label', () => {
+    const stream = (responseModel: string): Handler => (_req, res) => writeSse(res, [roleChunk(responseModel), chunk(responseModel, 'abc'), finishChunk(responseModel), DONE]);
+
+    it('comes from the request body when a body parser ran before the middleware', async () => {
+      const port = await start(chatRoute(stream('served-name')));
+      await postJson(port, CHAT, { model: 'Asked-Name', stream: true });
+      await ended();
+      expect(await get('output_tokens_total', { model: 'Asked-Name' })).toBe(3);
+      expect(await get('requests_total', { model: 'Asked-Name' })).toBe(1);
+      expect(await get('output_tokens_total', { model: 'served-name' })).toBe(0);
+    });
+
+    it('comes from the response when no body parser ran (proxy-like), with the gauges moved to it', async () => {
+      const rest = signal();
+      const port = await start(
+        chatRoute(async (_req, res) => {
+          res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+          res.write(roleChunk('served-name'));
+          await rest.wait;
+          writeSseRest(res);
+        }),
+        { bodyParser: false },
+      );
+      function writeSseRest(res: Response): void {
+        res.write(chunk('served-name', 'abc'));
+        res.write(finishChunk('served-name'));
+        res.end(DONE);
+      }
+      const open = await openStream(port, CHAT, { model: 'asked-name', stream: true });
+      await open.waitFor('assistant');
+      expect(await gauges('served-name')).toEqual([1, 1, 1]);
+      expect(await gauges('unknown_model')).toEqual([0, 0, 0]);
+      expect(await get('requests_started_total', { model: 'served-name', endpoint: 'chat_completions', request_type: 'stream' })).toBe(1);
+      rest.release();
+      await open.done;
+      await ended();
+      expect(await get('output_tokens_total', { model: 'served-name' })).toBe(3);
+      expect(await get('requests_total', { model: 'served-name', status: 'success' })).toBe(1);
+      expect(await get('requests_started_total')).toBe(1);
+      expect(await gauges('served-name')).toEqual([0, 0, 0]);
+      expect(await gauges('unknown_model')).toEqual([0, 0, 0]);
+    });
+
+    it('is unknown_model when neither the request nor the response names it', async () => {
+      const port = await start(
+        chatRoute((_req, res) => writeSse(res, [sse({ choices: [{ index: 0, delta: { content: 'abc' }, finish_reason: null }] }), finishChunk(''), DONE])),
+        { bodyParser: false },
+      );
+      await postJson(port, CHAT, { stream: true });
+      await ended();
+      expect(await get('output_tokens_total', { model: 'unknown_model' })).toBe(3);
+      expect(await get('requests_total', { model: 'unknown_model', status: 'success' })).toBe(1);
+      expect(await gauges('unknown_model')).toEqual([0, 0, 0]);
+    });
+
+    it('maps names outside the models allow-list to unknown_model', async () => {
+      const port = await start(chatRoute(stream('x')), { metrics: { models: ['allowed'] } });
+      await postJson(port, CHAT, { model: 'allowed', stream: true });
+      await postJson(port, CHAT, { model: 'random-1', stream: true });
+      await ended(2);
+      expect(await get('output_tokens_total', { model: 'allowed' })).toBe(3);
+      expect(await get('output_tokens_total', { model: 'unknown_model' })).toBe(3);
+      expect((await labelSets(registry, m('requests_total'))).map((l) => l.model).sort()).toEqual(['allowed', 'unknown_model']);
+    });
+
+    it('caps distinct names at maxModels; the rest become unknown_model', async () => {
+      const port = await start(chatRoute(stream('x')), { metrics: { maxModels: 2 } });
+      for (const model of ['a', 'b', 'c', 'd', 'a']) await postJson(port, CHAT, { model, stream: true });
+      await ended(5);
+      expect(await get('requests_total', { model: 'a' })).toBe(2);
+      expect(await get('requests_total', { model: 'b' })).toBe(1);
+      expect(await get('requests_total', { model: 'unknown_model' })).toBe(2);
+      const models = new Set((await labelSets(registry, m('output_tokens_total'))).map((l) => l.model));
+      expect([...models].sort()).toEqual(['a', 'b', 'unknown_model']);
+    });
+  });
+
+  // ---- (9) non-LLM requests, custom endpoint ----------------------------------------------------------------------
+
+  it('leaves non-LLM requests untouched and uncounted', async () => {
+    const routes = (app: Application): void => {
+      app.get('/health', (_req, res) => {
+        res.json({ ok: true });
+      });
+      app.post('/v1/other', (_req, res) => writeSse(res, [chunk('m', 'abc'), DONE]));
+      app.get('/v1/models', (_req, res) => {
+        res.json({ data: [{ id: 'm' }] });
+      });
+    };
+    const withPort = await start(routes);
+    const withoutPort = await start(routes, { withMiddleware: false });
+    for (const [method, path] of [['GET', '/health'], ['POST', '/v1/other'], ['GET', '/v1/models']] as const) {
+      const a = await request(withPort, method, path, method === 'POST' ? { model: 'm' } : undefined);
+      const b = await request(withoutPort, method, path, method === 'POST' ? { model: 'm' } : undefined);
+      expect(a.body.equals(b.body)).toBe(true);
+      expect(a.status).toBe(b.status);
+    }
+    await sleep(30);
+    for (const name of ['requests_total', 'requests_started_total', 'output_tokens_total', 'inflight_requests', 'parse_errors_total']) {
+      expect(await labelSets(registry, m(name))).toEqual([]);
+    }
+  });
+
+  it('uses a custom endpoint(req) to pick LLM requests and their endpoint label', async () => {
+    const port = await start(
+      (app) => {
+        app.post('/generate', (_req, res) => writeSse(res, [chunk('m', 'abcd'), finishChunk('m'), DONE]));
+        app.post(CHAT, (_req, res) => writeSse(res, [chunk('m', 'ab'), finishChunk('m'), DONE]));
+      },
+      { metrics: { endpoint: (req) => (req.url?.startsWith('/generate') ? 'generate' : undefined) } },
+    );
+    await postJson(port, '/generate', { model: 'm', stream: true });
+    await postJson(port, CHAT, { model: 'm', stream: true });
+    await ended();
+    await sleep(30);
+    expect(await get('requests_total')).toBe(1);
+    expect(await get('requests_total', { model: 'm', endpoint: 'generate', request_type: 'stream', status: 'success' })).toBe(1);
+    expect(await get('output_tokens_total', { model: 'm' })).toBe(4);
+  });
+
+  // ---- (10) several instances ------------------------------------------------------------------------------------
+
+  it('lets two middleware instances on two registries coexist, each counting', async () => {
+    const other = new Registry();
+    const app = expressLib() as unknown as Application;
+    app.use(expressLib.json());
+    app.use(dynamoMetrics({ registry, countTokens: codePoints }));
+    app.use(dynamoMetrics({ registry: other, countTokens: codePoints, prefix: 'dynamo_frontend' }));
+    chatRoute((_req, res) => writeSse(res, [chunk('m', 'abc'), finishChunk('m'), DONE]))(app);
+    const server = await listen(app);
+    servers.push(server);
+    await postJson(server.port, CHAT, { model: 'm', stream: true });
+    await ended();
+    await eventually(async () => (await value(other, m('requests_total'))) === 1);
+    expect(await get('output_tokens_total', { model: 'm' })).toBe(3);
+    expect(await value(other, m('output_tokens_total'), { model: 'm' })).toBe(3);
+    expect(await value(other, m('requests_total'), { model: 'm', status: 'success' })).toBe(1);
+  });
+
+  it('lets two middleware instances on the same registry share the metrics instead of throwing', async () => {
+    const first = dynamoMetrics({ registry, countTokens: codePoints });
+    let second: unknown;
+    expect(() => {
+      second = dynamoMetrics({ registry, countTokens: codePoints });
+    }).not.toThrow();
+    const handler = chatRoute((_req, res) => writeSse(res, [chunk('m', 'abc'), finishChunk('m'), DONE]));
+    const ports: number[] = [];
+    for (const middleware of [first, second as typeof first]) {
+      const app = expressLib() as unknown as Application;
+      app.use(expressLib.json());
+      app.use(middleware);
+      handler(app);
+      const server = await listen(app);
+      servers.push(server);
+      ports.push(server.port);
+    }
+    for (const port of ports) await postJson(port, CHAT, { model: 'm', stream: true });
+    await ended(2);
+    expect(await get('requests_total', { model: 'm', status: 'success' })).toBe(2);
+    expect(await get('output_tokens_total', { model: 'm' })).toBe(6);
+  });
+
+  it('counts a request once when two instances on the same registry are mounted in one app', async () => {
+    const app = expressLib() as unknown as Application;
+    app.use(expressLib.json());
+    app.use(dynamoMetrics({ registry, countTokens: codePoints }));
+    app.use(dynamoMetrics({ registry, countTokens: codePoints }));
+    chatRoute((_req, res) => writeSse(res, [chunk('m', 'abc'), finishChunk('m'), DONE]))(app);
+    const server = await listen(app);
+    servers.push(server);
+    await postJson(server.port, CHAT, { model: 'm', stream: true });
+    await ended();
+    await sleep(30);
+    expect(await get('requests_total')).toBe(1);
+    expect(await get('requests_started_total')).toBe(1);
+    expect(await get('output_tokens_total', { model: 'm' })).toBe(3);
+    expect(await gauges('m')).toEqual([0, 0, 0]);
+  });
+
+  // ---- (11) prefix ------------------------------------------------------------------------------------------------
+
+  describe('prefix', () => {
+    const saved = process.env.DYN_METRICS_PREFIX;
+    afterEach(() => {
+      if (saved === undefined) delete process.env.DYN_METRICS_PREFIX;
+      else process.env.DYN_METRICS_PREFIX = saved;
+    });
+
+    it('names every metric with the prefix option', async () => {
+      const port = await start(chatRoute((_req, res) => writeSse(res, [chunk('m', 'abc'), finishChunk('m'), DONE])), { metrics: { prefix: 'my_gateway' } });
+      await postJson(port, CHAT, { model: 'm', stream: true });
+      await eventually(async () => (await value(registry, 'my_gateway_requests_total')) === 1);
+      expect(await value(registry, 'my_gateway_output_tokens_total', { model: 'm' })).toBe(3);
+      const text = (await request(port, 'GET', '/metrics')).body.toString();
+      expect(valueFromText(text, 'my_gateway_output_tokens_total', { model: 'm' })).toBe(3);
+      expect(text).not.toContain('dynamo_frontend_');
+    });
+
+    it('honours DYN_METRICS_PREFIX when the option is absent', async () => {
+      process.env.DYN_METRICS_PREFIX = 'from_env';
+      const port = await start(chatRoute((_req, res) => writeSse(res, [chunk('m', 'abc'), finishChunk('m'), DONE])));
+      await postJson(port, CHAT, { model: 'm', stream: true });
+      await eventually(async () => (await value(registry, 'from_env_requests_total')) === 1);
+      expect(await value(registry, 'from_env_output_tokens_total', { model: 'm' })).toBe(3);
+      expect(registry.getSingleMetric(m('output_tokens_total'))).toBeUndefined();
+    });
+  });
+
+  // ---- (12) exactness ----------------------------------------------------------------------------------------------
+
+  describe('exactness against the final usage', () => {
+    const streamWithUsage = (completionTokens: number): Handler => (_req, res) =>
+      writeSse(res, [
+        roleChunk('m'),
+        chunk('m', 'one'),
+        chunk('m', 'two'),
+        chunk('m', 'six'),
+        finishChunk('m'),
+        sse(chatChunk('m', [], { prompt_tokens: 4, completion_tokens: completionTokens, total_tokens: 4 + completionTokens })),
+        DONE,
+      ]);
+
+    it('raises a low live estimate to completion_tokens', async () => {
+      const port = await start(chatRoute(streamWithUsage(20)), { metrics: { countTokens: () => 1 } });
+      await postJson(port, CHAT, { model: 'm', stream: true });
+      await ended();
+      expect(await get('output_tokens_total', { model: 'm' })).toBe(20);
+      expect(await get('output_tokens_overcount_total', { model: 'm' })).toBe(0);
+      expect(await get('output_sequence_tokens', { model: 'm' }, 'sum')).toBe(20);
+      expect(await get('input_tokens_total', { model: 'm' })).toBe(4);
+    });
+
+    it('publishes an overshoot in output_tokens_overcount_total', async () => {
+      const port = await start(chatRoute(streamWithUsage(20)), { metrics: { countTokens: () => 10 } });
+      await postJson(port, CHAT, { model: 'm', stream: true });
+      await ended();
+      expect(await get('output_tokens_total', { model: 'm' })).toBe(30);
+      expect(await get('output_tokens_overcount_total', { model: 'm' })).toBe(10);
+      expect(await get('output_sequence_tokens', { model: 'm' }, 'sum')).toBe(20);
+    });
+
+    it('adds exactly completion_tokens per request over several requests (the increase per request)', async () => {
+      const port = await start(chatRoute(streamWithUsage(9)), { metrics: { countTokens: () => 2 } });
+      await postJson(port, CHAT, { model: 'm', stream: true });
+      await ended(1);
+      const afterFirst = await get('output_tokens_total', { model: 'm' });
+      await postJson(port, CHAT, { model: 'm', stream: true });
+      await ended(2);
+      expect(afterFirst).toBe(9);
+      expect((await get('output_tokens_total', { model: 'm' })) - afterFirst).toBe(9);
+    });
+  });
+});
