@@ -6,7 +6,7 @@ import { chatChunk, codePoints, logprobs } from './support/chat-fixtures';
 type Observation =
   | ['model', unknown]
   | ['tokens', number, number]
-  | ['stated', unknown, unknown, ChunkCount]
+  | ['stated', unknown, unknown, ChunkCount, boolean]
   | ['prompt', unknown, unknown]
   | ['finish', unknown]
   | ['completed']
@@ -22,8 +22,8 @@ class RecordingSink implements ObservationSink {
   generatedTokens(tokens: number, reasoning: number): void {
     this.seen.push(['tokens', tokens, reasoning]);
   }
-  statedOutputTokens(total: unknown, reasoningTotal: unknown, chunk: ChunkCount): void {
-    this.seen.push(['stated', total, reasoningTotal, chunk]);
+  statedOutputTokens(total: unknown, reasoningTotal: unknown, chunk: ChunkCount, live: boolean): void {
+    this.seen.push(['stated', total, reasoningTotal, chunk, live]);
   }
   promptTokens(input: unknown, cached: unknown): void {
     this.seen.push(['prompt', input, cached]);
@@ -122,15 +122,20 @@ describe('openAiReader.readEvent (streamed chat and completions)', () => {
         completion_tokens_details: { reasoning_tokens: 1 },
       }),
     );
-    expect(sink.of('stated')).toEqual([['stated', 4, 1, { tokens: 3, reasoning: 0 }]]);
+    expect(sink.of('stated')).toEqual([['stated', 4, 1, { tokens: 3, reasoning: 0 }, true]]);
     expect(sink.of('tokens')).toEqual([]);
     expect(sink.of('prompt')).toEqual([['prompt', 9, 2]]);
+  });
+
+  it('marks usage on a generation chunk as live even when its text is empty (the stop token)', () => {
+    const sink = read(chatChunk('m', [{ delta: { content: '' }, finish_reason: 'stop' }], { prompt_tokens: 1, completion_tokens: 6 }));
+    expect(sink.of('stated')).toEqual([['stated', 6, undefined, { tokens: 0, reasoning: 0 }, true]]);
   });
 
   it('reads the final usage chunk with choices: [] and with choices: null', () => {
     for (const choices of [[], null]) {
       const sink = read(chatChunk('m', choices, { prompt_tokens: 5, completion_tokens: 12, total_tokens: 17 }));
-      expect(sink.of('stated')).toEqual([['stated', 12, undefined, { tokens: 0, reasoning: 0 }]]);
+      expect(sink.of('stated')).toEqual([['stated', 12, undefined, { tokens: 0, reasoning: 0 }, false]]);
       expect(sink.of('prompt')).toEqual([['prompt', 5, undefined]]);
     }
   });
@@ -170,7 +175,7 @@ describe('openAiReader.readBody (unary)', () => {
     const sink = new RecordingSink();
     openAiReader.readBody(body({ prompt_tokens: 3, completion_tokens: 42, total_tokens: 45 }), sink);
     expect(sink.of('model')).toEqual([['model', 'm2']]);
-    expect(sink.of('stated')).toEqual([['stated', 42, undefined, { tokens: 7, reasoning: 0 }]]);
+    expect(sink.of('stated')).toEqual([['stated', 42, undefined, { tokens: 7, reasoning: 0 }, false]]);
     expect(sink.of('prompt')).toEqual([['prompt', 3, undefined]]);
     expect(sink.of('completed')).toHaveLength(1);
     expect(sink.of('finish').length).toBeGreaterThan(0);

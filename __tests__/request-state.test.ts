@@ -210,14 +210,36 @@ describe('RequestState: stated usage and exactness', () => {
   it('takes cumulative usage on every chunk as each chunk\'s exact count', async () => {
     const state = newRequest(STREAM_HINTS);
     state.responseStarted(true, STREAM_HINTS);
-    state.statedOutputTokens(0, undefined, { tokens: 0, reasoning: 0 });
-    state.statedOutputTokens(4, undefined, { tokens: 9, reasoning: 0 });
+    state.statedOutputTokens(0, undefined, { tokens: 0, reasoning: 0 }, false);
+    state.statedOutputTokens(4, undefined, { tokens: 9, reasoning: 0 }, true);
     expect(await value(registry, m('output_tokens_total'), { model: 'm' })).toBe(4);
-    state.statedOutputTokens(6, undefined, { tokens: 1, reasoning: 0 });
+    state.statedOutputTokens(6, undefined, { tokens: 1, reasoning: 0 }, true);
     expect(await value(registry, m('output_tokens_total'), { model: 'm' })).toBe(6);
     // The second token-bearing chunk (2 tokens) gave ITL samples; the first gave TTFT.
     expect(await value(registry, m('inter_token_latency_seconds'), {}, 'count')).toBe(2);
     expect(await value(registry, m('time_to_first_token_seconds'), {}, 'count')).toBe(1);
+  });
+
+  it('times a live chunk whose stated usage grows even when its own text counted 0 (e.g. the stop token)', async () => {
+    const state = newRequest(STREAM_HINTS);
+    state.responseStarted(true, STREAM_HINTS);
+    state.statedOutputTokens(0, undefined, { tokens: 0, reasoning: 0 }, true);
+    state.statedOutputTokens(1, undefined, { tokens: 0, reasoning: 0 }, true);
+    expect(await value(registry, m('time_to_first_token_seconds'), {}, 'count')).toBe(1);
+    expect(await gauges('m')).toEqual([1, 1, 0]);
+    state.statedOutputTokens(3, undefined, { tokens: 2, reasoning: 0 }, true);
+    state.statedOutputTokens(4, undefined, { tokens: 0, reasoning: 0 }, true);
+    expect(await value(registry, m('inter_token_latency_seconds'), {}, 'count')).toBe(3);
+    expect(await value(registry, m('output_tokens_total'), { model: 'm' })).toBe(4);
+  });
+
+  it('does not time the correction from a usage-only event', async () => {
+    const state = newRequest(STREAM_HINTS);
+    state.responseStarted(true, STREAM_HINTS);
+    state.generatedTokens(1, 0);
+    state.statedOutputTokens(9, undefined, { tokens: 0, reasoning: 0 }, false);
+    expect(await value(registry, m('output_tokens_total'), { model: 'm' })).toBe(9);
+    expect(await value(registry, m('inter_token_latency_seconds'), {}, 'count')).toBe(0);
   });
 
   it('corrects a low live estimate upward to the final usage', async () => {
@@ -225,7 +247,7 @@ describe('RequestState: stated usage and exactness', () => {
     state.responseStarted(true, STREAM_HINTS);
     state.generatedTokens(2, 0);
     state.generatedTokens(3, 0);
-    state.statedOutputTokens(12, 4, { tokens: 0, reasoning: 0 });
+    state.statedOutputTokens(12, 4, { tokens: 0, reasoning: 0 }, false);
     state.completed();
     state.end('finished', 200);
     expect(await value(registry, m('output_tokens_total'), { model: 'm' })).toBe(12);
@@ -239,7 +261,7 @@ describe('RequestState: stated usage and exactness', () => {
     state.responseStarted(true, STREAM_HINTS);
     state.generatedTokens(10, 0);
     state.generatedTokens(5, 0);
-    state.statedOutputTokens(12, undefined, { tokens: 0, reasoning: 0 });
+    state.statedOutputTokens(12, undefined, { tokens: 0, reasoning: 0 }, false);
     state.completed();
     state.end('finished', 200);
     expect(await value(registry, m('output_tokens_total'), { model: 'm' })).toBe(15);
@@ -250,10 +272,10 @@ describe('RequestState: stated usage and exactness', () => {
   it('does not believe usage that goes backwards or is not a count', async () => {
     const state = newRequest(STREAM_HINTS);
     state.responseStarted(true, STREAM_HINTS);
-    state.statedOutputTokens(5, undefined, { tokens: 1, reasoning: 0 });
-    state.statedOutputTokens(3, undefined, { tokens: 1, reasoning: 0 });
-    state.statedOutputTokens('7', undefined, { tokens: 2, reasoning: 0 });
-    state.statedOutputTokens(-1, undefined, { tokens: 0, reasoning: 0 });
+    state.statedOutputTokens(5, undefined, { tokens: 1, reasoning: 0 }, true);
+    state.statedOutputTokens(3, undefined, { tokens: 1, reasoning: 0 }, true);
+    state.statedOutputTokens('7', undefined, { tokens: 2, reasoning: 0 }, true);
+    state.statedOutputTokens(-1, undefined, { tokens: 0, reasoning: 0 }, false);
     expect(await value(registry, m('output_tokens_total'), { model: 'm' })).toBe(7);
     expect(malformed.map(([, reason]) => reason)).toEqual(['usage_backwards', 'invalid_usage', 'invalid_usage']);
     expect(await value(registry, m('parse_errors_total'), { endpoint: 'chat_completions', reason: 'invalid_usage' })).toBe(2);
