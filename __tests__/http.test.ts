@@ -295,6 +295,106 @@ describe.each(variants)('HTTP suite on %s', (_variant, expressLib) => {
     });
   });
 
+  describe('engine-like streams (one event per write)', () => {
+    // Deltas with characters that JSON escapes (quote, backslash, newline), that it keeps raw (U+2028, DEL), multi-byte
+    // UTF-8 and a lone surrogate, so writes that differ only in their text sometimes have the same bytes around it.
+    const ALPHABET = ['a', 'b', ' the', 'é', '你', '🌍', '"', '\\', '\n', '\u2028', '\u007f', '\ud800', 'x y', '{', '}', ':', 'data: '];
+    function deltas(count: number, seed: number): string[] {
+      const random = seededRandom(seed);
+      return Array.from({ length: count }, () => {
+        const parts = 1 + Math.floor(random() * 3);
+        let text = '';
+        for (let i = 0; i < parts; i++) text += ALPHABET[Math.floor(random() * ALPHABET.length)] as string;
+        return text;
+      });
+    }
+    const events = (model: string, texts: string[]): string[] => [
+      roleChunk(model),
+      ...texts.map((text) => chunk(model, text)),
+      finishChunk(model),
+      DONE,
+    ];
+
+    it('counts every delta exactly, whatever the write pattern', async () => {
+      const texts = deltas(300, 99);
+      const expected = texts.reduce((sum, text) => sum + codePoints(text), 0);
+      const firstChunk = codePoints(texts[0] as string);
+      const plans = new Map<string, (string | Buffer)[]>();
+      const port = await start(chatRoute((req, res) => writeSse(res, plans.get((req.body as { model: string }).model) ?? [])));
+      plans.set('per-event', events('per-event', texts));
+      plans.set('per-event-buffers', events('per-event-buffers', texts).map((e) => Buffer.from(e)));
+      plans.set('whole', [events('whole', texts).join('')]);
+      plans.set('cut', cutAtRandom(Buffer.from(events('cut', texts).join('')), 200, seededRandom(5)));
+      // Pairs of events per write, and events with a keep-alive comment in between.
+      const pairs: string[] = [];
+      const perEvent = events('pairs', texts);
+      for (let i = 0; i < perEvent.length; i += 2) pairs.push(perEvent.slice(i, i + 2).join(''));
+      plans.set('pairs', pairs);
+      plans.set('comments', events('comments', texts).flatMap((e, i) => (i % 7 === 3 ? [': keep-alive\n\n', e] : [e])));
+      for (const model of plans.keys()) {
+        const response = await postJson(port, CHAT, { model, stream: true });
+        expect(response.body.equals(Buffer.concat((plans.get(model) ?? []).map((p) => Buffer.from(p))))).toBe(true);
+      }
+      await ended(plans.size);
+      for (const model of plans.keys()) {
+        expect({ model, tokens: await get('output_tokens_total', { model }) }).toEqual({ model, tokens: expected });
+        expect({ model, itl: await get('inter_token_latency_seconds', { model }, 'count') }).toEqual({ model, itl: expected - firstChunk });
+        expect({ model, ok: await get('requests_total', { model, status: 'success' }) }).toEqual({ model, ok: 1 });
+      }
+      expect(await get('parse_errors_total')).toBe(0);
+    });
+
+    it('counts a write shaped like the previous deltas as the client reads it when an event is still open', async () => {
+      const model = 'm';
+      const pieces = [
+        roleChunk(model),
+        chunk(model, 'ab'),
+        chunk(model, 'cd'),
+        // An event left open: its data line has no end yet, so the next write continues that line.
+        'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"',
+        chunk(model, 'xyz'),
+        chunk(model, 'ef'),
+        finishChunk(model),
+        DONE,
+      ];
+      const port = await start(chatRoute((_req, res) => writeSse(res, pieces)));
+      await postJson(port, CHAT, { model, stream: true });
+      await ended();
+      // The client sees one malformed event (the open line joined with the next write); "xyz" is not a delta.
+      expect(await get('output_tokens_total', { model })).toBe(6);
+      expect(await get('parse_errors_total', { endpoint: 'chat_completions', reason: 'invalid_json' })).toBe(1);
+    });
+
+    it('counts a write shaped like the previous deltas inside an oversized event as part of that event', async () => {
+      const model = 'm';
+      const pieces = [
+        chunk(model, 'ab'),
+        chunk(model, 'cd'),
+        `data: ${'z'.repeat(3000)}\n`, // an oversized event whose blank line has not come yet
+        chunk(model, 'xyz'), // ends that event: for a client it is the oversized event's second data line
+        chunk(model, 'ef'),
+        finishChunk(model),
+        DONE,
+      ];
+      const port = await start(chatRoute((_req, res) => writeSse(res, pieces)), { metrics: { maxEventBytes: 1024 } });
+      await postJson(port, CHAT, { model, stream: true });
+      await ended();
+      expect(await get('output_tokens_total', { model })).toBe(6);
+      expect(await get('parse_errors_total', { endpoint: 'chat_completions', reason: 'event_too_large' })).toBe(1);
+    });
+
+    it('keeps counting the right model and reasoning when the deltas switch fields', async () => {
+      const model = 'm';
+      const reasoningChunk = (text: string): string => sse(chatChunk(model, [{ delta: { reasoning_content: text } }]));
+      const pieces = [roleChunk(model), reasoningChunk('think'), reasoningChunk('ing'), chunk(model, 'ans'), chunk(model, 'wer'), reasoningChunk('more'), finishChunk(model), DONE];
+      const port = await start(chatRoute((_req, res) => writeSse(res, pieces)));
+      await postJson(port, CHAT, { model, stream: true });
+      await ended();
+      expect(await get('output_tokens_total', { model })).toBe(5 + 3 + 3 + 3 + 4);
+      expect(await get('reasoning_tokens_total', { model })).toBe(5 + 3 + 4);
+    });
+  });
+
   // ---- (4) every request ended exactly once -------------------------------------------------------------------------
 
   it('counts a successful stream once, with gauges back to 0', async () => {
