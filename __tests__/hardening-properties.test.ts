@@ -1,0 +1,268 @@
+/**
+ * Property tests on a real Express server over real sockets: for random streams in every wire format and random
+ * ways of writing them (cut at any byte, inside UTF-8 characters, between CR and LF, strings in several
+ * encodings and Buffers, `end(chunk)`, callbacks), the middleware must be invisible to the client, count the same
+ * whatever the cuts, count what the stream says (checked against an oracle), never throw, and call every callback.
+ *
+ * Replay a failure with HARDENING_SEED=<seed> (printed by fast-check with the path); HARDENING_SHRINK=1 shrinks it.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import express from 'express';
+import fc from 'fast-check';
+import { Registry } from 'prom-client';
+import { dynamoMetrics } from '../lib';
+import type { DynamoMetricsError, DynamoMetricsMiddleware } from '../lib';
+import { eventually, listen } from './support/http-harness';
+import type { RunningServer } from './support/http-harness';
+import { bodyOf, eventOffsets, fromSnapshot, rawPost, snapshot, writeByPlan, writePlanArbitrary } from './support/hardening-http';
+import type { Snapshot, WritePlan, WriteRecord } from './support/hardening-http';
+import { buildStream, codePoints, ENDPOINT_LABEL, STREAM_FORMATS, streamSpecArbitrary } from './support/hardening-streams';
+import type { BuiltStream, StreamFormat, StreamSpec } from './support/hardening-streams';
+
+const SEED = Number(process.env.HARDENING_SEED ?? 20261127);
+const RUNS_PER_FORMAT = Number(process.env.HARDENING_RUNS ?? 60);
+const SHRINK = process.env.HARDENING_SHRINK === '1';
+
+const P = 'dynamo_frontend';
+
+interface Job {
+  bytes: Buffer;
+  contentType: string;
+  plan: WritePlan;
+  boundaries: number[];
+  record?: WriteRecord;
+}
+
+const jobs = new Map<string, Job>();
+let nextJob = 0;
+let middleware: DynamoMetricsMiddleware | undefined;
+
+/** The same app with and without the middleware: a handler that writes the job named in the query. */
+function makeApp(withMetrics: boolean): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  if (withMetrics) {
+    app.use((req: IncomingMessage, res: ServerResponse, next: () => void) => (middleware ? middleware(req, res, next) : next()));
+  }
+  app.use((req: IncomingMessage, res: ServerResponse) => {
+    req.resume();
+    const id = new URL(req.url ?? '/', 'http://127.0.0.1').searchParams.get('job') ?? '';
+    const job = jobs.get(id);
+    if (job === undefined) {
+      res.statusCode = 404;
+      res.end();
+      return;
+    }
+    job.record = writeByPlan(res, 200, job.contentType, job.bytes, job.plan, job.boundaries);
+  });
+  return app;
+}
+
+let bare: RunningServer;
+let metered: RunningServer;
+
+beforeAll(async () => {
+  bare = await listen(makeApp(false));
+  metered = await listen(makeApp(true));
+});
+
+afterAll(async () => {
+  await bare?.close();
+  await metered?.close();
+});
+
+interface Exchange {
+  raw: Buffer;
+  record: WriteRecord;
+  registry: Registry | undefined;
+  errors: DynamoMetricsError[];
+}
+
+async function exchange(server: RunningServer, stream: BuiltStream, plan: WritePlan, countTokens: ((text: string) => number) | undefined): Promise<Exchange> {
+  const id = String(nextJob++);
+  const job: Job = { bytes: Buffer.from(stream.body, 'utf8'), contentType: stream.contentType, plan, boundaries: eventOffsets(stream.events) };
+  jobs.set(id, job);
+  const errors: DynamoMetricsError[] = [];
+  let registry: Registry | undefined;
+  if (server === metered) {
+    registry = new Registry();
+    middleware = dynamoMetrics({ registry, onError: (error) => errors.push(error), ...(countTokens ? { countTokens } : {}) });
+  }
+  try {
+    const raw = await rawPost(server.port, `${stream.path}?job=${id}`, JSON.stringify({ model: 'ignored-by-the-server', stream: true }));
+    const record = job.record;
+    if (record === undefined) throw new Error('the handler never ran');
+    await record.done;
+    // Every callback handed to write/end is called (after the bytes are flushed).
+    await eventually(() => record.callbacksCalled === record.callbacksGiven, 3000).catch(() => {
+      throw new Error(`${record.callbacksGiven - record.callbacksCalled} of ${record.callbacksGiven} write/end callbacks never called`);
+    });
+    if (registry !== undefined) {
+      const reg = registry;
+      await eventually(async () => fromSnapshot(await snapshot(reg), `${P}_requests_total`) === 1, 3000);
+    }
+    return { raw, record, registry, errors };
+  } finally {
+    jobs.delete(id);
+  }
+}
+
+function describeBytes(a: Buffer, b: Buffer): string {
+  let at = 0;
+  while (at < a.length && at < b.length && a[at] === b[at]) at++;
+  return `first difference at byte ${at} of ${a.length}/${b.length}: ${JSON.stringify(a.subarray(at, at + 40).toString('latin1'))} vs ${JSON.stringify(b.subarray(at, at + 40).toString('latin1'))}`;
+}
+
+function checkRecord(label: string, record: WriteRecord): void {
+  if (record.thrown.length > 0) throw new Error(`${label}: write/end threw ${String(record.thrown[0])}`);
+  if (record.callbackErrors.length > 0) throw new Error(`${label}: a callback got ${String(record.callbackErrors[0])}`);
+}
+
+function checkOracle(spec: StreamSpec, stream: BuiltStream, shot: Snapshot): void {
+  const model = { model: spec.model };
+  const expectations: [string, number, number][] = [
+    ['output_tokens_total', fromSnapshot(shot, `${P}_output_tokens_total`, model), stream.expected.outputTokens],
+    ['output_tokens_overcount_total', fromSnapshot(shot, `${P}_output_tokens_overcount_total`, model), stream.expected.overcount],
+    ['input_tokens_total', fromSnapshot(shot, `${P}_input_tokens_total`, model), stream.expected.inputTokens],
+    [
+      'requests_total{success}',
+      fromSnapshot(shot, `${P}_requests_total`, { ...model, endpoint: ENDPOINT_LABEL[spec.format], status: 'success', error_type: '' }),
+      1,
+    ],
+    ['requests_started_total', fromSnapshot(shot, `${P}_requests_started_total`, model), 1],
+    ['requests_finished_total{stop}', fromSnapshot(shot, `${P}_requests_finished_total`, { ...model, finish_reason: 'stop' }), 1],
+    ['inflight_requests', fromSnapshot(shot, `${P}_inflight_requests`), 0],
+    ['active_requests', fromSnapshot(shot, `${P}_active_requests`), 0],
+    ['queued_requests', fromSnapshot(shot, `${P}_queued_requests`), 0],
+    ['parse_errors_total', fromSnapshot(shot, `${P}_parse_errors_total`), 0],
+  ];
+  const wrong = expectations.filter(([, actual, expected]) => actual !== expected);
+  if (wrong.length > 0) {
+    throw new Error(`contract violated: ${wrong.map(([name, actual, expected]) => `${name} = ${actual}, expected ${expected}`).join('; ')}`);
+  }
+}
+
+/** Totals across all runs, for docs/reliability.md. */
+const totals = { streams: 0, exchanges: 0, bytesCompared: 0, writes: 0, callbacks: 0 };
+
+async function checkOne(spec: StreamSpec, planA: WritePlan, planB: WritePlan, exactCounter: boolean): Promise<void> {
+  const stream = buildStream(spec);
+  const countTokens = exactCounter ? codePoints : undefined;
+  const plain = await exchange(bare, stream, planA, undefined);
+  const a = await exchange(metered, stream, planA, countTokens);
+  const b = await exchange(metered, stream, planB, countTokens);
+  totals.streams++;
+  totals.exchanges += 3;
+  totals.writes += plain.record.writes + a.record.writes + b.record.writes;
+  totals.callbacks += plain.record.callbacksGiven + a.record.callbacksGiven + b.record.callbacksGiven;
+
+  for (const [label, run] of [['bare', plain], ['metered A', a], ['metered B', b]] as const) checkRecord(label, run.record);
+  // The client receives byte for byte what it receives without the middleware (status line, headers, framing, body).
+  if (!plain.raw.equals(a.raw)) throw new Error(`client bytes differ with the middleware: ${describeBytes(plain.raw, a.raw)}`);
+  totals.bytesCompared += a.raw.length;
+  const expectedBody = Buffer.from(stream.body, 'utf8');
+  for (const [label, run] of [['bare', plain], ['metered B', b]] as const) {
+    const body = bodyOf(run.raw);
+    if (!body.equals(expectedBody)) throw new Error(`${label}: body is not what was written: ${describeBytes(expectedBody, body)}`);
+  }
+  const unexpected = [...a.errors, ...b.errors];
+  if (unexpected.length > 0) throw new Error(`onError on a valid stream: ${unexpected.map((e) => `${e.code}: ${e.message}`).join('; ')}`);
+
+  const shotA = await snapshot(a.registry as Registry);
+  const shotB = await snapshot(b.registry as Registry);
+  expect(shotB).toEqual(shotA);
+  if (exactCounter) checkOracle(spec, stream, shotA);
+}
+
+function assertOptions(runs: number): fc.Parameters<unknown> {
+  return { seed: SEED, numRuns: runs, endOnFailure: !SHRINK, verbose: 1 };
+}
+
+describe.each(STREAM_FORMATS)('%s: random streams written in random pieces', (format: StreamFormat) => {
+  test('client bytes unchanged, counts independent of the cuts and equal to the oracle, callbacks called', async () => {
+    await fc.assert(
+      fc.asyncProperty(streamSpecArbitrary(format), writePlanArbitrary, writePlanArbitrary, fc.boolean(), checkOne),
+      assertOptions(RUNS_PER_FORMAT) as fc.Parameters<[StreamSpec, WritePlan, WritePlan, boolean]>,
+    );
+  }, 60_000);
+});
+
+/**
+ * chunk-shape.ts skips JSON.parse for a write shaped like an earlier one-event plain text delta write. Written one
+ * event per write (where the shortcut applies), a stream must count exactly what it counts written in one piece
+ * (where it cannot: a write holding many events is always parsed), and what the oracle says.
+ */
+describe('the chunk-shape shortcut never changes what is counted', () => {
+  const oneEventPerWrite: WritePlan = {
+    align: 'events',
+    cuts: [],
+    awkwardCuts: [],
+    kinds: ['utf8-no-encoding'],
+    callbacks: [false],
+    endWith: 'end()',
+    headers: 'writeHead',
+    emptyWriteEvery: 0,
+    yieldEvery: 0,
+  };
+  const oneWrite: WritePlan = { ...oneEventPerWrite, align: 'bytes', endWith: 'end(last)' };
+  // Mostly texts the shortcut takes; some it must refuse (quotes, backslashes, control characters).
+  const plainText = fc.oneof(
+    { weight: 4, arbitrary: fc.constantFrom(' the', ' cat', 'Héllo', '你好', '🌍', ' naïve', '日本語', '\u2028', 'Ω', ' x', 'data: x') },
+    { weight: 1, arbitrary: fc.constantFrom('"', '\\', 'a\nb', '\t', 'é"', ' \\"', '\r') },
+  );
+  const shortcutFormats: StreamFormat[] = ['chat', 'completions', 'anthropic'];
+
+  test.each(shortcutFormats)('%s', async (format) => {
+    const parse = jest.spyOn(JSON, 'parse');
+    let events = 0;
+    let parsedPerEvent = 0;
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          streamSpecArbitrary(format).chain((spec) =>
+            fc
+              .array(fc.record({ text: plainText, tokens: fc.integer({ min: 1, max: 3 }) }), {
+                minLength: 5,
+                maxLength: 30,
+              })
+              .map((deltas) => ({
+                ...spec,
+                // What engines send: LF, no logprobs or per-chunk usage, runs of deltas of one choice.
+                lineEnd: '\n' as const,
+                logprobs: false,
+                usage: spec.usage === 'continuous' ? ('final' as const) : spec.usage,
+                asciiJson: false,
+                comments: false,
+                splitData: false,
+                deltas: deltas.map((d, i) => ({ ...d, choice: Math.floor(i / 6) % spec.choices, reasoning: false })),
+              })),
+          ),
+          async (spec) => {
+            const stream = buildStream(spec);
+            parse.mockClear();
+            const perEvent = await exchange(metered, stream, oneEventPerWrite, codePoints);
+            events += stream.events.length;
+            parsedPerEvent += parse.mock.calls.length;
+            const whole = await exchange(metered, stream, oneWrite, codePoints);
+            expect(perEvent.errors).toEqual([]);
+            const shot = await snapshot(perEvent.registry as Registry);
+            expect(shot).toEqual(await snapshot(whole.registry as Registry));
+            checkOracle(spec, stream, shot);
+          },
+        ),
+        assertOptions(40) as fc.Parameters<[StreamSpec]>,
+      );
+    } finally {
+      parse.mockRestore();
+    }
+    // Only meaningful if the shortcut was taken: far fewer JSON.parse calls than events.
+    process.stdout.write(`chunk-shape ${format}: ${parsedPerEvent} JSON.parse calls for ${events} events written one per write\n`);
+    expect(parsedPerEvent).toBeLessThan(events * 0.7);
+  }, 60_000);
+});
+
+afterAll(() => {
+  // Figures for docs/reliability.md.
+  process.stdout.write(`hardening-properties: ${JSON.stringify(totals)}\n`);
+});
