@@ -48,6 +48,7 @@ const LFLF = Buffer.from('\n\n');
 const CONTENT_KEY = Buffer.from('"content":"');
 const QUOTE = 34;
 const HOST = '127.0.0.1';
+const FULL_LENGTH_TOKENS = 300;
 
 export const DEFAULT_BODY = JSON.stringify({
   model: 'bench-model',
@@ -132,11 +133,15 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const ttfts: number[] = [];
   let allDone: (() => void) | undefined;
 
+  // The first wave asks for responses of random lengths: were they all full length, the streams would start and
+  // end in lock-step waves, and a window could hold no stream start at all (no TTFT sample) at high concurrency.
+  let firstWave = concurrency;
   const startStream = (): void => {
     if (stopping) {
       if (inFlight === 0) allDone?.();
       return;
     }
+    const streamPath = firstWave-- > 0 ? `${path}?tokens=${1 + Math.floor(Math.random() * FULL_LENGTH_TOKENS)}` : path;
     inFlight++;
     const startedAt = performance.now();
     const startedInWindow = measuring;
@@ -152,7 +157,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       else if (measuring) streams++;
       startStream();
     };
-    const req = http.request({ host: HOST, port, path, method: 'POST', agent, headers }, (res) => {
+    const req = http.request({ host: HOST, port, path: streamPath, method: 'POST', agent, headers }, (res) => {
       if (res.statusCode !== 200) errors++;
       res.on('data', (buf: Buffer) => {
         if (!sawContent) {

@@ -150,6 +150,13 @@ export async function startServerProcess(
   };
 }
 
+/** IPC carries JSON, where NaN (a percentile of no samples) arrives as null; turn it back so it never counts as 0. */
+function revive(result: LoadResult): LoadResult {
+  const copy = { ...result } as unknown as Record<string, unknown>;
+  for (const key of Object.keys(copy)) if (copy[key] === null) copy[key] = Number.NaN;
+  return copy as unknown as LoadResult;
+}
+
 /** One load run in a fresh client process; the deadline covers warm-up, window and drain with room to spare. */
 export async function runLoadProcess(options: LoadOptions): Promise<LoadResult> {
   const child = forkTs('load.ts', []);
@@ -161,7 +168,7 @@ export async function runLoadProcess(options: LoadOptions): Promise<LoadResult> 
       (m) => {
         const msg = m as { type?: string; result?: LoadResult; message?: string };
         if (msg.type === 'error') throw new Error(`load generator: ${String(msg.message)}`);
-        return msg.type === 'result' ? msg.result : undefined;
+        return msg.type === 'result' && msg.result !== undefined ? revive(msg.result) : undefined;
       },
       deadline,
       'load generator',

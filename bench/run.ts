@@ -1,8 +1,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { RESULTS_DIR, loadTokens } from './fixture';
-import type { LoadResult } from './load';
+import { runLoad } from './load';
+import type { LoadOptions, LoadResult } from './load';
 import { killAll, runLoadProcess, startServerProcess } from './procs';
 import type { ServerProcess } from './procs';
 import { isServerConfig } from './server';
@@ -40,7 +41,15 @@ export interface ConfigSummary {
   ratio: { streamsPerSec: number; chunksPerSec: number; cpuUsPerChunk: number; ttftP50Ms: number; ttftP99Ms: number };
   /** Median over rounds of (this − bare) server CPU per chunk, µs. */
   addedCpuUsPerChunk: number;
+  /**
+   * Median over rounds of bare's CPU per chunk over this one's: the chunks/s ratio a server that owns its core
+   * would see. Unlike measured chunks/s it does not move when other processes take the CPU away mid-run.
+   */
+  cpuBoundRatio: number;
 }
+
+/** One load run as recorded: the client's figures plus what the machine was doing. */
+export type RunRecord = LoadResult & { round: number; loadAvg1: number };
 
 export interface BenchReport {
   meta: {
@@ -53,7 +62,7 @@ export interface BenchReport {
     tokensPerResponse: number;
     eventsPerResponse: number;
   };
-  concurrency: Record<string, { summary: ConfigSummary[]; runs: Record<string, LoadResult[]> }>;
+  concurrency: Record<string, { summary: ConfigSummary[]; runs: Record<string, RunRecord[]> }>;
 }
 
 function numberEnv(name: string, fallback: number): number {
@@ -72,9 +81,9 @@ export function settingsFrom(argv: readonly string[], env: NodeJS.ProcessEnv): B
   if (!configs.includes('bare')) configs.unshift('bare');
   return {
     quick,
-    seconds: numberEnv('BENCH_SECONDS', quick ? 1 : 5),
-    warmupSeconds: numberEnv('BENCH_WARMUP', quick ? 0.4 : 1.5),
-    rounds: Math.min(50, Math.round(numberEnv('BENCH_ROUNDS', quick ? 1 : 3))),
+    seconds: numberEnv('BENCH_SECONDS', quick ? 1 : 3),
+    warmupSeconds: numberEnv('BENCH_WARMUP', quick ? 0.4 : 1),
+    rounds: Math.min(50, Math.round(numberEnv('BENCH_ROUNDS', quick ? 1 : 5))),
     concurrencies: concurrencies.length > 0 ? concurrencies : [64],
     configs: [...new Set(configs)],
     out: env.BENCH_OUT ?? join(RESULTS_DIR, 'bench.json'),
@@ -83,8 +92,13 @@ export function settingsFrom(argv: readonly string[], env: NodeJS.ProcessEnv): B
 
 export function summarise(configs: readonly ServerConfig[], runs: Record<string, LoadResult[]>): ConfigSummary[] {
   const bare = runs.bare ?? [];
-  const ratioOf = (mine: LoadResult[], pick: (r: LoadResult) => number): number =>
-    median(mine.map((r, i) => pick(r) / pick(bare[i] as LoadResult)));
+  // Within-round ratios where both figures exist; else the ratio of the medians (e.g. a round without TTFT samples).
+  const ratioOf = (mine: LoadResult[], pick: (r: LoadResult) => number): number => {
+    const paired = mine
+      .map((r, i) => (bare[i] === undefined ? Number.NaN : pick(r) / pick(bare[i] as LoadResult)))
+      .filter((v) => Number.isFinite(v));
+    return paired.length > 0 ? median(paired) : median(mine.map(pick)) / median(bare.map(pick));
+  };
   return configs.map((config) => {
     const mine = runs[config] ?? [];
     const userPerChunk = (r: LoadResult): number => r.serverUserUs / r.serverChunks;
@@ -106,7 +120,8 @@ export function summarise(configs: readonly ServerConfig[], runs: Record<string,
         ttftP50Ms: ratioOf(mine, (r) => r.ttftP50Ms),
         ttftP99Ms: ratioOf(mine, (r) => r.ttftP99Ms),
       },
-      addedCpuUsPerChunk: median(mine.map((r, i) => r.cpuUsPerChunk - (bare[i] as LoadResult).cpuUsPerChunk)),
+      addedCpuUsPerChunk: median(mine.map((r, i) => r.cpuUsPerChunk - (bare[i]?.cpuUsPerChunk ?? Number.NaN))),
+      cpuBoundRatio: median(mine.map((r, i) => (bare[i]?.cpuUsPerChunk ?? Number.NaN) / r.cpuUsPerChunk)),
     };
   });
 }
@@ -119,6 +134,7 @@ export function renderSummary(concurrency: number, summary: readonly ConfigSumma
     `${f(s.streamsPerSec, 0)} (${f(s.ratio.streamsPerSec, 2)})`,
     `${f(s.chunksPerSec, 0)} (${f(s.ratio.chunksPerSec, 2)})`,
     `${f(s.cpuUsPerChunk, 2)}`,
+    f(s.cpuBoundRatio, 2),
     s.config === 'bare' ? '–' : `${s.addedCpuUsPerChunk >= 0 ? '+' : ''}${f(s.addedCpuUsPerChunk, 2)}`,
     `${f(s.ttftP50Ms, 1)} (${f(s.ratio.ttftP50Ms, 2)})`,
     `${f(s.ttftP99Ms, 1)} (${f(s.ratio.ttftP99Ms, 2)})`,
@@ -130,6 +146,7 @@ export function renderSummary(concurrency: number, summary: readonly ConfigSumma
       'streams/s (×bare)',
       'chunks/s (×bare)',
       'server CPU µs/chunk',
+      'CPU-bound ×bare',
       'added µs/chunk',
       'TTFT p50 ms (×bare)',
       'TTFT p99 ms (×bare)',
@@ -155,17 +172,20 @@ export async function runBench(settings: BenchSettings, log: (line: string) => v
     },
     concurrency: {},
   };
+  // The client always runs outside the servers' processes; --quick keeps it in this one (still a separate process
+  // from every server) to spare a process start per run, which is most of a smoke run's time.
+  const load = (options: LoadOptions): Promise<LoadResult> => (settings.quick ? runLoad(options) : runLoadProcess(options));
   const servers = new Map<ServerConfig, ServerProcess>();
   try {
     // Servers start together and stay up for the whole run; each waits idle while another one is loaded.
     const started = await Promise.all(settings.configs.map((config) => startServerProcess(config)));
     for (const server of started) servers.set(server.config, server);
     for (const concurrency of settings.concurrencies) {
-      const runs: Record<string, LoadResult[]> = {};
+      const runs: Record<string, RunRecord[]> = {};
       if (!settings.quick) {
         // One unrecorded pass per server at this concurrency: JIT tiers, pools and socket buffers settle first.
         for (const config of settings.configs) {
-          await runLoadProcess({
+          await load({
             port: (servers.get(config) as ServerProcess).port,
             concurrency,
             warmupMs: 0,
@@ -179,18 +199,21 @@ export async function runBench(settings: BenchSettings, log: (line: string) => v
         const order = settings.configs.map((_, i) => settings.configs[(i + round) % settings.configs.length] as ServerConfig);
         for (const config of order) {
           const server = servers.get(config) as ServerProcess;
-          const result = await runLoadProcess({
+          const result = await load({
             port: server.port,
             concurrency,
             warmupMs: settings.warmupSeconds * 1000,
             durationMs: settings.seconds * 1000,
-            drainMs: settings.quick ? 1000 : 3000,
+            drainMs: settings.quick ? 500 : 3000,
           });
-          (runs[config] ??= []).push(result);
+          const loadAvg1 = loadavg()[0] ?? Number.NaN;
+          (runs[config] ??= []).push({ ...result, round, loadAvg1 });
           log(
             `  c=${concurrency} round ${round + 1}/${settings.rounds} ${config.padEnd(11)} ` +
               `${f(result.chunksPerSec, 0).padStart(7)} chunks/s  ${f(result.cpuUsPerChunk, 2)} µs/chunk  ` +
-              `TTFT p50 ${f(result.ttftP50Ms, 1)} ms${result.errors > 0 ? `  errors ${result.errors}` : ''}`,
+              `TTFT p50 ${f(result.ttftP50Ms, 1)} ms  server CPU ${f(result.serverCpuUtilisation, 2)}  ` +
+              `client CPU ${f(result.clientCpuUtilisation, 2)}  load ${f(loadAvg1, 1)}` +
+              `${result.errors > 0 ? `  errors ${result.errors}` : ''}`,
           );
           await new Promise((resolve) => setTimeout(resolve, 200));
         }

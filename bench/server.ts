@@ -50,7 +50,7 @@ const SSE_HEADERS = {
 const YIELD_EVERY = Math.max(1, Number(process.env.BENCH_YIELD_EVERY) || 4);
 const MAX_CACHED_MODELS = 1000;
 
-interface Counters {
+export interface Counters {
   chunks: number;
   streamsCompleted: number;
   streamsClosedEarly: number;
@@ -162,24 +162,33 @@ export interface StartedServer {
   release(): void;
 }
 
-/** Builds and starts the server for `config` on 127.0.0.1 (port 0 = any free port). */
-export async function startBenchServer(config: ServerConfig, port = 0): Promise<StartedServer> {
-  const tokens = await loadTokens();
-  const counters: Counters = { chunks: 0, streamsCompleted: 0, streamsClosedEarly: 0 };
-  const held = new Set<() => void>();
+/** The mock model's route: streams the fixture for the requested model (`?tokens=n` shortens it, `?hold=k` pauses it). */
+export function chatCompletionsRoute(tokens: readonly string[], counters: Counters, held: Set<() => void>): RequestHandler {
   const cache = new Map<string, string[]>();
-  const app = express();
-  app.disable('x-powered-by');
-  app.disable('etag');
-  await mountMiddleware(app, config);
-  app.post('/v1/chat/completions', (req, res) => {
+  return (req, res) => {
     const query = new URL(req.url, 'http://x').searchParams;
     const tokenCount = Math.min(tokens.length, Math.max(1, Number(query.get('tokens')) || tokens.length));
     // hold=k: write k events, then wait for a 'release' message (memory held per in-flight stream is measured here).
     const holdAt = Math.min(tokenCount, Math.max(-1, Number(query.get('hold') ?? -1)));
     const body = req.body as { model?: unknown } | undefined;
     streamEvents(res, eventsFor(cache, tokens, body?.model, tokenCount), holdAt, held, counters);
-  });
+  };
+}
+
+export function newCounters(): Counters {
+  return { chunks: 0, streamsCompleted: 0, streamsClosedEarly: 0 };
+}
+
+/** Builds and starts the server for `config` on 127.0.0.1 (port 0 = any free port). */
+export async function startBenchServer(config: ServerConfig, port = 0): Promise<StartedServer> {
+  const tokens = await loadTokens();
+  const counters = newCounters();
+  const held = new Set<() => void>();
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  await mountMiddleware(app, config);
+  app.post('/v1/chat/completions', chatCompletionsRoute(tokens, counters, held));
 
   // Control endpoints answer before Express so that the middlewares under test never see them.
   const server = http.createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -249,6 +258,8 @@ async function main(): Promise<void> {
   const started = await startBenchServer(config, Number(process.env.BENCH_PORT) || 0);
   const send = process.send?.bind(process);
   if (!send) {
+    // Exit cleanly on a signal so that --cpu-prof and --heap-prof write their files when run by hand.
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(0));
     console.log(`bench server (${config}) on http://127.0.0.1:${started.port}/v1/chat/completions`);
     return;
   }
