@@ -1,0 +1,151 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+/**
+ * The packed tarball, loaded the way users load it: `npm pack` of the built package, installed into a CommonJS and
+ * an ESM consumer that bring their own express and prom-client (peer dependencies, linked from this repo's
+ * node_modules, so no registry is needed), each serving a real streamed completion and reading the counter back.
+ */
+const ROOT = path.resolve(__dirname, '..');
+const bin = (name: string): string => path.join(ROOT, 'node_modules', '.bin', name);
+
+let work: string;
+let tarball: string;
+
+function run(command: string, args: string[], cwd: string): string {
+  return execFileSync(command, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
+}
+
+const CONSUMER_BODY = `
+const registry = new Registry();
+const app = express();
+app.use(express.json());
+app.use(dynamoMetrics({ registry }));
+app.use(metricsRouter({ registry }));
+const chunk = (body) => 'data: ' + JSON.stringify({ id: 'c', object: 'chat.completion.chunk', model: 'packed-model', ...body }) + '\\n\\n';
+app.post('/v1/chat/completions', (req, res) => {
+  res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+  res.write(chunk({ choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }] }));
+  res.write(chunk({ choices: [{ index: 0, delta: { content: 'Hello there' }, finish_reason: null }] }));
+  res.write(chunk({ choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }));
+  res.write(chunk({ choices: [], usage: { prompt_tokens: 4, completion_tokens: 3, total_tokens: 7 } }));
+  res.end('data: [DONE]\\n\\n');
+});
+const server = http.createServer(app).listen(0, '127.0.0.1', () => {
+  const port = server.address().port;
+  const body = JSON.stringify({ model: 'packed-model', stream: true, messages: [] });
+  const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+    res.resume();
+    res.on('end', () => {
+      setTimeout(() => {
+        http.get({ host: '127.0.0.1', port, path: '/metrics' }, (metrics) => {
+          let text = '';
+          metrics.setEncoding('utf8');
+          metrics.on('data', (part) => { text += part; });
+          metrics.on('end', () => {
+            const line = text.split('\\n').find((l) => l.startsWith('dynamo_frontend_output_tokens_total{model="packed-model"}'));
+            console.log(JSON.stringify({
+              dynamoMetrics: typeof dynamoMetrics,
+              metricsRouter: typeof metricsRouter,
+              contentType: metrics.headers['content-type'],
+              outputTokensLine: line,
+            }));
+            server.close();
+          });
+        });
+      }, 50);
+    });
+  });
+  req.end(body);
+});
+`;
+
+const CJS = `'use strict';
+const http = require('node:http');
+const express = require('express');
+const { Registry } = require('prom-client');
+const { dynamoMetrics, metricsRouter } = require('express-dynamo-metrics');
+${CONSUMER_BODY}`;
+
+const ESM = `import http from 'node:http';
+import express from 'express';
+import { Registry } from 'prom-client';
+import { dynamoMetrics, metricsRouter } from 'express-dynamo-metrics';
+${CONSUMER_BODY}`;
+
+beforeAll(() => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'edm-pack-'));
+  // Build into a staging copy of the package, so the repo's own dist/ (used by others) is left alone.
+  const stage = path.join(work, 'stage');
+  fs.mkdirSync(stage);
+  for (const file of ['package.json', 'README.md', 'LICENSE']) {
+    if (fs.existsSync(path.join(ROOT, file))) fs.copyFileSync(path.join(ROOT, file), path.join(stage, file));
+  }
+  run(bin('tsc'), ['-p', path.join(ROOT, 'tsconfig.build.json'), '--outDir', path.join(stage, 'dist')], ROOT);
+  const packed = JSON.parse(run('npm', ['pack', stage, '--pack-destination', work, '--ignore-scripts', '--json'], work)) as { filename: string }[];
+  tarball = path.join(work, (packed[0] as { filename: string }).filename);
+}, 60_000);
+
+afterAll(() => {
+  if (work) fs.rmSync(work, { recursive: true, force: true });
+});
+
+function consumer(name: string, type: 'commonjs' | 'module', file: string, source: string): string {
+  const dir = path.join(work, name);
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name, private: true, type }));
+  // No registry access: the tarball has no dependencies, and its peers are not fetched.
+  run('npm', ['install', tarball, '--offline', '--legacy-peer-deps', '--ignore-scripts', '--no-audit', '--no-fund', '--no-package-lock'], dir);
+  for (const peer of ['express', 'prom-client']) {
+    fs.symlinkSync(path.join(ROOT, 'node_modules', peer), path.join(dir, 'node_modules', peer), 'dir');
+  }
+  fs.writeFileSync(path.join(dir, file), source);
+  return dir;
+}
+
+interface ConsumerReport {
+  dynamoMetrics: string;
+  metricsRouter: string;
+  contentType: string;
+  outputTokensLine: string | undefined;
+}
+
+describe('the packed package', () => {
+  it('contains the built JavaScript and declarations, and nothing else from the repo', () => {
+    const listing = run('tar', ['-tzf', tarball], work).trim().split('\n');
+    expect(listing).toContain('package/dist/index.js');
+    expect(listing).toContain('package/dist/index.d.ts');
+    expect(listing).toContain('package/package.json');
+    const outside = listing.filter((entry) => !/^package\/(dist\/|package\.json$|README(\.md)?$|LICENSE)/.test(entry));
+    expect(outside).toEqual([]);
+    expect(listing.filter((entry) => entry.endsWith('.ts') && !entry.endsWith('.d.ts'))).toEqual([]);
+  });
+
+  it('publishes only dist/ and the manifest from the repo (files: ["dist"])', () => {
+    const [report] = JSON.parse(run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], ROOT)) as { files: { path: string }[] }[];
+    const outside = (report?.files ?? []).map((f) => f.path).filter((p) => !/^(dist\/|package\.json$|README(\.md)?$|LICENSE)/.test(p));
+    expect(outside).toEqual([]);
+  });
+
+  it.each([
+    ['CommonJS require', 'cjs-consumer', 'commonjs', 'index.js', CJS],
+    ['ESM import', 'esm-consumer', 'module', 'index.mjs', ESM],
+  ] as const)(
+    'loads from a %s consumer and counts the tokens of a real streamed response',
+    (_how, name, type, file, source) => {
+      const dir = consumer(name, type, file, source);
+      const installed = JSON.parse(fs.readFileSync(path.join(dir, 'node_modules', 'express-dynamo-metrics', 'package.json'), 'utf8')) as { name: string };
+      expect(installed.name).toBe('express-dynamo-metrics');
+      const output = run(process.execPath, [file], dir).trim().split('\n').pop() ?? '';
+      const report = JSON.parse(output) as ConsumerReport;
+      expect(report.dynamoMetrics).toBe('function');
+      expect(report.metricsRouter).toBe('function');
+      expect(report.contentType).toMatch(/^text\/plain/);
+      // The final usage says 3 completion tokens: the counter's total for the request equals it.
+      expect(report.outputTokensLine).toBe('dynamo_frontend_output_tokens_total{model="packed-model"} 3');
+    },
+    60_000,
+  );
+});
