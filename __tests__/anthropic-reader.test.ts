@@ -120,14 +120,14 @@ describe('anthropicReader.readEvent: message events', () => {
   it('message_delta: stop_reason becomes the finish reason and usage.output_tokens the stated cumulative total', () => {
     const sink = read(messageDelta('end_turn', 15));
     expect(sink.of('finish')).toEqual([['finish', 'end_turn']]);
-    expect(sink.of('stated')).toEqual([['stated', 15, undefined, NO_CHUNK]]);
+    expect(sink.of('stated')).toEqual([['stated', 15, undefined, NO_CHUNK, false]]);
     expect(sink.of('completed')).toEqual([]);
   });
 
   it('message_delta with stop_reason null reports no finish reason', () => {
     const sink = read(messageDelta(null, 4));
     expect(sink.of('finish')).toEqual([]);
-    expect(sink.of('stated')).toEqual([['stated', 4, undefined, NO_CHUNK]]);
+    expect(sink.of('stated')).toEqual([['stated', 4, undefined, NO_CHUNK, false]]);
   });
 
   it('message_stop is the end marker; ping, content_block_start/stop are nothing', () => {
@@ -241,7 +241,7 @@ describe('anthropicReader.readBody (unary)', () => {
   it('states usage.output_tokens, the prompt with cache fields, the stop reason and the end marker', () => {
     const sink = readBody(body({ input_tokens: 10, cache_creation_input_tokens: 2, cache_read_input_tokens: 30, output_tokens: 44 }));
     expect(sink.of('model')).toEqual([['model', 'claude-x']]);
-    expect(sink.of('stated')).toEqual([['stated', 44, undefined, NO_CHUNK]]);
+    expect(sink.of('stated')).toEqual([['stated', 44, undefined, NO_CHUNK, false]]);
     expect(sink.of('prompt')).toEqual([['prompt', 42, 30]]);
     expect(sink.of('finish')).toEqual([['finish', 'tool_use']]);
     expect(sink.of('completed')).toHaveLength(1);

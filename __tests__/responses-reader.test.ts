@@ -123,7 +123,7 @@ describe('responsesReader.readEvent: lifecycle events', () => {
     expect(sink.of('model')).toEqual([['model', 'gpt-x']]);
     expect(sink.of('finish')).toEqual([['finish', 'stop']]);
     expect(sink.of('completed')).toHaveLength(1);
-    expect(sink.of('stated')).toEqual([['stated', 42, 17, NO_CHUNK]]);
+    expect(sink.of('stated')).toEqual([['stated', 42, 17, NO_CHUNK, false]]);
     expect(sink.of('prompt')).toEqual([['prompt', 120, 64]]);
     expect(sink.of('failed')).toEqual([]);
     // The terminal event's output repeats streamed text: nothing is estimated from it.
@@ -146,7 +146,7 @@ describe('responsesReader.readEvent: lifecycle events', () => {
     );
     expect(sink.of('finish')).toEqual([['finish', 'max_output_tokens']]);
     expect(sink.of('completed')).toHaveLength(1);
-    expect(sink.of('stated')).toEqual([['stated', 16, 0, NO_CHUNK]]);
+    expect(sink.of('stated')).toEqual([['stated', 16, 0, NO_CHUNK, false]]);
     expect(sink.of('failed')).toEqual([]);
     const filtered = read(terminal('incomplete', { incomplete_details: { reason: 'content_filter' } }));
     expect(filtered.of('finish')).toEqual([['finish', 'content_filter']]);
@@ -157,7 +157,7 @@ describe('responsesReader.readEvent: lifecycle events', () => {
       terminal('failed', { error: { code: 'server_error', message: 'boom' }, usage: responsesUsage({ input_tokens: 8, output_tokens: 4 }) }),
     );
     expect(sink.of('failed')).toEqual([['failed', 'internal']]);
-    expect(sink.of('stated')).toEqual([['stated', 4, 0, NO_CHUNK]]);
+    expect(sink.of('stated')).toEqual([['stated', 4, 0, NO_CHUNK, false]]);
     expect(sink.of('prompt')).toEqual([['prompt', 8, 0]]);
     const limited = read(terminal('failed', { error: { code: 'rate_limit_exceeded', message: 'slow down' } }));
     expect(limited.of('failed')).toEqual([['failed', 'overload']]);
@@ -251,7 +251,7 @@ describe('responsesReader.readBody (unary)', () => {
   it('states usage and prompt tokens, reports model, stop and the end marker', () => {
     const sink = readBody(responseObject('gpt-x', 'completed', { output, usage: responsesUsage({ input_tokens: 11, output_tokens: 33, cached: 4, reasoning: 9 }) }));
     expect(sink.of('model')).toEqual([['model', 'gpt-x']]);
-    expect(sink.of('stated')).toEqual([['stated', 33, 9, NO_CHUNK]]);
+    expect(sink.of('stated')).toEqual([['stated', 33, 9, NO_CHUNK, false]]);
     expect(sink.of('prompt')).toEqual([['prompt', 11, 4]]);
     expect(sink.of('finish')).toEqual([['finish', 'stop']]);
     expect(sink.of('completed')).toHaveLength(1);

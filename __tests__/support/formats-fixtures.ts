@@ -11,7 +11,7 @@ import { codePoints } from './chat-fixtures';
 export type Observation =
   | ['model', unknown]
   | ['tokens', number, number]
-  | ['stated', unknown, unknown, ChunkCount]
+  | ['stated', unknown, unknown, ChunkCount, boolean | undefined]
   | ['prompt', unknown, unknown]
   | ['finish', unknown]
   | ['completed']
@@ -28,8 +28,9 @@ export class RecordingSink implements ObservationSink {
   generatedTokens(tokens: number, reasoning: number): void {
     this.seen.push(['tokens', tokens, reasoning]);
   }
-  statedOutputTokens(total: unknown, reasoningTotal: unknown, chunk: ChunkCount): void {
-    this.seen.push(['stated', total, reasoningTotal, chunk]);
+  /** `live` is optional so the sink fits the interface with or without it. */
+  statedOutputTokens(total: unknown, reasoningTotal: unknown, chunk: ChunkCount, live?: boolean): void {
+    this.seen.push(['stated', total, reasoningTotal, chunk, live]);
   }
   promptTokens(input: unknown, cached: unknown): void {
     this.seen.push(['prompt', input, cached]);
