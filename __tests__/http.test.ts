@@ -1,8 +1,11 @@
 import http from 'node:http';
+import zlib from 'node:zlib';
 import type { Socket } from 'node:net';
 import express from 'express';
 import type { Application, Request, Response } from 'express';
 import express4 from 'express4';
+import compression from 'compression';
+import { createProxyMiddleware } from 'http-proxy-middleware';
 import { Registry } from 'prom-client';
 import { dynamoMetrics, metricsRouter } from '../lib/index';
 import type { DynamoMetricsError, DynamoMetricsOptions } from '../lib/index';
@@ -418,6 +421,7 @@ describe.each(variants)('HTTP suite on %s', (_variant, expressLib) => {
     [404, 'not_found'],
     [422, 'validation'],
     [429, 'overload'],
+    [499, 'cancelled'],
     [500, 'internal'],
     [501, 'not_implemented'],
     [502, 'internal'],
@@ -547,6 +551,259 @@ describe.each(variants)('HTTP suite on %s', (_variant, expressLib) => {
     expect(await get('requests_total', { status: 'success' })).toBe(40);
     expect(await get('output_tokens_total', { model: 'm' })).toBe(80);
     expect(await gauges('m')).toEqual([0, 0, 0]);
+  });
+
+  it('counts a client that aborts before any response byte as cancelled, once', async () => {
+    const closed = signal();
+    const arrived = signal();
+    const port = await start(
+      chatRoute((_req, res) => {
+        arrived.release();
+        res.on('close', () => closed.release());
+      }),
+    );
+    const payload = JSON.stringify({ model: 'm', stream: true });
+    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: CHAT, agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } });
+    req.on('error', () => undefined);
+    req.end(payload);
+    await arrived.wait;
+    expect(await gauges('m')).toEqual([1, 1, 1]);
+    req.destroy();
+    await closed.wait;
+    await ended();
+    await sleep(20);
+    expect(await get('requests_total')).toBe(1);
+    expect(await get('requests_total', { model: 'm', endpoint: 'chat_completions', status: 'error', error_type: 'cancelled' })).toBe(1);
+    expect(await get('requests_started_total', { model: 'm' })).toBe(1);
+    expect(await get('disconnected_clients')).toBe(1);
+    expect(await get('model_cancellation_total', { model: 'm', endpoint: 'chat_completions' })).toBe(1);
+    expect(await gauges('m')).toEqual([0, 0, 0]);
+  });
+
+  it('returns every gauge to 0 after many concurrent streams, some aborted', async () => {
+    const rest = signal();
+    const port = await start(
+      chatRoute(async (_req, res) => {
+        res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+        res.write(chunk('m', 'ab'));
+        await rest.wait;
+        if (!res.destroyed) {
+          res.write(finishChunk('m'));
+          res.end(DONE);
+        }
+      }),
+    );
+    const streams = await Promise.all(Array.from({ length: 20 }, () => openStream(port, CHAT, { model: 'm', stream: true })));
+    await Promise.all(streams.map((s) => s.waitFor('ab')));
+    expect(await gauges('m')).toEqual([20, 20, 0]);
+    streams.slice(0, 5).forEach((s) => s.abort());
+    await eventually(async () => (await get('requests_total', { error_type: 'cancelled' })) === 5);
+    expect(await get('inflight_requests', { model: 'm' })).toBe(15);
+    rest.release();
+    await Promise.all(streams.map((s) => s.done));
+    await ended(20);
+    expect(await get('requests_total', { model: 'm', status: 'success' })).toBe(15);
+    expect(await get('disconnected_clients')).toBe(5);
+    expect(await get('output_tokens_total', { model: 'm' })).toBe(40);
+    expect(await gauges('m')).toEqual([0, 0, 0]);
+  });
+
+  it('reads a stream whose headers were flushed with res.flushHeaders() before the first write', async () => {
+    const port = await start(
+      chatRoute((_req, res) => {
+        res.status(200);
+        res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
+        res.flushHeaders();
+        res.write(chunk('m', 'abc'));
+        res.write(finishChunk('m'));
+        res.end(DONE);
+      }),
+    );
+    await postJson(port, CHAT, { model: 'm', stream: true });
+    await ended();
+    expect(await get('output_tokens_total', { model: 'm' })).toBe(3);
+    expect(await get('requests_total', { model: 'm', request_type: 'stream', status: 'success' })).toBe(1);
+  });
+
+  it('takes the model from a body parsed after the middleware (by the time the response starts)', async () => {
+    const app = expressLib() as unknown as Application;
+    app.use(dynamoMetrics({ registry, countTokens: codePoints }));
+    app.use(expressLib.json());
+    chatRoute((_req, res) => writeSse(res, [chunk('served', 'abc'), finishChunk('served'), DONE]))(app);
+    const server = await listen(app);
+    servers.push(server);
+    await postJson(server.port, CHAT, { model: 'asked', stream: true });
+    await ended();
+    expect(await get('output_tokens_total', { model: 'asked' })).toBe(3);
+    expect(await get('requests_started_total', { model: 'asked', request_type: 'stream' })).toBe(1);
+    expect(await gauges('unknown_model')).toEqual([0, 0, 0]);
+    expect(await gauges('asked')).toEqual([0, 0, 0]);
+  });
+
+  it('counts tokens with compression() mounted before it, and the client still gets the gzip stream', async () => {
+    const pieces = [roleChunk('m'), chunk('m', 'Hello'), chunk('m', ' 世界'), finishChunk('m'), DONE];
+    const app = expressLib() as unknown as Application;
+    app.use(compression());
+    app.use(expressLib.json());
+    app.use(dynamoMetrics({ registry, countTokens: codePoints }));
+    chatRoute((_req, res) => writeSse(res, pieces))(app);
+    const server = await listen(app);
+    servers.push(server);
+    const body = await new Promise<{ encoding: string | undefined; bytes: Buffer }>((resolve, reject) => {
+      const payload = JSON.stringify({ model: 'm', stream: true });
+      const req = http.request(
+        { host: '127.0.0.1', port: server.port, method: 'POST', path: CHAT, agent: false, headers: { 'accept-encoding': 'gzip', 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } },
+        (res) => {
+          const parts: Buffer[] = [];
+          res.on('data', (p: Buffer) => parts.push(p));
+          res.on('end', () => resolve({ encoding: res.headers['content-encoding'], bytes: Buffer.concat(parts) }));
+        },
+      );
+      req.on('error', reject);
+      req.end(payload);
+    });
+    expect(body.encoding).toBe('gzip');
+    expect(zlib.gunzipSync(body.bytes).toString()).toBe(pieces.join(''));
+    await ended();
+    expect(await get('output_tokens_total', { model: 'm' })).toBe(8);
+    expect(await get('requests_total', { model: 'm', status: 'success' })).toBe(1);
+    expect(await get('parse_errors_total')).toBe(0);
+  });
+
+  it('leaves a gzip stream from compression() mounted after it untouched, counts it as compressed_body, and never throws', async () => {
+    const errors: DynamoMetricsError[] = [];
+    const pieces = [chunk('m', 'Hello'), finishChunk('m'), DONE];
+    const app = expressLib() as unknown as Application;
+    app.use(expressLib.json());
+    app.use(dynamoMetrics({ registry, countTokens: codePoints, onError: (e) => errors.push(e) }));
+    app.use(compression());
+    chatRoute((_req, res) => writeSse(res, pieces))(app);
+    const server = await listen(app);
+    servers.push(server);
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => {
+      warnings.push(w);
+    };
+    process.on('warning', onWarning);
+    try {
+      const bytes = await new Promise<Buffer>((resolve, reject) => {
+        const payload = JSON.stringify({ model: 'm', stream: true });
+        const req = http.request(
+          { host: '127.0.0.1', port: server.port, method: 'POST', path: CHAT, agent: false, headers: { 'accept-encoding': 'gzip', 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } },
+          (res) => {
+            const parts: Buffer[] = [];
+            res.on('data', (p: Buffer) => parts.push(p));
+            res.on('end', () => resolve(Buffer.concat(parts)));
+          },
+        );
+        req.on('error', reject);
+        req.end(payload);
+      });
+      expect(zlib.gunzipSync(bytes).toString()).toBe(pieces.join(''));
+      await ended();
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(await get('requests_total', { model: 'm' })).toBe(1);
+    expect(await get('parse_errors_total', { endpoint: 'chat_completions', reason: 'compressed_body' })).toBe(1);
+    expect(errors.map((e) => e.code)).toContain('compressed_body');
+    expect(await gauges('m')).toEqual([0, 0, 0]);
+  });
+
+  describe('behind http-proxy-middleware (no parsed body: the model comes from the response)', () => {
+    async function startUpstream(handler: Handler): Promise<number> {
+      const upstream = expressLib() as unknown as Application;
+      upstream.use(expressLib.json());
+      chatRoute(handler)(upstream);
+      const server = await listen(upstream);
+      servers.push(server);
+      return server.port;
+    }
+
+    async function startProxy(upstreamPort: number): Promise<number> {
+      const app = expressLib() as unknown as Application;
+      app.use(dynamoMetrics({ registry, countTokens: codePoints }));
+      app.use(metricsRouter({ registry }));
+      app.use('/v1', createProxyMiddleware({ target: `http://127.0.0.1:${upstreamPort}/v1` }));
+      const server = await listen(app);
+      servers.push(server);
+      return server.port;
+    }
+
+    it('counts a proxied stream under the upstream\'s model name, byte for byte', async () => {
+      const pieces = cutAtRandom(Buffer.from(richChatStream('upstream-model')), 30, seededRandom(3));
+      const upstreamPort = await startUpstream((_req, res) => writeSse(res, pieces));
+      const proxyPort = await startProxy(upstreamPort);
+      const response = await postJson(proxyPort, CHAT, { model: 'asked-model', stream: true });
+      expect(response.body.equals(Buffer.concat(pieces))).toBe(true);
+      await ended();
+      expect(await get('output_tokens_total', { model: 'upstream-model' })).toBe(RICH_STREAM_TOKENS);
+      expect(await get('requests_total', { model: 'upstream-model', endpoint: 'chat_completions', request_type: 'stream', status: 'success' })).toBe(1);
+      expect(await get('requests_started_total', { model: 'upstream-model' })).toBe(1);
+      expect(await gauges('unknown_model')).toEqual([0, 0, 0]);
+      expect(await gauges('upstream-model')).toEqual([0, 0, 0]);
+    });
+
+    it('counts a client that leaves a proxied stream as cancelled', async () => {
+      const upstreamClosed = signal();
+      const upstreamPort = await startUpstream((_req, res) => {
+        res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+        res.write(chunk('upstream-model', 'Hello'));
+        res.on('close', () => upstreamClosed.release());
+      });
+      const proxyPort = await startProxy(upstreamPort);
+      const stream = await openStream(proxyPort, CHAT, { model: 'asked-model', stream: true });
+      await stream.waitFor('Hello');
+      stream.abort();
+      await ended();
+      expect(await get('requests_total', { model: 'upstream-model', status: 'error', error_type: 'cancelled' })).toBe(1);
+      expect(await get('output_tokens_total', { model: 'upstream-model' })).toBe(5);
+      expect(await get('disconnected_clients')).toBe(1);
+      expect(await gauges('upstream-model')).toEqual([0, 0, 0]);
+    });
+
+    it('counts an upstream that breaks mid-stream as internal when the proxy destroys the response', async () => {
+      // http-proxy-middleware 3 leaves the client's response open forever when the upstream socket dies mid-body
+      // (nothing ends, so nothing can be counted); a proxy that destroys the response on upstream abort is used here.
+      const upstreamPort = await startUpstream((_req, res) => {
+        res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+        res.write(chunk('upstream-model', 'Hello'), () => setTimeout(() => res.socket?.destroy(), 20));
+      });
+      const app = expressLib() as unknown as Application;
+      app.use(dynamoMetrics({ registry, countTokens: codePoints }));
+      app.post(CHAT, (req, res) => {
+        const upstream = http.request({ host: '127.0.0.1', port: upstreamPort, method: 'POST', path: CHAT, headers: req.headers }, (upstreamRes) => {
+          res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
+          upstreamRes.on('aborted', () => res.destroy());
+          upstreamRes.on('error', () => res.destroy());
+          upstreamRes.pipe(res);
+        });
+        upstream.on('error', () => res.destroy());
+        req.pipe(upstream);
+      });
+      const server = await listen(app);
+      servers.push(server);
+      const stream = await openStream(server.port, CHAT, { model: 'asked-model', stream: true });
+      await stream.done;
+      await ended();
+      expect(await get('requests_total', { model: 'upstream-model', status: 'error', error_type: 'internal' })).toBe(1);
+      expect(await get('disconnected_clients')).toBe(0);
+      expect(await get('model_cancellation_total')).toBe(0);
+      expect(await get('output_tokens_total', { model: 'upstream-model' })).toBe(5);
+      expect(await gauges('upstream-model')).toEqual([0, 0, 0]);
+    });
+
+    it('maps an upstream error status through the proxy', async () => {
+      const upstreamPort = await startUpstream((_req, res) => {
+        res.status(429).json({ error: { message: 'rate limited', type: 'rate_limit_error' } });
+      });
+      const proxyPort = await startProxy(upstreamPort);
+      const response = await postJson(proxyPort, CHAT, { model: 'asked-model', stream: true });
+      expect(response.status).toBe(429);
+      await ended();
+      expect(await get('requests_total', { status: 'error', error_type: 'overload' })).toBe(1);
+      expect(await gauges('unknown_model')).toEqual([0, 0, 0]);
+    });
   });
 
   // ---- (5) malformed input --------------------------------------------------------------------------------------
@@ -803,10 +1060,16 @@ describe.each(variants)('HTTP suite on %s', (_variant, expressLib) => {
       app.get('/v1/models', (_req, res) => {
         res.json({ data: [{ id: 'm' }] });
       });
+      app.options(CHAT, (_req, res) => {
+        res.set('Access-Control-Allow-Methods', 'POST').status(204).end();
+      });
+      app.head(CHAT, (_req, res) => {
+        res.status(200).end();
+      });
     };
     const withPort = await start(routes);
     const withoutPort = await start(routes, { withMiddleware: false });
-    for (const [method, path] of [['GET', '/health'], ['POST', '/v1/other'], ['GET', '/v1/models']] as const) {
+    for (const [method, path] of [['GET', '/health'], ['POST', '/v1/other'], ['GET', '/v1/models'], ['OPTIONS', CHAT], ['HEAD', CHAT]] as const) {
       const a = await request(withPort, method, path, method === 'POST' ? { model: 'm' } : undefined);
       const b = await request(withoutPort, method, path, method === 'POST' ? { model: 'm' } : undefined);
       expect(a.body.equals(b.body)).toBe(true);
