@@ -1,48 +1,55 @@
 import type { PlainTextDelta } from './readers/types';
 
 /**
- * Recognises an event that is byte-for-byte the previous plain text delta except for its text.
+ * Recognises a write that is byte-for-byte the previous plain-text-delta write except for its text.
  *
- * Engine servers send hundreds of chunks per response that differ only in one string (`"content":"…"`). Once a
- * reader has fully parsed one such chunk and said "this event means: these tokens of generated text, nothing
- * else", a later event with the same bytes before and after that string, whose new string holds no `"` or `\`, has
- * the same parse tree with another string, so it means the same thing with that text. Checking that costs two
- * prefix/suffix comparisons instead of a `JSON.parse` (≈ 1.3 µs per chunk, most of the per-chunk budget).
+ * Engine servers write hundreds of chunks per response that differ only in one string
+ * (`data: {…"content":"…"…}\n\n`). Once a write held exactly one event, which the reader fully parsed and declared
+ * a plain text delta ("these tokens of generated text, nothing else"), a later write with the same bytes before and
+ * after that string, whose new string holds no `"`, `\` or control character (so no line end either), splits into
+ * the same SSE event with the same parse tree but another string: it means the same thing with that text. Checking
+ * that costs two string comparisons instead of SSE splitting plus a `JSON.parse` (≈ 1.3 µs, most of a chunk's
+ * budget).
  */
 export class ChunkShape {
   private prefix = '';
   private suffix = '';
-  private eventType: string | undefined = undefined;
   private reasoning = false;
   private known = false;
 
-  /** The text of `data` if it has the learned shape, else undefined. */
-  match(data: string, eventType: string | undefined): string | undefined {
-    if (!this.known || eventType !== this.eventType) return undefined;
-    const end = data.length - this.suffix.length;
-    if (end < this.prefix.length || !data.startsWith(this.prefix) || !data.endsWith(this.suffix)) return undefined;
-    const text = data.slice(this.prefix.length, end);
-    if (text.length === 0 || text.indexOf('"') !== -1 || text.indexOf('\\') !== -1 || hasControlCharacter(text)) return undefined;
-    return text;
+  /** The text of a write with the learned shape, else undefined. */
+  match(write: string): string | undefined {
+    if (!this.known) return undefined;
+    const prefix = this.prefix;
+    const end = write.length - this.suffix.length;
+    if (end <= prefix.length) return undefined;
+    if (write.slice(0, prefix.length) !== prefix || write.slice(end) !== this.suffix) return undefined;
+    const text = write.slice(prefix.length, end);
+    return isPlainString(text) ? text : undefined;
   }
 
   get isReasoning(): boolean {
     return this.reasoning;
   }
 
-  /** Learns the shape of a fully parsed plain text delta, when its text can be located unambiguously. */
-  learn(data: string, eventType: string | undefined, delta: PlainTextDelta): void {
+  /**
+   * Learns the shape from a write that held exactly one event with this `data`, read as `delta`, when the text can
+   * be located unambiguously.
+   */
+  learn(write: string, data: string, delta: PlainTextDelta): void {
     const { text } = delta;
-    if (text.length === 0 || text.indexOf('"') !== -1 || text.indexOf('\\') !== -1 || hasControlCharacter(text)) return;
+    if (!isPlainString(text)) return;
+    const dataAt = write.indexOf(data);
+    if (dataAt === -1 || write.indexOf(data, dataAt + 1) !== -1) return;
     for (const separator of ['":"', '": "']) {
       const needle = `"${delta.key}${separator}${text}"`;
       const at = data.indexOf(needle);
       if (at === -1) continue;
       if (data.indexOf(needle, at + 1) !== -1) return;
-      const textStart = at + needle.length - text.length - 1;
-      this.prefix = data.slice(0, textStart);
-      this.suffix = data.slice(textStart + text.length);
-      this.eventType = eventType;
+      const textStart = dataAt + at + needle.length - text.length - 1;
+      // Flat copies: comparing against a slice of a long-gone write would keep that write alive and be slower.
+      this.prefix = flat(write.slice(0, textStart));
+      this.suffix = flat(write.slice(textStart + text.length));
       this.reasoning = delta.reasoning;
       this.known = true;
       return;
@@ -50,7 +57,16 @@ export class ChunkShape {
   }
 }
 
-function hasControlCharacter(text: string): boolean {
-  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) < 0x20) return true;
-  return false;
+/** Non-empty, and free of what would change the JSON or SSE structure around it: quotes, escapes, line ends. */
+function isPlainString(text: string): boolean {
+  if (text.length === 0) return false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 /* " */ || c === 0x5c /* \ */) return false;
+  }
+  return true;
+}
+
+function flat(text: string): string {
+  return Buffer.from(text, 'utf8').toString('utf8');
 }

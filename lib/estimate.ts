@@ -21,7 +21,11 @@ export interface EstimatorWeights {
   /** The same for each word of a multi-piece delta. */
   multiWordFree: number;
   multiWordPerToken: number;
-  /** A non-ASCII letter (accented Latin, Cyrillic, Greek, Indic, …) weighs this many ASCII letters. */
+  /**
+   * In a multi-piece delta, a non-ASCII letter (accented Latin, Cyrillic, Greek, Indic, …) weighs this many ASCII
+   * letters: vocabularies trained mostly on English split such words more. (In a one-piece delta it weighs 1,
+   * since that piece is usually one token whatever its script.)
+   */
   nonAsciiLetter: number;
   /** CJK characters (Han, kana, Hangul) a one-piece delta may hold for 1 token; beyond: `singleCjkPerChar` each. */
   singleCjkFree: number;
@@ -36,14 +40,14 @@ export interface EstimatorWeights {
 }
 
 export const DEFAULT_WEIGHTS: Readonly<EstimatorWeights> = Object.freeze({
-  singleWordFree: 14,
+  singleWordFree: 12,
   singleWordPerToken: 5,
   multiWordFree: 5,
   multiWordPerToken: 5,
-  nonAsciiLetter: 1,
-  singleCjkFree: 3,
+  nonAsciiLetter: 1.75,
+  singleCjkFree: 2,
   singleCjkPerChar: 0.3,
-  multiCjkPerChar: 0.7,
+  multiCjkPerChar: 1,
   punctPerToken: 3,
   singleAstral: 1.5,
   multiAstral: 2,
@@ -125,15 +129,19 @@ export function createEstimator(weights: Readonly<EstimatorWeights> = DEFAULT_WE
   let pieces = 0;
   let extraSingle = 0; // extra tokens if the delta turns out to be one piece
   let extraMulti = 0; // extra tokens if it has several
+  let nonAscii = 0; // non-ASCII letters in the current word
 
   /** Ends a run of `len` (weighted) characters whose next character has class `next` (0 at the end). */
   function close(run: number, len: number, endsInSpace: boolean, next: number): void {
     switch (run) {
-      case WORD:
+      case WORD: {
         pieces++;
         if (len > singleWordFree) extraSingle += (len - singleWordFree) / singleWordPerToken;
-        if (len > multiWordFree) extraMulti += (len - multiWordFree) / multiWordPerToken;
+        const weighted = len + nonAscii * (nonAsciiLetter - 1);
+        if (weighted > multiWordFree) extraMulti += (weighted - multiWordFree) / multiWordPerToken;
+        nonAscii = 0;
         break;
+      }
       case RUN_CJK:
         pieces++;
         if (len > singleCjkFree) extraSingle += (len - singleCjkFree) * singleCjkPerChar;
@@ -143,8 +151,8 @@ export function createEstimator(weights: Readonly<EstimatorWeights> = DEFAULT_WE
         pieces += Math.ceil(len / 3); // every vocabulary here splits numbers into groups of up to 3 digits
         break;
       case WHITESPACE:
-        // A single space before a word or punctuation belongs to that piece (" the", " {").
-        if (endsInSpace && (startsPiece(next) || next === PUNCT)) len--;
+        // A single space before a word, punctuation or emoji belongs to that piece (" the", " {", " 👍").
+        if (endsInSpace && (startsPiece(next) || next === PUNCT || next === ASTRAL)) len--;
         if (len > 0) pieces++;
         break;
       case RUN_PUNCT:
@@ -164,6 +172,7 @@ export function createEstimator(weights: Readonly<EstimatorWeights> = DEFAULT_WE
     pieces = 0;
     extraSingle = 0;
     extraMulti = 0;
+    nonAscii = 0;
     let run = NONE;
     let len = 0;
     let endsInSpace = false;
@@ -177,7 +186,8 @@ export function createEstimator(weights: Readonly<EstimatorWeights> = DEFAULT_WE
             continue;
           }
           if (k === LETTER_NON_ASCII) {
-            len += nonAsciiLetter;
+            len++;
+            nonAscii++;
             continue;
           }
           break;
@@ -225,7 +235,7 @@ export function createEstimator(weights: Readonly<EstimatorWeights> = DEFAULT_WE
           break;
         case LETTER_NON_ASCII:
           run = WORD;
-          len = nonAsciiLetter;
+          nonAscii = 1;
           break;
         case CJK:
           run = RUN_CJK;

@@ -2,7 +2,7 @@ import { Counter, Gauge, Histogram } from 'prom-client';
 import type { Metric, Registry } from 'prom-client';
 import type { HistogramName } from './buckets';
 import type { ErrorType } from './labels';
-import { ModelLabels } from './labels';
+import { ModelLabels, UNKNOWN_MODEL } from './labels';
 import { LatencyCells, TokenLatencyHistogram } from './token-latency-histogram';
 
 /** Metric name suffixes; the full name is `${prefix}_${suffix}`. */
@@ -288,13 +288,18 @@ export class MetricsStore {
     this.requestsStarted.inc({ model: labels.model, endpoint: labels.endpoint, request_type: labels.requestType });
   }
 
-  firstToken(model: string, secondsSinceArrival: number): void {
-    this.queuedRequests.dec({ model });
-    this.timeToFirstToken.observe({ model }, secondsSinceArrival);
+  /** Cells for tokens whose model label is not known yet; never scraped until added to a model's series. */
+  detachedSeries(): ModelSeries {
+    return new ModelSeries(UNKNOWN_MODEL, this.interTokenLatencyBounds);
   }
 
-  firstTokenWithoutTiming(model: string): void {
-    this.queuedRequests.dec({ model });
+  /** The request is no longer waiting for its first token (its gauges sit under `gaugeModel`). */
+  firstToken(gaugeModel: string): void {
+    this.queuedRequests.dec({ model: gaugeModel });
+  }
+
+  observeTimeToFirstToken(model: string, secondsSinceArrival: number): void {
+    this.timeToFirstToken.observe({ model }, secondsSinceArrival);
   }
 
   promptTokens(model: string, inputTokens: number, cachedTokens: number | undefined): void {

@@ -7,6 +7,12 @@ import type { ChunkCount, ObservationSink } from './readers/types';
 /** Largest usage count believed; beyond it a stated count is malformed, not a request's size. */
 const MAX_TOKEN_COUNT = 100_000_000;
 
+/**
+ * Token-bearing chunks held while no event has named the model yet (every format names it in its first event;
+ * a stream that never does is counted under `unknown_model` after this many, so the counter still moves live).
+ */
+const MAX_CHUNKS_BEFORE_MODEL = 16;
+
 /** How a response ended, as the response hook saw it. */
 export type ResponseOutcome = 'finished' | 'client_left' | 'server_aborted';
 
@@ -39,6 +45,10 @@ export class RequestState implements ObservationSink {
   private readonly arrivedAt = performance.now();
   private model: string | undefined;
   private series: ModelSeries | undefined;
+  /** Where tokens counted before the model is known wait for their label. */
+  private heldSeries: ModelSeries | undefined;
+  private heldChunks = 0;
+  private heldTimeToFirstToken: number | undefined;
   /** The model label the in-flight gauges are counted under right now. */
   private gaugeModel = UNKNOWN_MODEL;
   private requestType: RequestType | undefined;
@@ -87,14 +97,15 @@ export class RequestState implements ObservationSink {
   // ---- observations from the readers -------------------------------------------------------------------------
 
   responseModel(model: unknown): void {
-    if (this.model === undefined) this.resolveModel(model);
+    // A missing or malformed name decides nothing: a later event may still name the model.
+    if (this.model === undefined && typeof model === 'string' && model.length > 0) this.resolveModel(model);
   }
 
   generatedTokens(tokens: number, reasoning: number): void {
     if (tokens > 0) this.addTokens(tokens, Math.min(reasoning, tokens), true);
   }
 
-  statedOutputTokens(total: unknown, reasoningTotal: unknown, chunk: ChunkCount): void {
+  statedOutputTokens(total: unknown, reasoningTotal: unknown, chunk: ChunkCount, live: boolean): void {
     if (!isTokenCount(total)) {
       this.malformed('invalid_usage', `completion tokens: ${String(total)}`);
       this.generatedTokens(chunk.tokens, chunk.reasoning);
@@ -110,7 +121,7 @@ export class RequestState implements ObservationSink {
     const reasoningStated = isTokenCount(reasoningTotal);
     if (increase > 0) {
       const reasoning = reasoningStated ? 0 : Math.min(chunk.reasoning, increase);
-      this.addTokens(increase, reasoning, chunk.tokens > 0);
+      this.addTokens(increase, reasoning, live);
     }
     if (reasoningStated) {
       const reasoningIncrease = reasoningTotal - this.reasoningTokens;
@@ -197,18 +208,34 @@ export class RequestState implements ObservationSink {
     const { store } = this.context;
     const model = store.modelLabels.resolve(name);
     this.model = model;
-    this.series = store.seriesFor(model);
+    const series = store.seriesFor(model);
+    this.series = series;
     if (this.gaugeModel !== model && !this.ended) {
       store.requestInFlight(this.gaugeModel, -1, this.queued);
       store.requestInFlight(model, 1, this.queued);
       this.gaugeModel = model;
     }
     this.countStart();
+    const held = this.heldSeries;
+    if (held !== undefined) {
+      this.heldSeries = undefined;
+      series.pendingOutputTokens += held.pendingOutputTokens;
+      series.pendingReasoningTokens += held.pendingReasoningTokens;
+      series.interTokenLatency.add(held.interTokenLatency);
+      if (this.heldTimeToFirstToken !== undefined) store.observeTimeToFirstToken(model, this.heldTimeToFirstToken);
+    }
     return model;
   }
 
   private seriesOrResolve(): ModelSeries {
     return this.series ?? (this.resolveModel(undefined), this.series as unknown as ModelSeries);
+  }
+
+  /** The series tokens go to: the model's, or a holding one until an event names the model. */
+  private tokenSeries(): ModelSeries {
+    if (this.series !== undefined) return this.series;
+    if (++this.heldChunks > MAX_CHUNKS_BEFORE_MODEL) return this.seriesOrResolve();
+    return (this.heldSeries ??= this.context.store.detachedSeries());
   }
 
   private countStart(): void {
@@ -218,7 +245,7 @@ export class RequestState implements ObservationSink {
   }
 
   private addTokens(tokens: number, reasoning: number, timed: boolean): void {
-    const series = this.seriesOrResolve();
+    const series = this.tokenSeries();
     this.outputTokens += tokens;
     series.pendingOutputTokens += tokens;
     if (reasoning > 0) {
@@ -233,7 +260,10 @@ export class RequestState implements ObservationSink {
       this.firstTokenSeen = true;
       if (this.queued) {
         this.queued = false;
-        this.context.store.firstToken(this.gaugeModel, (now - this.arrivedAt) / 1000);
+        const seconds = (now - this.arrivedAt) / 1000;
+        this.context.store.firstToken(this.gaugeModel);
+        if (this.model === undefined) this.heldTimeToFirstToken = seconds;
+        else this.context.store.observeTimeToFirstToken(this.model, seconds);
       }
     }
     this.lastTokenAt = now;

@@ -1,7 +1,7 @@
 import { ChunkShape } from './chunk-shape';
 import { ResponseTextDecoder } from './decode';
 import type { ResponseListener } from './hook';
-import type { WireFormatReader } from './readers/types';
+import type { PlainTextDelta, WireFormatReader } from './readers/types';
 import type { RequestHints, RequestState, ResponseOutcome } from './request-state';
 import { SseParser } from './sse';
 import type { SseHandler } from './sse';
@@ -29,6 +29,10 @@ export class ResponseReader implements ResponseListener, SseHandler {
   private readonly decoder = new ResponseTextDecoder();
   private sse: SseParser | undefined;
   private readonly shape = new ChunkShape();
+  /** While a write that started between events is being split: its events, to learn its shape from. */
+  private writeEvents = 0;
+  private lastPlainData = '';
+  private lastPlain: PlainTextDelta | undefined;
   private encoding: string | undefined;
   private sniffed = false;
   private bodyParts: string[] = [];
@@ -69,7 +73,7 @@ export class ResponseReader implements ResponseListener, SseHandler {
     const text = this.decoder.write(chunk, encoding);
     if (text.length === 0) return;
     if (this.mode === 'events') {
-      (this.sse as SseParser).feed(text);
+      this.readEvents(text);
     } else {
       this.bodyParts.push(text);
     }
@@ -110,18 +114,38 @@ export class ResponseReader implements ResponseListener, SseHandler {
 
   // SSE events from the parser.
   onEvent(data: string, eventType: string | undefined): void {
-    const text = this.shape.match(data, eventType);
-    if (text !== undefined) {
-      const tokens = this.state.estimate(text);
-      this.state.generatedTokens(tokens, this.shape.isReasoning ? tokens : 0);
-      return;
-    }
+    this.writeEvents++;
     const plain = this.reader.readEvent(data, eventType, this.state);
-    if (plain !== undefined) this.shape.learn(data, eventType, plain);
+    this.lastPlain = plain;
+    if (plain !== undefined) this.lastPlainData = data;
   }
 
   onEventTooLarge(): void {
     this.settings.malformed('event_too_large', `an SSE event exceeded maxEventBytes (${this.settings.maxEventBytes})`);
+  }
+
+  /** Events of one write: a write shaped like an earlier plain text delta is counted without being parsed. */
+  private readEvents(text: string): void {
+    const sse = this.sse as SseParser;
+    if (!sse.idle) {
+      sse.feed(text);
+      return;
+    }
+    // An oversized write takes the full path, where the event size limit is enforced.
+    const deltaText = text.length <= this.settings.maxEventBytes ? this.shape.match(text) : undefined;
+    if (deltaText !== undefined) {
+      const tokens = this.state.estimate(deltaText);
+      this.state.generatedTokens(tokens, this.shape.isReasoning ? tokens : 0);
+      return;
+    }
+    this.writeEvents = 0;
+    this.lastPlain = undefined;
+    sse.feed(text);
+    if (this.writeEvents === 1 && this.lastPlain !== undefined && sse.idle) {
+      this.shape.learn(text, this.lastPlainData, this.lastPlain);
+    }
+    this.lastPlain = undefined;
+    this.lastPlainData = '';
   }
 
   private withinBodyLimit(chunk: unknown, encoding: unknown): boolean {

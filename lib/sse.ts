@@ -29,6 +29,11 @@ export class SseParser {
     private readonly maxEventLength: number,
   ) {}
 
+  /** Between events: no partial line, no pending data or field, no CR waiting for its LF. */
+  get idle(): boolean {
+    return this.partialLine.length === 0 && !this.hasData && this.eventType === undefined && !this.discarding && !this.pendingCR;
+  }
+
   feed(text: string): void {
     const length = text.length;
     let position = 0;

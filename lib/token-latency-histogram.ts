@@ -27,6 +27,13 @@ export class LatencyCells {
     this.count += tokens;
   }
 
+  /** Adds another cell set with the same bounds (samples held before a request's model was known). */
+  add(other: LatencyCells): void {
+    for (let i = 0; i < this.counts.length; i++) this.counts[i] = (this.counts[i] as number) + (other.counts[i] as number);
+    this.sum += other.sum;
+    this.count += other.count;
+  }
+
   reset(): void {
     this.counts.fill(0);
     this.sum = 0;

@@ -41,7 +41,7 @@ export const anthropicReader: WireFormatReader = {
         if (stopReason !== undefined && stopReason !== null) sink.finishReason(stopReason);
         const usage = asRecord(event.usage);
         if (usage !== undefined && usage.output_tokens !== undefined) {
-          sink.statedOutputTokens(usage.output_tokens, undefined, NO_TEXT);
+          sink.statedOutputTokens(usage.output_tokens, undefined, NO_TEXT, false);
         }
         readPromptUsage(usage, sink);
         return undefined;
@@ -73,7 +73,7 @@ export const anthropicReader: WireFormatReader = {
     sink.completed();
     const usage = asRecord(message.usage);
     if (usage !== undefined && usage.output_tokens !== undefined) {
-      sink.statedOutputTokens(usage.output_tokens, undefined, NO_TEXT);
+      sink.statedOutputTokens(usage.output_tokens, undefined, NO_TEXT, false);
     } else {
       let tokens = 0;
       let reasoning = 0;
@@ -94,8 +94,16 @@ export const anthropicReader: WireFormatReader = {
 function readPromptUsage(usage: Record<string, unknown> | undefined, sink: ObservationSink): void {
   if (usage === undefined || usage.input_tokens === undefined) return;
   const input = usage.input_tokens;
-  const creation = usage.cache_creation_input_tokens ?? 0;
-  const read = usage.cache_read_input_tokens ?? 0;
-  const total = typeof input === 'number' && typeof creation === 'number' && typeof read === 'number' ? input + creation + read : input;
+  // Only well-formed cache counts are added: a malformed one must neither mask nor corrupt the input count,
+  // which the request state validates (and reports) on its own.
+  const total = isCount(input) ? input + countOrZero(usage.cache_creation_input_tokens) + countOrZero(usage.cache_read_input_tokens) : input;
   sink.promptTokens(total, usage.cache_read_input_tokens);
+}
+
+function isCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+function countOrZero(value: unknown): number {
+  return isCount(value) ? value : 0;
 }

@@ -36,7 +36,7 @@ export const openAiReader: WireFormatReader = {
         }
       }
     }
-    readUsage(chunk.usage, { tokens, reasoning }, sink);
+    readUsage(chunk.usage, { tokens, reasoning }, Array.isArray(choices) && choices.length > 0, sink);
     return (chunk.usage === undefined || chunk.usage === null) && Array.isArray(choices) && choices.length === 1
       ? plainTextDelta(choices[0])
       : undefined;
@@ -66,7 +66,7 @@ export const openAiReader: WireFormatReader = {
       }
     }
     sink.completed();
-    readUsage(response.usage, { tokens, reasoning }, sink);
+    readUsage(response.usage, { tokens, reasoning }, false, sink);
   },
 };
 
@@ -129,13 +129,13 @@ function logprobTokens(logprobs: unknown): number | undefined {
 }
 
 /** Usage on a chunk or body is cumulative for the whole request: it takes precedence over the chunk's own count. */
-function readUsage(usageValue: unknown, counted: ChunkCount, sink: ObservationSink): void {
+function readUsage(usageValue: unknown, counted: ChunkCount, live: boolean, sink: ObservationSink): void {
   const usage = asRecord(usageValue);
   if (usage === undefined || usage.completion_tokens === undefined) {
     sink.generatedTokens(counted.tokens, counted.reasoning);
   } else {
     const details = asRecord(usage.completion_tokens_details);
-    sink.statedOutputTokens(usage.completion_tokens, details?.reasoning_tokens, counted);
+    sink.statedOutputTokens(usage.completion_tokens, details?.reasoning_tokens, counted, live);
   }
   if (usage !== undefined && usage.prompt_tokens !== undefined) {
     sink.promptTokens(usage.prompt_tokens, asRecord(usage.prompt_tokens_details)?.cached_tokens);

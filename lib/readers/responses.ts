@@ -87,7 +87,7 @@ function readFinalResponse(response: Record<string, unknown> | undefined, sink: 
   if (usage === undefined || usage.output_tokens === undefined) {
     sink.generatedTokens(estimated.tokens, estimated.reasoning);
   } else {
-    sink.statedOutputTokens(usage.output_tokens, asRecord(usage.output_tokens_details)?.reasoning_tokens, { tokens: 0, reasoning: 0 });
+    sink.statedOutputTokens(usage.output_tokens, asRecord(usage.output_tokens_details)?.reasoning_tokens, { tokens: 0, reasoning: 0 }, false);
   }
   if (usage !== undefined && usage.input_tokens !== undefined) {
     sink.promptTokens(usage.input_tokens, asRecord(usage.input_tokens_details)?.cached_tokens);

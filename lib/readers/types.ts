@@ -12,10 +12,11 @@ export interface ObservationSink {
   /**
    * The stream states the request's cumulative output tokens (usage on a chunk, final usage, Anthropic's
    * `message_delta`), and its cumulative reasoning tokens when it reports them. `chunk` is what the reader counted
-   * in this chunk's own text: when it holds tokens, the increase is this chunk's tokens (timed as such);
-   * otherwise the increase corrects earlier estimates.
+   * in this chunk's own text (its reasoning part is used when no reasoning total is stated). `live` is true when
+   * the event is a generation chunk (continuous usage), so the increase is that chunk's tokens and is timed; false
+   * for a usage-only or terminal event, where the increase corrects earlier estimates.
    */
-  statedOutputTokens(total: unknown, reasoningTotal: unknown, chunk: ChunkCount): void;
+  statedOutputTokens(total: unknown, reasoningTotal: unknown, chunk: ChunkCount, live: boolean): void;
   /** Prompt token count (input including cache reads), and cached prompt tokens when reported. */
   promptTokens(input: unknown, cached: unknown): void;
   finishReason(reason: unknown): void;
