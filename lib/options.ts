@@ -177,8 +177,8 @@ export function resolveOptions(options: DynamoMetricsOptions | undefined): Resol
 
   let models: ReadonlySet<string> | undefined;
   if (opts.models !== undefined) {
-    if (!Array.isArray(opts.models) || !opts.models.every((m) => typeof m === 'string' && m.length > 0)) {
-      configError('option "models" must be an array of non-empty model names');
+    if (!Array.isArray(opts.models) || opts.models.length === 0 || !opts.models.every((m) => typeof m === 'string' && m.length > 0)) {
+      configError('option "models" must be a non-empty array of model names (omit it to allow every name up to maxModels)');
     }
     models = new Set(opts.models);
   }
