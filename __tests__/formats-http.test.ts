@@ -6,6 +6,7 @@ import { codePoints, continuousUsageStream } from './support/chat-fixtures';
 import {
   ARG_PIECES,
   REASONING_PIECES,
+  ResponsesEvents,
   TEXT_PIECES,
   anthropicError,
   anthropicStream,
@@ -599,5 +600,258 @@ describe('bad input on a real server: the response goes on untouched, the proble
     await postJson(app.port, '/v1/responses', { stream: true });
     await app.ended();
     expect(await app.get('output_tokens_total', { model: 'gpt-x' })).toBe(75);
+  });
+});
+
+// ---- real time, timing and lifecycle -----------------------------------------------------------------------------
+
+/** Sends the head at once, then each step: bytes are written, a promise is waited on. */
+function steps(list: (Buffer | string | Promise<void>)[]): Handler {
+  return async (_req, res) => {
+    res.status(200);
+    res.setHeader('Content-Type', 'text/event-stream');
+    res.flushHeaders();
+    for (const step of list) {
+      if (step instanceof Promise) await step;
+      else res.write(step);
+    }
+    res.end();
+  };
+}
+
+describe('live lifecycle on a real server: gauges, model label, queued, first token, usage before the end marker', () => {
+  it('Responses: in flight under unknown_model until response.created names the model, queued until the first delta', async () => {
+    const events = responsesStream(RESPONSES_SHAPE);
+    const firstDelta = events.findIndex((e) => e.event === 'response.reasoning_summary_text.delta');
+    const completed = events.length - 1;
+    const gates = [signal(), signal(), signal()];
+    const app = await serve(
+      steps([
+        (gates[0] as ReturnType<typeof signal>).wait,
+        toSse(events.slice(0, firstDelta)),
+        (gates[1] as ReturnType<typeof signal>).wait,
+        toSse(events.slice(firstDelta, firstDelta + 1)),
+        (gates[2] as ReturnType<typeof signal>).wait,
+        toSse(events.slice(firstDelta + 1, completed)),
+        toSse(events.slice(completed)),
+      ]),
+    );
+    const open = await openStream(app.port, '/v1/responses', { model: 'gpt-x', stream: true });
+    const gauge = async (name: string, model: string): Promise<number | undefined> => valueFromText(await app.scrape(), m(name), { model });
+    try {
+      // Head sent, no event yet: in flight and queued, under unknown_model; not yet counted as started.
+      expect(await gauge('inflight_requests', 'unknown_model')).toBe(1);
+      expect(await gauge('queued_requests', 'unknown_model')).toBe(1);
+      expect(await app.get('requests_started_total')).toBe(0);
+      gates[0]?.release();
+      await open.waitFor('"response.in_progress"');
+      expect(await gauge('inflight_requests', 'unknown_model')).toBe(0);
+      expect(await gauge('inflight_requests', 'gpt-x')).toBe(1);
+      expect(await gauge('active_requests', 'gpt-x')).toBe(1);
+      expect(await gauge('queued_requests', 'gpt-x')).toBe(1);
+      expect(await app.get('requests_started_total', { model: 'gpt-x', endpoint: 'responses', request_type: 'stream' })).toBe(1);
+      expect(await app.get('time_to_first_token_seconds', {}, 'count')).toBe(0);
+      gates[1]?.release();
+      await open.waitFor(JSON.stringify(events[firstDelta]?.data));
+      expect(await gauge('queued_requests', 'gpt-x')).toBe(0);
+      expect(await gauge('output_tokens_total', 'gpt-x')).toBe(codePoints(REASONING_PIECES[0] as string));
+      expect(await app.get('time_to_first_token_seconds', { model: 'gpt-x' }, 'count')).toBe(1);
+    } finally {
+      for (const gate of gates) gate.release();
+    }
+    await open.done;
+    await app.ended();
+    expect(await gauge('inflight_requests', 'gpt-x')).toBe(0);
+    expect(await gauge('active_requests', 'gpt-x')).toBe(0);
+    expect(await gauge('queued_requests', 'gpt-x')).toBe(0);
+    expect(await app.get('time_to_first_token_seconds', { model: 'gpt-x' }, 'count')).toBe(1);
+    // Every live token after the first chunk's is an inter-token sample; the usage correction at the end is not.
+    const firstChunk = codePoints(REASONING_PIECES[0] as string);
+    expect(await app.get('inter_token_latency_seconds', { model: 'gpt-x' }, 'count')).toBe(RESPONSES_LIVE - firstChunk);
+    expect(await app.get('request_duration_seconds', { model: 'gpt-x' }, 'count')).toBe(1);
+  });
+
+  it('Anthropic: the cumulative message_delta usage shows at once, before message_stop; ITL counts live chunks only', async () => {
+    const events = anthropicStream(ANTHROPIC_SHAPE);
+    const stop = events.length - 1;
+    const gate = signal();
+    const app = await serve(steps([toSse(events.slice(0, stop)), gate.wait, toSse(events.slice(stop))]));
+    const open = await openStream(app.port, '/v1/messages', { model: 'claude-x', stream: true });
+    try {
+      await open.waitFor('"message_delta"');
+      const live = await app.scrape();
+      expect(valueFromText(live, m('output_tokens_total'), { model: 'claude-x' })).toBe(88);
+      expect(valueFromText(live, m('inflight_requests'), { model: 'claude-x' })).toBe(1);
+      expect(await app.get('requests_total')).toBe(0);
+    } finally {
+      gate.release();
+    }
+    await open.done;
+    await app.ended();
+    expect(await app.get('requests_total', { model: 'claude-x', status: 'success' })).toBe(1);
+    expect(await app.get('time_to_first_token_seconds', { model: 'claude-x' }, 'count')).toBe(1);
+    const firstChunk = codePoints(REASONING_PIECES[0] as string);
+    expect(await app.get('inter_token_latency_seconds', { model: 'claude-x' }, 'count')).toBe(ANTHROPIC_LIVE - firstChunk);
+    expect(await app.get('output_sequence_tokens', { model: 'claude-x' }, 'sum')).toBe(88);
+  });
+
+  it('Responses with logprobs: the live count is exact (one per logprobs entry) at every scrape', async () => {
+    const e = new ResponsesEvents().created('gpt-x');
+    const tokens = [['Hel', 'lo'], [' wor', 'ld', '!'], [' 🌍']];
+    for (const group of tokens) {
+      e.add('response.output_text.delta', {
+        item_id: 'msg_1',
+        output_index: 0,
+        content_index: 0,
+        delta: group.join(''),
+        logprobs: group.map((token) => ({ token, logprob: -0.5, top_logprobs: [] })),
+      });
+    }
+    e.add('response.completed', { response: responseObject('gpt-x', 'completed', { usage: responsesUsage({ input_tokens: 4, output_tokens: 6 }) }) });
+    const gates = [signal(), signal()];
+    const created = toSse(e.events.slice(0, 2));
+    const app = await serve(
+      steps([
+        created + toSse(e.events.slice(2, 3)),
+        (gates[0] as ReturnType<typeof signal>).wait,
+        toSse(e.events.slice(3, 4)),
+        (gates[1] as ReturnType<typeof signal>).wait,
+        toSse(e.events.slice(4)),
+      ]),
+    );
+    const open = await openStream(app.port, '/v1/responses', { model: 'gpt-x', stream: true });
+    try {
+      await open.waitFor('"Hello"');
+      expect(valueFromText(await app.scrape(), m('output_tokens_total'), { model: 'gpt-x' })).toBe(2);
+      gates[0]?.release();
+      await open.waitFor('" world!"');
+      expect(valueFromText(await app.scrape(), m('output_tokens_total'), { model: 'gpt-x' })).toBe(5);
+    } finally {
+      for (const gate of gates) gate.release();
+    }
+    await open.done;
+    await app.ended();
+    expect(await app.get('output_tokens_total', { model: 'gpt-x' })).toBe(6);
+    expect(await app.get('output_tokens_overcount_total')).toBe(0);
+  });
+
+  it('a client that leaves mid-stream is cancelled, for both formats, and the gauges return to 0', async () => {
+    for (const [path, bytes, model] of [
+      ['/v1/responses', toSse(responsesStream(RESPONSES_SHAPE)), 'gpt-x'],
+      ['/v1/messages', toSse(anthropicStream(ANTHROPIC_SHAPE)), 'claude-x'],
+    ] as const) {
+      const half = Buffer.from(bytes).subarray(0, Math.floor(bytes.length / 2));
+      const gate = signal();
+      const app = await serve(steps([half, gate.wait, Buffer.from(bytes).subarray(half.length)]));
+      const open = await openStream(app.port, path, { stream: true });
+      await eventually(async () => (await app.get('output_tokens_total', { model })) > 0);
+      open.abort();
+      await app.ended();
+      gate.release();
+      const endpoint = path === '/v1/responses' ? 'responses' : 'anthropic_messages';
+      expect([path, await app.get('requests_total', { model, endpoint, status: 'error', error_type: 'cancelled' })]).toEqual([path, 1]);
+      expect([path, await app.get('disconnected_clients')]).toEqual([path, 1]);
+      expect([path, await app.get('model_cancellation_total', { model, endpoint, request_type: 'stream' })]).toEqual([path, 1]);
+      expect([path, await app.get('inflight_requests')]).toEqual([path, 0]);
+      expect([path, await app.get('queued_requests')]).toEqual([path, 0]);
+    }
+  });
+});
+
+// ---- framing and concurrency -----------------------------------------------------------------------------------
+
+describe('framing variants and concurrency', () => {
+  it('streams without event: lines (data only, as some proxies send them) count the same', async () => {
+    const dataOnly = (events: TypedEvent[]): string => events.map((e) => `data: ${JSON.stringify(e.data)}\n\n`).join('');
+    const app = await serve((req, res) =>
+      streamPieces([Buffer.from(req.path === '/v1/responses' ? dataOnly(responsesStream(RESPONSES_SHAPE)) : dataOnly(anthropicStream(ANTHROPIC_SHAPE)))])(req, res),
+    );
+    await postJson(app.port, '/v1/responses', { stream: true });
+    await postJson(app.port, '/v1/messages', { stream: true });
+    await app.ended(2);
+    expect(await app.get('output_tokens_total', { model: 'gpt-x' })).toBe(75);
+    expect(await app.get('output_tokens_total', { model: 'claude-x' })).toBe(88);
+    expect(await app.get('requests_total', { status: 'success' })).toBe(2);
+    expect(await app.get('parse_errors_total')).toBe(0);
+  });
+
+  it('comments, id: and retry: lines, keep-alive blank lines and a BOM do not change the counts', async () => {
+    const noisy = (events: TypedEvent[]): string =>
+      '\ufeff: connected\n\nretry: 1000\n\n' + events.map((e, i) => `: ping ${i}\nid: ${i}\nevent: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n\n`).join('');
+    const app = await serve((req, res) =>
+      streamPieces(
+        cutAtRandom(Buffer.from(req.path === '/v1/responses' ? noisy(responsesStream(RESPONSES_SHAPE)) : noisy(anthropicStream(ANTHROPIC_SHAPE))), 80, seededRandom(9)),
+      )(req, res),
+    );
+    await postJson(app.port, '/v1/responses', { stream: true });
+    await postJson(app.port, '/v1/messages', { stream: true });
+    await app.ended(2);
+    expect(await app.get('output_tokens_total', { model: 'gpt-x' })).toBe(75);
+    expect(await app.get('output_tokens_total', { model: 'claude-x' })).toBe(88);
+    expect(await app.get('input_tokens_total', { model: 'claude-x' })).toBe(2325);
+    expect(await app.get('parse_errors_total')).toBe(0);
+  });
+
+  it('concurrent interleaved streams of both formats are each counted exactly', async () => {
+    const gate = signal();
+    const random = seededRandom(21);
+    const n = 12;
+    const app = await serve(async (req, res) => {
+      const responses = req.path === '/v1/responses';
+      const bytes = Buffer.from(toSse(responses ? responsesStream(RESPONSES_SHAPE) : anthropicStream(ANTHROPIC_SHAPE), random() < 0.5 ? '\n' : '\r\n'));
+      await streamPieces(cutAtRandom(bytes, 30, random), { gateAt: 15, gate: gate.wait })(req, res);
+    });
+    const requests = Array.from({ length: n }, (_, i) => postJson(app.port, i % 2 === 0 ? '/v1/responses' : '/v1/messages', { stream: true }));
+    await eventually(async () => (await app.get('inflight_requests')) === n);
+    gate.release();
+    await Promise.all(requests);
+    await app.ended(n);
+    expect(await app.get('output_tokens_total', { model: 'gpt-x' })).toBe((n / 2) * 75);
+    expect(await app.get('output_tokens_total', { model: 'claude-x' })).toBe((n / 2) * 88);
+    expect(await app.get('reasoning_tokens_total', { model: 'gpt-x' })).toBe((n / 2) * 30);
+    expect(await app.get('input_tokens_total', { model: 'gpt-x' })).toBe((n / 2) * 1200);
+    expect(await app.get('input_tokens_total', { model: 'claude-x' })).toBe((n / 2) * 2325);
+    expect(await app.get('cached_tokens', {}, 'count')).toBe(n);
+    expect(await app.get('requests_total', { status: 'success' })).toBe(n);
+    expect(await app.get('inflight_requests')).toBe(0);
+  });
+});
+
+describe('unary bodies and request-body models, more cases', () => {
+  it('a unary Responses body without usage is estimated from its output items', async () => {
+    const body = responseObject('gpt-x', 'completed', {
+      output: [
+        { type: 'reasoning', summary: [{ type: 'summary_text', text: 'Plan' }] },
+        { type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'Hi 世界' }] },
+      ],
+    });
+    const app = await serve(json(body));
+    await postJson(app.port, '/v1/responses', { model: 'gpt-x' });
+    await app.ended();
+    expect(await app.get('output_tokens_total', { model: 'gpt-x' })).toBe(4 + 5);
+    expect(await app.get('reasoning_tokens_total', { model: 'gpt-x' })).toBe(4);
+    expect(await app.get('requests_total', { model: 'gpt-x', request_type: 'unary', status: 'success' })).toBe(1);
+  });
+
+  it('a unary Anthropic body without usage is estimated from its content blocks', async () => {
+    const body = { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'thinking', thinking: 'Hmm' }, { type: 'text', text: 'Hello' }], stop_reason: 'end_turn' };
+    const app = await serve(json(body));
+    await postJson(app.port, '/v1/messages', { model: 'claude-x' });
+    await app.ended();
+    expect(await app.get('output_tokens_total', { model: 'claude-x' })).toBe(8);
+    expect(await app.get('reasoning_tokens_total', { model: 'claude-x' })).toBe(3);
+    expect(await app.get('requests_finished_total', { model: 'claude-x', finish_reason: 'stop' })).toBe(1);
+  });
+
+  it('with express.json(), stream:false in the body and a unary reply is unary under the body model; a non-string body model falls back to the response', async () => {
+    const body = responseObject('gpt-served', 'completed', { usage: responsesUsage({ input_tokens: 1, output_tokens: 9 }) });
+    const app = await serve(json(body), { parseBody: true });
+    await postJson(app.port, '/v1/responses', { model: 'gpt-asked', stream: false });
+    await postJson(app.port, '/v1/responses', { model: 42, stream: false });
+    await app.ended(2);
+    expect(await app.get('requests_total', { model: 'gpt-asked', endpoint: 'responses', request_type: 'unary', status: 'success' })).toBe(1);
+    expect(await app.get('requests_total', { model: 'gpt-served', endpoint: 'responses', request_type: 'unary', status: 'success' })).toBe(1);
+    expect(await app.get('output_tokens_total', { model: 'gpt-asked' })).toBe(9);
+    expect(await app.get('output_tokens_total', { model: 'gpt-served' })).toBe(9);
   });
 });
