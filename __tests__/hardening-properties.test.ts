@@ -6,16 +6,12 @@
  *
  * Replay a failure with HARDENING_SEED=<seed> (printed by fast-check with the path); HARDENING_SHRINK=1 shrinks it.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import express from 'express';
 import fc from 'fast-check';
-import { Registry } from 'prom-client';
-import { dynamoMetrics } from '../lib';
-import type { DynamoMetricsError, DynamoMetricsMiddleware } from '../lib';
-import { eventually, listen } from './support/http-harness';
-import type { RunningServer } from './support/http-harness';
-import { bodyOf, eventOffsets, fromSnapshot, rawPost, snapshot, writeByPlan, writePlanArbitrary } from './support/hardening-http';
-import type { Snapshot, WritePlan, WriteRecord } from './support/hardening-http';
+import type { Registry } from 'prom-client';
+import { bodyOf, eventOffsets, fromSnapshot, snapshot, writePlanArbitrary } from './support/hardening-http';
+import type { Snapshot, WritePlan } from './support/hardening-http';
+import { checkRecord, describeBytes, ONE_WRITE, PairedServers, PER_EVENT } from './support/hardening-harness';
+import type { Exchange } from './support/hardening-harness';
 import { buildStream, codePoints, ENDPOINT_LABEL, STREAM_FORMATS, streamSpecArbitrary } from './support/hardening-streams';
 import type { BuiltStream, StreamFormat, StreamSpec } from './support/hardening-streams';
 
@@ -25,98 +21,13 @@ const SHRINK = process.env.HARDENING_SHRINK === '1';
 
 const P = 'dynamo_frontend';
 
-interface Job {
-  bytes: Buffer;
-  contentType: string;
-  plan: WritePlan;
-  boundaries: number[];
-  record?: WriteRecord;
-}
+const servers = new PairedServers();
+beforeAll(() => servers.start());
+afterAll(() => servers.close());
 
-const jobs = new Map<string, Job>();
-let nextJob = 0;
-let middleware: DynamoMetricsMiddleware | undefined;
-
-/** The same app with and without the middleware: a handler that writes the job named in the query. */
-function makeApp(withMetrics: boolean): express.Express {
-  const app = express();
-  app.disable('x-powered-by');
-  app.disable('etag');
-  if (withMetrics) {
-    app.use((req: IncomingMessage, res: ServerResponse, next: () => void) => (middleware ? middleware(req, res, next) : next()));
-  }
-  app.use((req: IncomingMessage, res: ServerResponse) => {
-    req.resume();
-    const id = new URL(req.url ?? '/', 'http://127.0.0.1').searchParams.get('job') ?? '';
-    const job = jobs.get(id);
-    if (job === undefined) {
-      res.statusCode = 404;
-      res.end();
-      return;
-    }
-    job.record = writeByPlan(res, 200, job.contentType, job.bytes, job.plan, job.boundaries);
-  });
-  return app;
-}
-
-let bare: RunningServer;
-let metered: RunningServer;
-
-beforeAll(async () => {
-  bare = await listen(makeApp(false));
-  metered = await listen(makeApp(true));
-});
-
-afterAll(async () => {
-  await bare?.close();
-  await metered?.close();
-});
-
-interface Exchange {
-  raw: Buffer;
-  record: WriteRecord;
-  registry: Registry | undefined;
-  errors: DynamoMetricsError[];
-}
-
-async function exchange(server: RunningServer, stream: BuiltStream, plan: WritePlan, countTokens: ((text: string) => number) | undefined): Promise<Exchange> {
-  const id = String(nextJob++);
-  const job: Job = { bytes: Buffer.from(stream.body, 'utf8'), contentType: stream.contentType, plan, boundaries: eventOffsets(stream.events) };
-  jobs.set(id, job);
-  const errors: DynamoMetricsError[] = [];
-  let registry: Registry | undefined;
-  if (server === metered) {
-    registry = new Registry();
-    middleware = dynamoMetrics({ registry, onError: (error) => errors.push(error), ...(countTokens ? { countTokens } : {}) });
-  }
-  try {
-    const raw = await rawPost(server.port, `${stream.path}?job=${id}`, JSON.stringify({ model: 'ignored-by-the-server', stream: true }));
-    const record = job.record;
-    if (record === undefined) throw new Error('the handler never ran');
-    await record.done;
-    // Every callback handed to write/end is called (after the bytes are flushed).
-    await eventually(() => record.callbacksCalled === record.callbacksGiven, 3000).catch(() => {
-      throw new Error(`${record.callbacksGiven - record.callbacksCalled} of ${record.callbacksGiven} write/end callbacks never called`);
-    });
-    if (registry !== undefined) {
-      const reg = registry;
-      await eventually(async () => fromSnapshot(await snapshot(reg), `${P}_requests_total`) === 1, 3000);
-    }
-    return { raw, record, registry, errors };
-  } finally {
-    jobs.delete(id);
-  }
-}
-
-function describeBytes(a: Buffer, b: Buffer): string {
-  let at = 0;
-  while (at < a.length && at < b.length && a[at] === b[at]) at++;
-  return `first difference at byte ${at} of ${a.length}/${b.length}: ${JSON.stringify(a.subarray(at, at + 40).toString('latin1'))} vs ${JSON.stringify(b.subarray(at, at + 40).toString('latin1'))}`;
-}
-
-function checkRecord(label: string, record: WriteRecord): void {
-  if (record.thrown.length > 0) throw new Error(`${label}: write/end threw ${String(record.thrown[0])}`);
-  if (record.callbackErrors.length > 0) throw new Error(`${label}: a callback got ${String(record.callbackErrors[0])}`);
+function exchange(stream: BuiltStream, plan: WritePlan, countTokens: ((text: string) => number) | undefined | 'bare'): Promise<Exchange> {
+  const body = { path: stream.path, contentType: stream.contentType, bytes: Buffer.from(stream.body, 'utf8'), boundaries: eventOffsets(stream.events) };
+  return servers.exchange(body, plan, countTokens === 'bare' ? undefined : countTokens === undefined ? {} : { countTokens });
 }
 
 function checkOracle(spec: StreamSpec, stream: BuiltStream, shot: Snapshot): void {
@@ -149,9 +60,9 @@ const totals = { streams: 0, exchanges: 0, bytesCompared: 0, writes: 0, callback
 async function checkOne(spec: StreamSpec, planA: WritePlan, planB: WritePlan, exactCounter: boolean): Promise<void> {
   const stream = buildStream(spec);
   const countTokens = exactCounter ? codePoints : undefined;
-  const plain = await exchange(bare, stream, planA, undefined);
-  const a = await exchange(metered, stream, planA, countTokens);
-  const b = await exchange(metered, stream, planB, countTokens);
+  const plain = await exchange(stream, planA, 'bare');
+  const a = await exchange(stream, planA, countTokens);
+  const b = await exchange(stream, planB, countTokens);
   totals.streams++;
   totals.exchanges += 3;
   totals.writes += plain.record.writes + a.record.writes + b.record.writes;
@@ -194,18 +105,6 @@ describe.each(STREAM_FORMATS)('%s: random streams written in random pieces', (fo
  * (where it cannot: a write holding many events is always parsed), and what the oracle says.
  */
 describe('the chunk-shape shortcut never changes what is counted', () => {
-  const oneEventPerWrite: WritePlan = {
-    align: 'events',
-    cuts: [],
-    awkwardCuts: [],
-    kinds: ['utf8-no-encoding'],
-    callbacks: [false],
-    endWith: 'end()',
-    headers: 'writeHead',
-    emptyWriteEvery: 0,
-    yieldEvery: 0,
-  };
-  const oneWrite: WritePlan = { ...oneEventPerWrite, align: 'bytes', endWith: 'end(last)' };
   // Mostly texts the shortcut takes; some it must refuse (quotes, backslashes, control characters).
   const plainText = fc.oneof(
     { weight: 4, arbitrary: fc.constantFrom(' the', ' cat', 'Héllo', '你好', '🌍', ' naïve', '日本語', '\u2028', 'Ω', ' x', 'data: x') },
@@ -241,10 +140,10 @@ describe('the chunk-shape shortcut never changes what is counted', () => {
           async (spec) => {
             const stream = buildStream(spec);
             parse.mockClear();
-            const perEvent = await exchange(metered, stream, oneEventPerWrite, codePoints);
+            const perEvent = await exchange(stream, PER_EVENT, codePoints);
             events += stream.events.length;
             parsedPerEvent += parse.mock.calls.length;
-            const whole = await exchange(metered, stream, oneWrite, codePoints);
+            const whole = await exchange(stream, ONE_WRITE, codePoints);
             expect(perEvent.errors).toEqual([]);
             const shot = await snapshot(perEvent.registry as Registry);
             expect(shot).toEqual(await snapshot(whole.registry as Registry));

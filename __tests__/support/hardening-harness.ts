@@ -1,0 +1,137 @@
+/**
+ * Two copies of one Express app on real sockets, one with dynamoMetrics() and one without, whose handler writes
+ * whatever body a test queued, following a write plan. A fresh Registry (and middleware) per exchange.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import express from 'express';
+import { Registry } from 'prom-client';
+import { dynamoMetrics } from '../../lib';
+import type { DynamoMetricsError, DynamoMetricsMiddleware, DynamoMetricsOptions } from '../../lib';
+import { eventually, listen } from './http-harness';
+import type { RunningServer } from './http-harness';
+import { fromSnapshot, rawPost, snapshot, writeByPlan } from './hardening-http';
+import type { WritePlan, WriteRecord } from './hardening-http';
+
+export interface BodyToWrite {
+  path: string;
+  contentType: string;
+  bytes: Buffer;
+  /** Byte offsets of event boundaries, for plans aligned on events. */
+  boundaries?: number[];
+  status?: number;
+}
+
+export interface Exchange {
+  raw: Buffer;
+  record: WriteRecord;
+  /** Undefined for the app without the middleware. */
+  registry: Registry | undefined;
+  errors: DynamoMetricsError[];
+}
+
+interface Job {
+  body: BodyToWrite;
+  plan: WritePlan;
+  record?: WriteRecord;
+}
+
+export type MiddlewareOptions = Omit<DynamoMetricsOptions, 'registry' | 'onError'>;
+
+export class PairedServers {
+  private readonly jobs = new Map<string, Job>();
+  private nextJob = 0;
+  private middleware: DynamoMetricsMiddleware | undefined;
+  private bare: RunningServer | undefined;
+  private metered: RunningServer | undefined;
+
+  async start(): Promise<void> {
+    this.bare = await listen(this.app(false));
+    this.metered = await listen(this.app(true));
+  }
+
+  async close(): Promise<void> {
+    await this.bare?.close();
+    await this.metered?.close();
+  }
+
+  private app(withMetrics: boolean): express.Express {
+    const app = express();
+    app.disable('x-powered-by');
+    app.disable('etag');
+    if (withMetrics) {
+      app.use((req: IncomingMessage, res: ServerResponse, next: () => void) => (this.middleware ? this.middleware(req, res, next) : next()));
+    }
+    app.use((req: IncomingMessage, res: ServerResponse) => {
+      req.resume();
+      const id = new URL(req.url ?? '/', 'http://127.0.0.1').searchParams.get('job') ?? '';
+      const job = this.jobs.get(id);
+      if (job === undefined) {
+        res.statusCode = 404;
+        res.end();
+        return;
+      }
+      job.record = writeByPlan(res, job.body.status ?? 200, job.body.contentType, job.body.bytes, job.plan, job.body.boundaries);
+    });
+    return app;
+  }
+
+  /** Runs one exchange; `options` set makes it go through the app with the middleware. */
+  async exchange(body: BodyToWrite, plan: WritePlan, options?: MiddlewareOptions): Promise<Exchange> {
+    const server = options === undefined ? this.bare : this.metered;
+    if (server === undefined) throw new Error('PairedServers not started');
+    const id = String(this.nextJob++);
+    const job: Job = { body, plan };
+    this.jobs.set(id, job);
+    const errors: DynamoMetricsError[] = [];
+    let registry: Registry | undefined;
+    if (options !== undefined) {
+      registry = new Registry();
+      this.middleware = dynamoMetrics({ ...options, registry, onError: (error) => errors.push(error) });
+    }
+    try {
+      const separator = body.path.includes('?') ? '&' : '?';
+      const raw = await rawPost(server.port, `${body.path}${separator}job=${id}`, JSON.stringify({ model: 'ignored-by-the-server', stream: true }));
+      const record = job.record;
+      if (record === undefined) throw new Error('the handler never ran');
+      await record.done;
+      await eventually(() => record.callbacksCalled === record.callbacksGiven, 3000).catch(() => {
+        throw new Error(`${record.callbacksGiven - record.callbacksCalled} of ${record.callbacksGiven} write/end callbacks never called`);
+      });
+      if (registry !== undefined) {
+        const reg = registry;
+        await eventually(async () => fromSnapshot(await snapshot(reg), 'dynamo_frontend_requests_total') === 1, 3000);
+      }
+      return { raw, record, registry, errors };
+    } finally {
+      this.jobs.delete(id);
+    }
+  }
+}
+
+/** Where two buffers first differ, for readable failures. */
+export function describeBytes(a: Buffer, b: Buffer): string {
+  let at = 0;
+  while (at < a.length && at < b.length && a[at] === b[at]) at++;
+  return `first difference at byte ${at} of ${a.length}/${b.length}: ${JSON.stringify(a.subarray(at, at + 40).toString('latin1'))} vs ${JSON.stringify(b.subarray(at, at + 40).toString('latin1'))}`;
+}
+
+export function checkRecord(label: string, record: WriteRecord): void {
+  if (record.thrown.length > 0) throw new Error(`${label}: write/end threw ${String(record.thrown[0])}`);
+  if (record.callbackErrors.length > 0) throw new Error(`${label}: a callback got ${String(record.callbackErrors[0])}`);
+}
+
+/** A plan that writes the body in one piece. */
+export const ONE_WRITE: WritePlan = {
+  align: 'bytes',
+  cuts: [],
+  awkwardCuts: [],
+  kinds: ['buffer'],
+  callbacks: [false],
+  endWith: 'end()',
+  headers: 'writeHead',
+  emptyWriteEvery: 0,
+  yieldEvery: 0,
+};
+
+/** A plan that writes one event per write, as engines do. */
+export const PER_EVENT: WritePlan = { ...ONE_WRITE, align: 'events', kinds: ['utf8-no-encoding'] };
