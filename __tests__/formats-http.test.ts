@@ -855,3 +855,44 @@ describe('unary bodies and request-body models, more cases', () => {
     expect(await app.get('output_tokens_total', { model: 'gpt-served' })).toBe(9);
   });
 });
+
+describe('paths and early errors', () => {
+  it('recognises /v1/messages?beta=true (Claude Code) and Azure-style /openai/v1/responses?api-version=…', async () => {
+    const registry = new Registry();
+    const app = express();
+    app.use(dynamoMetrics({ registry, countTokens: codePoints }));
+    app.post('/v1/messages', (req, res) => streamPieces([Buffer.from(toSse(anthropicStream(ANTHROPIC_SHAPE)))])(req, res));
+    app.post(['/openai/v1/responses', '/openai/responses'], (req, res) => streamPieces([Buffer.from(toSse(responsesStream(RESPONSES_SHAPE)))])(req, res));
+    const server = await listen(app);
+    servers.push(server);
+    await postJson(server.port, '/v1/messages?beta=true', { stream: true });
+    await postJson(server.port, '/openai/v1/responses?api-version=preview', { stream: true });
+    await postJson(server.port, '/openai/responses?api-version=2025-04-01-preview', { stream: true });
+    await eventually(async () => (await value(registry, m('requests_total'))) === 3);
+    expect(await value(registry, m('requests_total'), { model: 'claude-x', endpoint: 'anthropic_messages', status: 'success' })).toBe(1);
+    expect(await value(registry, m('requests_total'), { model: 'gpt-x', endpoint: 'responses', status: 'success' })).toBe(2);
+    expect(await value(registry, m('output_tokens_total'), { model: 'gpt-x' })).toBe(150);
+  });
+
+  it('an Anthropic error event before message_start: overload, under the body model or unknown_model', async () => {
+    const bytes = Buffer.from(toSse([anthropicError('overloaded_error')]));
+    const proxy = await serve(streamPieces([bytes]));
+    await postJson(proxy.port, '/v1/messages', { model: 'claude-asked', stream: true });
+    await proxy.ended();
+    expect(await proxy.get('requests_total', { model: 'unknown_model', endpoint: 'anthropic_messages', request_type: 'stream', status: 'error', error_type: 'overload' })).toBe(1);
+    expect(await proxy.get('inflight_requests')).toBe(0);
+
+    const parsed = await serve(streamPieces([bytes]), { parseBody: true });
+    await postJson(parsed.port, '/v1/messages', { model: 'claude-asked', stream: true });
+    await parsed.ended();
+    expect(await parsed.get('requests_total', { model: 'claude-asked', endpoint: 'anthropic_messages', request_type: 'stream', status: 'error', error_type: 'overload' })).toBe(1);
+  });
+
+  it('a Responses error event with a rate-limit code → overload', async () => {
+    const events = new ResponsesEvents().created('gpt-x').add('error', { code: 'rate_limit_exceeded', message: 'Rate limit reached', param: null }).events;
+    const app = await serve(streamPieces([Buffer.from(toSse(events))]));
+    await postJson(app.port, '/v1/responses', { stream: true });
+    await app.ended();
+    expect(await app.get('requests_total', { model: 'gpt-x', endpoint: 'responses', status: 'error', error_type: 'overload' })).toBe(1);
+  });
+});
