@@ -290,6 +290,81 @@ describe('mock model', () => {
   });
 });
 
+describe('metrics of the mock\'s traffic (the contract, checked on known token counts)', () => {
+  test('time to first token once per stream; inter-token latency once per token after the first chunk', async () => {
+    const { url } = await startExample({ mock: { tokensPerSecond: 400, tokensPerChunk: 4 } });
+    const response = await post(url, '/v1/chat/completions', chat({ stream: true, max_tokens: 20, ignore_eos: true, stream_options: { include_usage: true, continuous_usage_stats: true } }));
+    const usage = (events(response.body) as Chunk[]).at(-1)?.usage;
+    await eventually(async () => {
+      const metrics = await fetchMetrics(url);
+      const model = { model: MODEL };
+      expect({
+        output: sumOf(metrics, `${M}output_tokens_total`, model),
+        ttft: sumOf(metrics, `${M}time_to_first_token_seconds_count`, model),
+        // 5 chunks of 4 tokens (exact, from the continuous usage): the first chunk's get no sample, each later 4.
+        itl: sumOf(metrics, `${M}inter_token_latency_seconds_count`, model),
+        isl: sumOf(metrics, `${M}input_sequence_tokens_sum`, model),
+        osl: sumOf(metrics, `${M}output_sequence_tokens_sum`, model),
+        finishedByLength: sumOf(metrics, `${M}requests_finished_total`, { ...model, finish_reason: 'length' }),
+        inflight: sumOf(metrics, `${M}inflight_requests`),
+        queued: sumOf(metrics, `${M}queued_requests`),
+      }).toEqual({
+        output: 20,
+        ttft: 1,
+        itl: 16,
+        isl: usage?.prompt_tokens,
+        osl: 20,
+        finishedByLength: 1,
+        inflight: 0,
+        queued: 0,
+      });
+    });
+  });
+
+  test('logprobs alone (no usage) give an exact count', async () => {
+    const { url } = await startExample({ mock: { tokensPerSecond: 0, tokensPerChunk: 3 } });
+    await post(url, '/v1/completions', { model: MODEL, prompt: 'Once', max_tokens: 31, ignore_eos: true, logprobs: 0, stream: true });
+    await eventually(async () => {
+      expect(sumOf(await fetchMetrics(url), `${M}output_tokens_total`, { model: MODEL })).toBe(31);
+    });
+  });
+
+  test('with final usage only, the estimate is reconciled: total minus the published overcount is the usage', async () => {
+    const { url } = await startExample({ mock: { tokensPerSecond: 0, tokensPerChunk: 2 } });
+    const response = await post(url, '/v1/chat/completions', chat({ stream: true, n: 2, stream_options: { include_usage: true } }));
+    const usage = (events(response.body) as Chunk[]).at(-1)?.usage;
+    await eventually(async () => {
+      const metrics = await fetchMetrics(url);
+      const counted = sumOf(metrics, `${M}output_tokens_total`, { model: MODEL });
+      const overcount = sumOf(metrics, `${M}output_tokens_overcount_total`, { model: MODEL });
+      expect(counted - overcount).toBe(usage?.completion_tokens);
+    });
+  });
+
+  test('a client that leaves mid-stream is counted as cancelled and disconnected', async () => {
+    const { url } = await startExample({ mock: { tokensPerSecond: 50 } });
+    await new Promise<void>((resolve) => {
+      const req = http.request(new URL('/v1/chat/completions', url), {
+        method: 'POST',
+        agent: false,
+        headers: { 'content-type': 'application/json' },
+      });
+      req.on('response', (res) => res.once('data', () => (req.destroy(), resolve())));
+      req.on('error', () => undefined);
+      req.end(JSON.stringify(chat({ stream: true, max_tokens: 200, ignore_eos: true })));
+    });
+    await eventually(async () => {
+      const metrics = await fetchMetrics(url);
+      expect({
+        cancelled: sumOf(metrics, `${M}requests_total`, { model: MODEL, status: 'error', error_type: 'cancelled' }),
+        disconnected: sumOf(metrics, `${M}disconnected_clients`),
+        cancellations: sumOf(metrics, `${M}model_cancellation_total`, { model: MODEL }),
+        inflight: sumOf(metrics, `${M}inflight_requests`),
+      }).toEqual({ cancelled: 1, disconnected: 1, cancellations: 1, inflight: 0 });
+    });
+  });
+});
+
 describe('proxy mode', () => {
   /** Records the bytes each upstream response wrote, to compare with what the client got through the proxy. */
   function tap(sent: Buffer[]): RequestHandler {
