@@ -1,4 +1,4 @@
-import { estimateTokens } from '../../lib/estimate';
+import { createEstimator, DEFAULT_WEIGHTS, estimateTokens } from '../../lib/estimate';
 import { VOCABULARIES } from './streams';
 import type { Vocabulary } from './streams';
 
@@ -10,7 +10,12 @@ export interface Estimator {
   module?: string;
   /** The counting function; `vocab` is the stream's true vocabulary, used only by "own tokenizer". */
   count(text: string, vocab: Vocabulary['name']): number;
+  /** Not reproducible through the middleware today (it never asks for the count of an empty delta). */
+  hypothetical?: boolean;
 }
+
+// With the empty chunks counted, an emoji delta no longer has to stand for the tokens that came before it.
+const emojiAsOne = createEstimator({ ...DEFAULT_WEIGHTS, singleAstral: 1 });
 
 export const ESTIMATORS: Estimator[] = [
   {
@@ -40,5 +45,14 @@ export const ESTIMATORS: Estimator[] = [
     description: 'lib/estimate.ts: pre-token piece scan',
     module: '../../lib/estimate',
     count: (text) => estimateTokens(text),
+  },
+  {
+    name: 'default + 1 per empty delta',
+    description:
+      'hypothetical: estimateTokens, plus 1 for a chunk whose delta is an empty string (a token that ends inside a ' +
+      'character); shows what bounds the default on one-token streams',
+    module: '../../lib/estimate',
+    hypothetical: true,
+    count: (text) => (text.length > 0 ? emojiAsOne(text) : 1),
   },
 ];

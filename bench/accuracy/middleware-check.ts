@@ -102,6 +102,7 @@ export async function verifyWithMiddleware(
         }
       }
       for (const [ei, est] of estimators.entries()) {
+        if (est.hypothetical) continue;
         const model = modelFor(ei, sc.vocab);
         for (const s of sample) {
           const truth = s.chunks.reduce((a, c) => a + c.tokens, 0);

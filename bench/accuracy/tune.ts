@@ -23,13 +23,16 @@ const generated = SCENARIOS.map((sc, si) => {
 });
 
 /**
- * Score ≤ 1 means every target is met: the larger of median/2% and worst/10% over one-token scenarios, and
- * median/10% over multi-token ones. Worst counts a quarter because part of it is out of any estimator's reach
- * (vocabularies disagree by up to ±50% on the same non-Latin text; see ACCURACY.md).
+ * Score ≈ 1 means every target is met (the largest ratio to its target, plus a fifth of the mean ratio): one-token streams median ≤ 2% and worst ≤ 10% at every checkpoint,
+ * multi-token streams median ≤ 10%. cl100k's worst is held to 25% instead: on CJK and Indic text it disagrees
+ * with o200k and Llama 3 by more than 10% on the same text, so no vocabulary-blind count can be within 10% of
+ * all three (the bound is printed by run.ts).
  */
 function score(weights: EstimatorWeights, verbose = false): number {
   const estimate = createEstimator(weights);
   let s = 0;
+  let sum = 0;
+  let count = 0;
   for (const g of generated) {
     const at: number[][] = [[], [], [], []];
     for (const stream of g.streams) {
@@ -37,27 +40,34 @@ function score(weights: EstimatorWeights, verbose = false): number {
     }
     const med = Math.max(...at.map((a) => median(a.map(Math.abs))));
     const worst = Math.max(...at.map((a) => Math.max(...a.map(Math.abs))));
-    s = Math.max(s, g.sc.multiToken ? med / 0.1 : Math.max(med / 0.02, (worst / 0.1) * 0.25));
+    const worstTarget = g.sc.vocab === 'cl100k' ? 0.25 : 0.1;
+    const parts = g.sc.multiToken ? [med / 0.1] : [med / 0.02, worst / worstTarget];
+    s = Math.max(s, ...parts);
+    sum += parts.reduce((a, b) => a + b, 0);
+    count += parts.length;
     if (verbose) console.log(`${g.sc.name.padEnd(24)} median ${(med * 100).toFixed(1)}%  worst ${(worst * 100).toFixed(1)}%`);
   }
-  return s;
+  // The worst component decides; the mean breaks ties so the other scenarios still improve.
+  return s + (0.2 * sum) / count;
 }
 
 const GRID: Record<keyof EstimatorWeights, number[]> = {
   singleWordFree: [8, 10, 12, 14, 16, 20, 99],
   singleWordPerToken: [3, 5, 8],
-  multiWordFree: [3, 4, 5, 6, 7, 8, 10],
+  multiWordFree: [3, 4, 5, 6, 7, 8, 10, 12],
   multiWordPerToken: [2, 3, 4, 5, 6, 8],
-  nonAsciiLetter: [1, 1.25, 1.5, 2, 2.5],
+  nonAsciiLetter: [1, 1.25, 1.5, 1.75, 2, 2.5, 3],
   singleCjkFree: [1, 2, 3, 4, 99],
   singleCjkPerChar: [0.2, 0.3, 0.5, 0.7, 1],
-  multiCjkPerChar: [0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1],
+  multiCjkPerChar: [0.6, 0.7, 0.8, 0.9, 1, 1.1, 1.2],
   punctPerToken: [1, 1.5, 2, 3, 4],
-  singleAstral: [1, 1.5, 2, 2.5],
+  singleAstral: [1, 2, 3],
   multiAstral: [1, 1.5, 2, 2.5, 3],
 };
 
-let best: EstimatorWeights = { ...DEFAULT_WEIGHTS };
+// START='{"singleCjkFree":3}' starts the descent elsewhere (it finds local optima).
+const start = process.env.START ? (JSON.parse(process.env.START) as Partial<EstimatorWeights>) : {};
+let best: EstimatorWeights = { ...DEFAULT_WEIGHTS, ...start };
 let bestScore = score(best);
 console.log(`current DEFAULT_WEIGHTS: score ${bestScore.toFixed(3)}`);
 for (let round = 0; round < 3; round++) {
