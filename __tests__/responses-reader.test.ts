@@ -408,6 +408,18 @@ describe('responsesReader: bad input never throws and is ignored or reported', (
     expect(await run.parseErrors('invalid_usage')).toBe(bad === null ? 0 : 1);
   });
 
+  it('accepts counts up to 1e8 exactly, and nothing above', async () => {
+    for (const [count, counted] of [
+      [100_000_000, 100_000_000],
+      [100_000_001, 3],
+    ]) {
+      const events = responsesStream({ model: 'gpt-x', reasoning: [], text: ['abc'], end: 'completed', usage: { input_tokens: count, output_tokens: count } });
+      const run = runThroughState(responsesReader, 'responses', { events: asPairs(events) });
+      expect([count, await run.output('gpt-x')]).toEqual([count, counted]);
+      expect([count, await run.input()]).toEqual([count, counted === 3 ? 0 : count]);
+    }
+  });
+
   it('does not believe usage that goes backwards (a second terminal event with a smaller count)', async () => {
     const events = new ResponsesEvents()
       .created('gpt-x')
