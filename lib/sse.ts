@@ -23,6 +23,8 @@ export class SseParser {
   private discarding = false;
   /** The previous piece ended with CR: a LF starting the next piece belongs to the same line end. */
   private pendingCR = false;
+  /** The line being read was dropped (too large): its end is not a blank line. */
+  private droppingLine = false;
 
   constructor(
     private readonly handler: SseHandler,
@@ -31,7 +33,9 @@ export class SseParser {
 
   /** Between events: no partial line, no pending data or field, no CR waiting for its LF. */
   get idle(): boolean {
-    return this.partialLine.length === 0 && !this.hasData && this.eventType === undefined && !this.discarding && !this.pendingCR;
+    return (
+      this.partialLine.length === 0 && !this.hasData && this.eventType === undefined && !this.discarding && !this.pendingCR && !this.droppingLine
+    );
   }
 
   feed(text: string): void {
@@ -55,6 +59,11 @@ export class SseParser {
         this.keepPartial(text, position);
         return;
       }
+      if (this.droppingLine) {
+        this.droppingLine = false;
+        position = lineEnd + (crlf ? 2 : 1);
+        continue;
+      }
       let line = text.slice(position, lineEnd);
       if (this.partialLine.length > 0) {
         line = this.partialLine + line;
@@ -67,6 +76,7 @@ export class SseParser {
 
   /** The stream ended: an event left without its blank line (a truncated stream) is still read, not lost. */
   end(): void {
+    this.droppingLine = false;
     if (this.partialLine.length > 0) {
       const line = this.partialLine;
       this.partialLine = '';
@@ -76,9 +86,15 @@ export class SseParser {
   }
 
   private keepPartial(text: string, position: number): void {
-    if (this.discarding) return;
+    if (this.discarding) {
+      this.droppingLine = true;
+      return;
+    }
     this.partialLine += position === 0 ? text : text.slice(position);
-    if (this.partialLine.length + this.data.length > this.maxEventLength) this.tooLarge();
+    if (this.partialLine.length + this.data.length > this.maxEventLength) {
+      this.tooLarge();
+      this.droppingLine = true;
+    }
   }
 
   private tooLarge(): void {
