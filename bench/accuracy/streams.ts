@@ -95,15 +95,59 @@ export interface Scenario {
   size: (rand: () => number) => number;
   description: string;
   multiToken: boolean;
+  /** Wire format used when the real-middleware check streams it. */
+  format: 'chat' | 'responses' | 'anthropic';
 }
 
 const between = (lo: number, hi: number) => (rand: () => number) => lo + Math.floor(rand() * (hi - lo + 1));
 
 export const SCENARIOS: Scenario[] = [
-  { name: '1 tok/chunk, o200k', vocab: 'o200k', size: () => 1, multiToken: false, description: 'engine server (vLLM, SGLang, Dynamo), GPT-4o/gpt-oss vocabulary' },
-  { name: '1 tok/chunk, cl100k', vocab: 'cl100k', size: () => 1, multiToken: false, description: 'engine server, GPT-4/3.5 vocabulary' },
-  { name: '1 tok/chunk, llama3', vocab: 'llama3', size: () => 1, multiToken: false, description: 'engine server, Llama 3 vocabulary (not the o200k estimator\'s)' },
-  { name: '2-8 tok/chunk, o200k', vocab: 'o200k', size: between(2, 8), multiToken: true, description: 'hosted API packing several tokens per chunk' },
-  { name: '2-8 tok/chunk, llama3', vocab: 'llama3', size: between(2, 8), multiToken: true, description: 'hosted API, Llama 3 vocabulary' },
-  { name: '5-20 tok/chunk, cl100k', vocab: 'cl100k', size: between(5, 20), multiToken: true, description: 'Anthropic-like multi-token text deltas' },
+  {
+    name: '1 tok/chunk, o200k',
+    vocab: 'o200k',
+    size: () => 1,
+    multiToken: false,
+    format: 'chat',
+    description: 'engine server (vLLM, SGLang, Dynamo), GPT-4o/gpt-oss vocabulary',
+  },
+  {
+    name: '1 tok/chunk, cl100k',
+    vocab: 'cl100k',
+    size: () => 1,
+    multiToken: false,
+    format: 'chat',
+    description: 'engine server, GPT-4/3.5 vocabulary',
+  },
+  {
+    name: '1 tok/chunk, llama3',
+    vocab: 'llama3',
+    size: () => 1,
+    multiToken: false,
+    format: 'chat',
+    description: 'engine server, Llama 3 vocabulary (not the o200k estimator\'s)',
+  },
+  {
+    name: '2-8 tok/chunk, o200k',
+    vocab: 'o200k',
+    size: between(2, 8),
+    multiToken: true,
+    format: 'responses',
+    description: 'hosted API packing several tokens per chunk',
+  },
+  {
+    name: '2-8 tok/chunk, llama3',
+    vocab: 'llama3',
+    size: between(2, 8),
+    multiToken: true,
+    format: 'chat',
+    description: 'hosted API, Llama 3 vocabulary',
+  },
+  {
+    name: '5-20 tok/chunk, cl100k',
+    vocab: 'cl100k',
+    size: between(5, 20),
+    multiToken: true,
+    format: 'anthropic',
+    description: 'Anthropic-like multi-token text deltas',
+  },
 ];
