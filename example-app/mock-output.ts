@@ -126,7 +126,7 @@ function envelope(ctx: ResponseContext, object: string, choices: unknown[], usag
   return body;
 }
 
-/** One streamed chunk for one choice: tokens [from, to) of it, the role opener (from = to = -1) or its finish. */
+/** One streamed chunk for one choice: its tokens [from, to), the chat role opener, or the chunk with its finish_reason. */
 export function streamChunk(
   ctx: ResponseContext,
   choice: PlannedChoice,
