@@ -54,7 +54,7 @@ describe('bench harness (smoke)', () => {
       expect(row.chunksPerSec).toBeGreaterThan(0);
       expect(row.streamsPerSec).toBeGreaterThan(0);
       expect(row.errors).toBe(0);
-      for (const value of [row.cpuUsPerChunk, row.addedCpuUsPerChunk, row.cpuBoundRatio, ...Object.values(row.ratio)]) {
+      for (const value of [row.cpuUsPerChunk, row.addedCpuUsPerChunk, row.addedUserUsPerChunk, row.cpuBoundRatio, ...Object.values(row.ratio)]) {
         expect(Number.isFinite(value)).toBe(true);
       }
       if (row.config === 'bare') expect(row.ratio.chunksPerSec).toBe(1);

@@ -1,4 +1,4 @@
-import { fork } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -102,6 +102,9 @@ export interface ServerProcess {
   mem(): Promise<MemSnapshot>;
   cpu(): Promise<CpuSnapshot>;
   release(): void;
+  /** Starts the V8 profiler in the server; `profileStop` writes the window's `.cpuprofile` to `file`. */
+  profileStart(): Promise<void>;
+  profileStop(file: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -111,14 +114,16 @@ export async function startServerProcess(
 ): Promise<ServerProcess> {
   const child = forkTs('server.ts', [config], options.exposeGc ? ['--expose-gc'] : []);
   let nextId = 1;
-  const ask = <T>(type: 'mem' | 'cpu'): Promise<T> => {
+  const ask = <T>(type: 'mem' | 'cpu' | 'profile-start' | 'profile-stop', extra: object = {}): Promise<T> => {
     const id = nextId++;
-    child.send({ type, id });
+    child.send({ type, id, ...extra });
     return awaitMessage(
       child,
       (m) => {
-        const msg = m as { type?: string; id?: number; mem?: T; cpu?: T };
-        return msg.type === type && msg.id === id ? (msg[type] as T) : undefined;
+        const msg = m as { type?: string; id?: number; error?: string } & Record<string, unknown>;
+        if (msg.type !== type || msg.id !== id) return undefined;
+        if (msg.error !== undefined) throw new Error(`${config} ${type}: ${msg.error}`);
+        return (msg[type] ?? msg) as T;
       },
       30_000,
       `${config} ${type}`,
@@ -146,6 +151,12 @@ export async function startServerProcess(
     mem: () => ask<MemSnapshot>('mem'),
     cpu: () => ask<CpuSnapshot>('cpu'),
     release: () => child.send({ type: 'release' }),
+    profileStart: async () => {
+      await ask('profile-start');
+    },
+    profileStop: async (file) => {
+      await ask('profile-stop', { file });
+    },
     stop: () => stopChild(child),
   };
 }
@@ -176,6 +187,21 @@ export async function runLoadProcess(options: LoadOptions): Promise<LoadResult> 
   } finally {
     await stopChild(child);
   }
+}
+
+/**
+ * Compiles lib/ with the package's own build settings into bench/results/dist (never the shared dist/), so that a
+ * bench can load what `npm run build` ships; returns the directory for BENCH_LIB_DIR.
+ */
+export function buildLibForBench(): string {
+  const root = join(__dirname, '..');
+  const outDir = join(__dirname, 'results', 'dist');
+  execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json'), '--outDir', outDir], {
+    cwd: root,
+    stdio: 'inherit',
+    timeout: 120_000,
+  });
+  return outDir;
 }
 
 export { killAll };

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { RESULTS_DIR, loadTokens } from './fixture';
 import { runLoad } from './load';
 import type { LoadOptions, LoadResult } from './load';
-import { killAll, runLoadProcess, startServerProcess } from './procs';
+import { buildLibForBench, killAll, runLoadProcess, startServerProcess } from './procs';
 import type { ServerProcess } from './procs';
 import { isServerConfig } from './server';
 import type { ServerConfig } from './server';
@@ -24,6 +24,8 @@ export interface BenchSettings {
   configs: ServerConfig[];
   out: string;
   quick: boolean;
+  /** `--dist`: the servers load lib/ compiled by tsc (what users run) instead of the TypeScript source via tsx. */
+  dist: boolean;
 }
 
 export interface ConfigSummary {
@@ -41,6 +43,11 @@ export interface ConfigSummary {
   ratio: { streamsPerSec: number; chunksPerSec: number; cpuUsPerChunk: number; ttftP50Ms: number; ttftP99Ms: number };
   /** Median over rounds of (this − bare) server CPU per chunk, µs. */
   addedCpuUsPerChunk: number;
+  /**
+   * The same in user CPU only. The middleware runs in user space; system time is mostly the loopback TCP work
+   * of writev, which swings with scheduling on a busy machine and hides a sub-µs difference.
+   */
+  addedUserUsPerChunk: number;
   /**
    * Median over rounds of bare's CPU per chunk over this one's: the chunks/s ratio a server that owns its core
    * would see. Unlike measured chunks/s it does not move when other processes take the CPU away mid-run.
@@ -81,6 +88,7 @@ export function settingsFrom(argv: readonly string[], env: NodeJS.ProcessEnv): B
   if (!configs.includes('bare')) configs.unshift('bare');
   return {
     quick,
+    dist: argv.includes('--dist'),
     seconds: numberEnv('BENCH_SECONDS', quick ? 1 : 3),
     warmupSeconds: numberEnv('BENCH_WARMUP', quick ? 0.4 : 1),
     rounds: Math.min(50, Math.round(numberEnv('BENCH_ROUNDS', quick ? 1 : 5))),
@@ -121,6 +129,9 @@ export function summarise(configs: readonly ServerConfig[], runs: Record<string,
         ttftP99Ms: ratioOf(mine, (r) => r.ttftP99Ms),
       },
       addedCpuUsPerChunk: median(mine.map((r, i) => r.cpuUsPerChunk - (bare[i]?.cpuUsPerChunk ?? Number.NaN))),
+      addedUserUsPerChunk: median(
+        mine.map((r, i) => userPerChunk(r) - (bare[i] === undefined ? Number.NaN : userPerChunk(bare[i] as LoadResult))),
+      ),
       cpuBoundRatio: median(mine.map((r, i) => (bare[i]?.cpuUsPerChunk ?? Number.NaN) / r.cpuUsPerChunk)),
     };
   });
@@ -136,6 +147,7 @@ export function renderSummary(concurrency: number, summary: readonly ConfigSumma
     `${f(s.cpuUsPerChunk, 2)}`,
     f(s.cpuBoundRatio, 2),
     s.config === 'bare' ? '–' : `${s.addedCpuUsPerChunk >= 0 ? '+' : ''}${f(s.addedCpuUsPerChunk, 2)}`,
+    s.config === 'bare' ? '–' : `${s.addedUserUsPerChunk >= 0 ? '+' : ''}${f(s.addedUserUsPerChunk, 2)}`,
     `${f(s.ttftP50Ms, 1)} (${f(s.ratio.ttftP50Ms, 2)})`,
     `${f(s.ttftP99Ms, 1)} (${f(s.ratio.ttftP99Ms, 2)})`,
     f(s.serverCpuUtilisation, 2),
@@ -148,6 +160,7 @@ export function renderSummary(concurrency: number, summary: readonly ConfigSumma
       'server CPU µs/chunk',
       'CPU-bound ×bare',
       'added µs/chunk',
+      'added user µs/chunk',
       'TTFT p50 ms (×bare)',
       'TTFT p99 ms (×bare)',
       'server CPU',
@@ -159,6 +172,7 @@ export function renderSummary(concurrency: number, summary: readonly ConfigSumma
 
 export async function runBench(settings: BenchSettings, log: (line: string) => void = console.log): Promise<BenchReport> {
   const tokens = await loadTokens();
+  if (settings.dist) process.env.BENCH_LIB_DIR = buildLibForBench();
   const report: BenchReport = {
     meta: {
       date: new Date().toISOString(),
@@ -243,7 +257,8 @@ if (require.main === module) {
   console.log(
     `bench: configs ${settings.configs.join(', ')}; concurrency ${settings.concurrencies.join(', ')}; ` +
       `${settings.rounds} round(s) of ${settings.seconds} s after ${settings.warmupSeconds} s warm-up ` +
-      `(about ${Math.ceil(budget)} s); node ${process.version}, ${cpus().length} CPUs`,
+      `(about ${Math.ceil(budget)} s); lib from ${settings.dist ? 'a tsc build' : 'TypeScript source via tsx'}; ` +
+      `node ${process.version}, ${cpus().length} CPUs`,
   );
   runBench(settings)
     .catch((error: unknown) => {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import express from 'express';
 import { Registry } from 'prom-client';
+import type { Metric } from 'prom-client';
 import { dynamoMetrics, metricsRouter } from '../lib';
 import { RESULTS_DIR, loadTokens } from './fixture';
 import { chatCompletionsRoute, newCounters } from './server';
@@ -57,6 +58,10 @@ interface ScrapeResult {
   bytes: number;
   renderMsP50: number;
   renderMsP99: number;
+  /** CPU time of one render (this process's user + system), less sensitive to neighbours than wall time. */
+  renderCpuMsP50: number;
+  /** Where one render's time goes: each metric's `get()` (collect + values), median ms, largest first. */
+  perMetricMs: { name: string; ms: number; values: number }[];
   httpMsP50: number;
   renders: number;
 }
@@ -88,12 +93,26 @@ async function measure(models: number, tokens: readonly string[]): Promise<Scrap
     const text = await registry.metrics();
     const series = text.split('\n').filter((line) => line.length > 0 && !line.startsWith('#')).length;
     const renders: number[] = [];
+    const renderCpu: number[] = [];
     const startedAt = performance.now();
     for (let i = 0; i < 10; i++) await registry.metrics();
     for (let i = 0; i < RENDERS && performance.now() - startedAt < RENDER_BUDGET_MS; i++) {
+      const cpu0 = process.cpuUsage();
       const t0 = performance.now();
       await registry.metrics();
       renders.push(performance.now() - t0);
+      const cpu = process.cpuUsage(cpu0);
+      renderCpu.push((cpu.user + cpu.system) / 1000);
+    }
+    const perMetric = new Map<string, { samples: number[]; values: number }>();
+    for (let i = 0; i < 20; i++) {
+      for (const metric of registry.getMetricsAsArray() as unknown as Metric[]) {
+        const t0 = performance.now();
+        const got = await metric.get();
+        const entry = perMetric.get(got.name) ?? { samples: [], values: got.values.length };
+        entry.samples.push(performance.now() - t0);
+        perMetric.set(got.name, entry);
+      }
     }
     const http: number[] = [];
     for (let i = 0; i < 30; i++) {
@@ -108,6 +127,10 @@ async function measure(models: number, tokens: readonly string[]): Promise<Scrap
       bytes: Buffer.byteLength(text),
       renderMsP50: median(renders),
       renderMsP99: percentile(renders, 99),
+      renderCpuMsP50: median(renderCpu),
+      perMetricMs: [...perMetric]
+        .map(([name, e]) => ({ name, ms: median(e.samples), values: e.values }))
+        .sort((a, b) => b.ms - a.ms),
       httpMsP50: median(http),
       renders: renders.length,
     };
@@ -127,18 +150,25 @@ async function main(): Promise<void> {
   }
   console.log(
     `\n${formatTable(
-      ['models', 'series', 'text KiB', 'registry.metrics() p50 ms', 'p99 ms', 'GET /metrics p50 ms'],
+      ['models', 'series', 'text KiB', 'registry.metrics() p50 ms', 'p99 ms', 'CPU ms p50', 'GET /metrics p50 ms'],
       results.map((r) => [
         String(r.models),
         String(r.series),
         (r.bytes / 1024).toFixed(1),
         r.renderMsP50.toFixed(3),
         r.renderMsP99.toFixed(3),
+        r.renderCpuMsP50.toFixed(3),
         r.httpMsP50.toFixed(3),
       ]),
       `/metrics render time, every histogram populated (${STREAMS_PER_MODEL} completed + 1 aborted + 1 failed request per model)`,
     )}\n`,
   );
+  const largest = results[results.length - 1];
+  if (largest !== undefined) {
+    console.log(`Largest metrics at ${largest.models} models (median ms of metric.get(), values):`);
+    for (const m of largest.perMetricMs.slice(0, 8)) console.log(`  ${m.ms.toFixed(3).padStart(8)}  ${String(m.values).padStart(6)}  ${m.name}`);
+    console.log('');
+  }
   mkdirSync(RESULTS_DIR, { recursive: true });
   const out = join(RESULTS_DIR, 'scrape.json');
   writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), node: process.version, results }, null, 2)}\n`);

@@ -1,8 +1,12 @@
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
+import { Session } from 'node:inspector';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import express from 'express';
 import type { Express, RequestHandler } from 'express';
 import { Registry } from 'prom-client';
+import { join, resolve } from 'node:path';
+import type * as Lib from '../lib';
 import { BENCH_MODEL, buildEvents, loadTokens } from './fixture';
 
 /**
@@ -18,7 +22,12 @@ export function isServerConfig(value: unknown): value is ServerConfig {
 }
 
 /** Control messages the harness sends over IPC. */
-export type ServerRequest = { type: 'mem'; id: number } | { type: 'release' } | { type: 'cpu'; id: number };
+export type ServerRequest =
+  | { type: 'mem'; id: number }
+  | { type: 'release' }
+  | { type: 'cpu'; id: number }
+  | { type: 'profile-start'; id: number }
+  | { type: 'profile-stop'; id: number; file: string };
 
 export interface CpuSnapshot {
   userUs: number;
@@ -76,7 +85,7 @@ async function mountMiddleware(app: Express, config: ServerConfig): Promise<void
     );
   }
   if (config === 'dynamo' || config === 'both') {
-    const { dynamoMetrics, metricsRouter } = await import('../lib');
+    const { dynamoMetrics, metricsRouter } = await loadLib();
     const registry = new Registry();
     app.use(dynamoMetrics({ registry }));
     app.use(metricsRouter({ registry }));
@@ -92,6 +101,17 @@ async function mountMiddleware(app: Express, config: ServerConfig): Promise<void
     };
     app.use(passthrough);
   }
+}
+
+/**
+ * The lib from its TypeScript source (through tsx, the default) or, with BENCH_LIB_DIR, from a tsc build: what
+ * users run. tsx's esbuild transform keeps function names with a `__name()` call per function created, which a
+ * per-request closure pays and shipped code does not.
+ */
+async function loadLib(): Promise<typeof Lib> {
+  const dir = process.env.BENCH_LIB_DIR;
+  if (dir === undefined || dir === '') return import('../lib');
+  return (await import(join(resolve(dir), 'index.js'))) as typeof Lib;
 }
 
 function eventsFor(
@@ -252,6 +272,35 @@ function memSnapshot(started: StartedServer): MemSnapshot {
   };
 }
 
+/**
+ * The V8 sampling profiler driven over IPC, so that a profile covers exactly the measurement window and not the
+ * start-up (tsx compiling TypeScript would otherwise dominate it).
+ */
+function createProfiler(): { start(): Promise<void>; stop(file: string): Promise<void> } {
+  let session: Session | undefined;
+  const post = (method: string, params?: object): Promise<unknown> =>
+    new Promise((resolve, reject) => {
+      (session as Session).post(method, params ?? {}, (error, result) => (error ? reject(error) : resolve(result)));
+    });
+  return {
+    async start() {
+      session ??= new Session();
+      session.connect();
+      await post('Profiler.enable');
+      await post('Profiler.setSamplingInterval', { interval: 200 });
+      await post('Profiler.start');
+    },
+    async stop(file) {
+      const { profile } = (await post('Profiler.stop')) as { profile: unknown };
+      writeFileSync(file, JSON.stringify(profile));
+      await post('Profiler.disable');
+      (session as Session).disconnect();
+    },
+  };
+}
+
+const profiler = createProfiler();
+
 async function main(): Promise<void> {
   const config = process.argv[2] ?? process.env.BENCH_CONFIG ?? 'bare';
   if (!isServerConfig(config)) throw new Error(`unknown config "${config}"; use one of ${CONFIGS.join(', ')}`);
@@ -267,6 +316,13 @@ async function main(): Promise<void> {
     if (message.type === 'release') started.release();
     else if (message.type === 'mem') send({ type: 'mem', id: message.id, mem: memSnapshot(started) });
     else if (message.type === 'cpu') send({ type: 'cpu', id: message.id, cpu: cpuSnapshot(started.counters, started.held) });
+    else if (message.type === 'profile-start') {
+      profiler.start().then(() => send({ type: 'profile-start', id: message.id, ok: true }), (error: unknown) => send({ type: 'profile-start', id: message.id, error: String(error) }));
+    } else if (message.type === 'profile-stop') {
+      profiler
+        .stop(message.file)
+        .then(() => send({ type: 'profile-stop', id: message.id, file: message.file }), (error: unknown) => send({ type: 'profile-stop', id: message.id, error: String(error) }));
+    }
   });
   // A server must never outlive the harness that forked it, whatever way the harness ended.
   process.on('disconnect', () => process.exit(0));
