@@ -1,0 +1,214 @@
+/**
+ * Disconnect storms: 1,000 streams aborted at random points (before the head, on the head, mid-event), 50 at a
+ * time, straight to a route and through the example app's proxy. Every request that reached the middleware ends
+ * exactly once as `cancelled`, the gauges return to 0, the tokens written before each abort stay counted, no
+ * listener leaks, and the heap returns to its start after GC.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import express from 'express';
+import { Registry } from 'prom-client';
+import { dynamoMetrics } from '../lib';
+import type { DynamoMetricsError } from '../lib';
+import { createApp } from '../example-app/app';
+import { eventually, listen } from './support/http-harness';
+import type { RunningServer } from './support/http-harness';
+import { seededRandom } from './support/prng';
+import { fromSnapshot, snapshot } from './support/hardening-http';
+import type { Snapshot } from './support/hardening-http';
+import { garbageCollector, heapAfterGc, MB } from './support/hardening-gc';
+import { abortedStream, bounded, chatEvent, newTruth, pacedChat, tokensInEvents } from './support/hardening-llm';
+import type { AbortPoint, StreamTruth } from './support/hardening-llm';
+
+const P = 'dynamo_frontend';
+const STREAMS = Number(process.env.HARDENING_ABORTS ?? 1000);
+const CONCURRENCY = 50;
+const CHAT = '/v1/chat/completions';
+const SEED = Number(process.env.HARDENING_SEED ?? 20261127);
+
+const warnings: Error[] = [];
+const onWarning = (warning: Error): void => void warnings.push(warning);
+beforeAll(() => process.on('warning', onWarning));
+afterAll(() => process.off('warning', onWarning));
+
+const figures: Record<string, unknown> = {};
+afterAll(() => process.stdout.write(`hardening-disconnect: ${JSON.stringify(figures)}\n`));
+
+function abortPoint(random: () => number): AbortPoint {
+  const roll = random();
+  if (roll < 0.1) return { kind: 'after-send' };
+  if (roll < 0.2) return { kind: 'on-headers' };
+  return { kind: 'after-bytes', bytes: 1 + Math.floor(random() * 6000) };
+}
+
+interface Storm {
+  receivedTokens: number;
+  kinds: Record<string, number>;
+}
+
+async function storm(port: number, seed: number, count = STREAMS): Promise<Storm> {
+  const random = seededRandom(seed);
+  const points = Array.from({ length: count }, () => abortPoint(random));
+  const result: Storm = { receivedTokens: 0, kinds: {} };
+  await bounded(count, CONCURRENCY, async (i) => {
+    const point = points[i] as AbortPoint;
+    result.kinds[point.kind] = (result.kinds[point.kind] ?? 0) + 1;
+    const received = await abortedStream(port, CHAT, { model: 'm', stream: true, messages: [{ role: 'user', content: 'hi' }] }, point);
+    const text = received.toString('utf8');
+    result.receivedTokens += tokensInEvents(text);
+  });
+  return result;
+}
+
+/** Counts the tokens of the events a response wrote while open (mounted first, so it sits beneath the middleware). */
+function writeTap(truth: StreamTruth) {
+  return (_req: IncomingMessage, res: ServerResponse, next: () => void): void => {
+    const write = res.write;
+    let pending = '';
+    let closed = false;
+    res.on('close', () => (closed = true));
+    res.write = function tappedWrite(this: ServerResponse, chunk: unknown, ...rest: unknown[]) {
+      if (!closed) {
+        pending += Buffer.isBuffer(chunk) ? chunk.toString('utf8') : String(chunk);
+        const end = pending.lastIndexOf('\n\n');
+        if (end !== -1) {
+          truth.tokensWritten += tokensInEvents(pending.slice(0, end + 2));
+          pending = pending.slice(end + 2);
+        }
+      }
+      return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+    } as ServerResponse['write'];
+    next();
+  };
+}
+
+function checkAccounting(shot: Snapshot, arrived: number, tokensWritten: number): void {
+  // Each request that reached the middleware started once and ended once, as cancelled.
+  expect(fromSnapshot(shot, `${P}_requests_started_total`)).toBe(arrived);
+  expect(fromSnapshot(shot, `${P}_requests_total`)).toBe(arrived);
+  expect(fromSnapshot(shot, `${P}_requests_total`, { status: 'error', error_type: 'cancelled' })).toBe(arrived);
+  expect(fromSnapshot(shot, `${P}_model_cancellation_total`)).toBe(arrived);
+  expect(fromSnapshot(shot, `${P}_disconnected_clients`)).toBe(arrived);
+  expect(fromSnapshot(shot, `${P}_request_duration_seconds_count`)).toBe(arrived);
+  // Gauges back to 0.
+  expect(fromSnapshot(shot, `${P}_inflight_requests`)).toBe(0);
+  expect(fromSnapshot(shot, `${P}_active_requests`)).toBe(0);
+  expect(fromSnapshot(shot, `${P}_queued_requests`)).toBe(0);
+  // Tokens written before each abort stay counted: exactly what was handed to res.write while the client was there.
+  expect(fromSnapshot(shot, `${P}_output_tokens_total`)).toBe(tokensWritten);
+}
+
+describe('1,000 aborted streams', () => {
+  test('straight to a route', async () => {
+    const gc = garbageCollector();
+    const registry = new Registry();
+    const errors: DynamoMetricsError[] = [];
+    const truth = newTruth();
+    const app = express();
+    app.use(dynamoMetrics({ registry, countTokens: (text) => Array.from(text).length, onError: (e) => errors.push(e) }));
+    app.post(CHAT, pacedChat(truth, { model: 'm', chunks: 2000, intervalMs: 0, headDelayMs: 1, burst: 4 }));
+    const server = await listen(app);
+    try {
+      // Warm up (JIT, lazy module state) before taking the heap baseline.
+      await storm(server.port, SEED + 1, 50);
+      await eventually(() => truth.closedEarly + truth.finished === truth.arrived, 5000);
+      const heapBefore = heapAfterGc(gc);
+      const arrivedBefore = truth.arrived;
+      const started = Date.now();
+      const result = await storm(server.port, SEED);
+      await eventually(() => truth.closedEarly + truth.finished === truth.arrived, 10_000);
+      const seconds = (Date.now() - started) / 1000;
+      const shot = await snapshot(registry);
+      const heapAfter = heapAfterGc(gc);
+
+      expect(truth.finished).toBe(0);
+      checkAccounting(shot, truth.arrived, truth.tokensWritten);
+      expect(truth.arrived - arrivedBefore).toBeGreaterThan(STREAMS * 0.85);
+      expect(result.receivedTokens).toBeLessThanOrEqual(truth.tokensWritten);
+      expect(errors).toEqual([]);
+      expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+      figures.direct = {
+        streams: STREAMS,
+        reachedServer: truth.arrived - arrivedBefore,
+        abortKinds: result.kinds,
+        tokensWritten: truth.tokensWritten,
+        tokensCounted: fromSnapshot(shot, `${P}_output_tokens_total`),
+        seconds,
+        heapBeforeMB: +(heapBefore / MB).toFixed(1),
+        heapAfterMB: +(heapAfter / MB).toFixed(1),
+        heapGrowthMB: +((heapAfter - heapBefore) / MB).toFixed(2),
+      };
+      expect(heapAfter - heapBefore).toBeLessThan(8 * MB);
+    } finally {
+      await server.close();
+    }
+  }, 60_000);
+
+  test('through the example app in proxy mode (http-proxy-middleware)', async () => {
+    const gc = garbageCollector();
+    const registry = new Registry();
+    const upstreamTruth = newTruth();
+    const upstreamApp = express();
+    upstreamApp.post(CHAT, pacedChat(upstreamTruth, { model: 'm', chunks: 2000, intervalMs: 0, headDelayMs: 1, burst: 4 }));
+    const upstream = await listen(upstreamApp);
+    const gatewayTruth = newTruth();
+    const gatewayApp = express();
+    gatewayApp.use((_req: IncomingMessage, _res: ServerResponse, next: () => void) => {
+      gatewayTruth.arrived++;
+      next();
+    });
+    gatewayApp.use(writeTap(gatewayTruth));
+    gatewayApp.use(createApp({ registry, upstream: { url: upstream.url, timeoutMs: 10_000 }, metrics: { countTokens: (text) => Array.from(text).length } }));
+    let gateway: RunningServer | undefined;
+    try {
+      gateway = await listen(gatewayApp);
+      const port = gateway.port;
+      await storm(port, SEED + 2, 50);
+      await eventually(() => upstreamTruth.closedEarly + upstreamTruth.finished === upstreamTruth.arrived, 5000);
+      const heapBefore = heapAfterGc(gc);
+      const result = await storm(port, SEED + 3);
+      // Every upstream request is cancelled when its client leaves, so the upstream sees every close too.
+      await eventually(async () => fromSnapshot(await snapshot(registry), `${P}_requests_total`) === gatewayTruth.arrived, 10_000);
+      await eventually(() => upstreamTruth.closedEarly + upstreamTruth.finished === upstreamTruth.arrived, 10_000);
+      const shot = await snapshot(registry);
+      const heapAfter = heapAfterGc(gc);
+
+      checkAccounting(shot, gatewayTruth.arrived, gatewayTruth.tokensWritten);
+      expect(upstreamTruth.finished).toBe(0);
+      expect(gatewayTruth.tokensWritten).toBeLessThanOrEqual(upstreamTruth.tokensWritten);
+      expect(result.receivedTokens).toBeLessThanOrEqual(gatewayTruth.tokensWritten);
+      expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+      figures.proxy = {
+        streams: STREAMS,
+        reachedGateway: gatewayTruth.arrived,
+        reachedUpstream: upstreamTruth.arrived,
+        abortKinds: result.kinds,
+        tokensWrittenByGateway: gatewayTruth.tokensWritten,
+        tokensCounted: fromSnapshot(shot, `${P}_output_tokens_total`),
+        heapBeforeMB: +(heapBefore / MB).toFixed(1),
+        heapAfterMB: +(heapAfter / MB).toFixed(1),
+        heapGrowthMB: +((heapAfter - heapBefore) / MB).toFixed(2),
+      };
+      expect(heapAfter - heapBefore).toBeLessThan(8 * MB);
+    } finally {
+      await gateway?.close();
+      await upstream.close();
+    }
+  }, 90_000);
+});
+
+test('the paced stream finishes normally when nobody aborts (the storm cancels, it does not just run out)', async () => {
+  const registry = new Registry();
+  const truth = newTruth();
+  const app = express();
+  app.use(dynamoMetrics({ registry, countTokens: (text) => Array.from(text).length }));
+  app.post(CHAT, pacedChat(truth, { model: 'm', chunks: 20, intervalMs: 1 }));
+  const server = await listen(app);
+  try {
+    const body = await abortedStream(server.port, CHAT, {}, { kind: 'after-bytes', bytes: Number.MAX_SAFE_INTEGER });
+    expect(body.toString()).toContain(chatEvent('m', undefined, 'stop'));
+    await eventually(async () => fromSnapshot(await snapshot(registry), `${P}_requests_total`, { status: 'success' }) === 1);
+    expect(fromSnapshot(await snapshot(registry), `${P}_output_tokens_total`)).toBe(truth.tokensWritten);
+  } finally {
+    await server.close();
+  }
+});
