@@ -806,6 +806,95 @@ describe.each(variants)('HTTP suite on %s', (_variant, expressLib) => {
     });
   });
 
+  it('counts a route that does not exist (404 from Express) as not_found, and next(err) (500) as internal', async () => {
+    const port = await start((app) => {
+      app.post('/v1/completions', (_req, _res, next) => next(new Error('handler failed')));
+    });
+    expect((await postJson(port, CHAT, { model: 'm', stream: true })).status).toBe(404);
+    expect((await postJson(port, '/v1/completions', { model: 'm', prompt: 'x' })).status).toBe(500);
+    await ended(2);
+    expect(await get('requests_total', { model: 'm', endpoint: 'chat_completions', status: 'error', error_type: 'not_found' })).toBe(1);
+    expect(await get('requests_total', { model: 'm', endpoint: 'completions', status: 'error', error_type: 'internal' })).toBe(1);
+    expect(await gauges('m')).toEqual([0, 0, 0]);
+  });
+
+  it('reads a legacy completions stream on /v1/completions', async () => {
+    const text = (t: string, finish: string | null = null): string =>
+      sse({ id: 'cmpl-1', object: 'text_completion', created: 1, model: 'm', choices: [{ index: 0, text: t, logprobs: null, finish_reason: finish }] });
+    const port = await start((app) => {
+      app.post('/v1/completions', (_req, res) =>
+        writeSse(res, [text('Once'), text(' upon'), text('', 'length'), sse({ object: 'text_completion', model: 'm', choices: [], usage: { prompt_tokens: 2, completion_tokens: 9, total_tokens: 11 } }), DONE]),
+      );
+    });
+    await postJson(port, '/v1/completions', { model: 'm', stream: true, prompt: 'x' });
+    await ended();
+    expect(await get('output_tokens_total', { model: 'm' })).toBe(9);
+    expect(await get('requests_total', { model: 'm', endpoint: 'completions', request_type: 'stream', status: 'success' })).toBe(1);
+    expect(await get('requests_finished_total', { model: 'm', finish_reason: 'length' })).toBe(1);
+    expect(await get('input_tokens_total', { model: 'm' })).toBe(2);
+  });
+
+  it('counts an embeddings request as unary with its prompt tokens and no output tokens', async () => {
+    const port = await start((app) => {
+      app.post('/v1/embeddings', (_req, res) => {
+        res.json({ object: 'list', model: 'emb', data: [{ object: 'embedding', index: 0, embedding: [0.1, 0.2] }], usage: { prompt_tokens: 8, total_tokens: 8 } });
+      });
+    });
+    await postJson(port, '/v1/embeddings', { model: 'emb', input: 'hello' });
+    await ended();
+    expect(await get('requests_total', { model: 'emb', endpoint: 'embeddings', request_type: 'unary', status: 'success', error_type: '' })).toBe(1);
+    expect(await get('input_tokens_total', { model: 'emb' })).toBe(8);
+    expect(await get('output_tokens_total', { model: 'emb' })).toBe(0);
+    expect(await get('output_sequence_tokens', {}, 'count')).toBe(0);
+  });
+
+  it('falls back to the default estimate when countTokens throws or returns nonsense, and reports it', async () => {
+    const errors: DynamoMetricsError[] = [];
+    let call = 0;
+    const port = await start(chatRoute((_req, res) => writeSse(res, [chunk('m', 'Hello'), chunk('m', 'world'), finishChunk('m'), DONE])), {
+      metrics: {
+        countTokens: () => {
+          call++;
+          if (call === 1) throw new Error('tokenizer crashed');
+          return Number.NaN;
+        },
+        onError: (e) => errors.push(e),
+      },
+    });
+    const response = await postJson(port, CHAT, { model: 'm', stream: true });
+    expect(response.status).toBe(200);
+    await ended();
+    expect(await get('output_tokens_total', { model: 'm' })).toBeGreaterThanOrEqual(2);
+    expect(await get('requests_total', { model: 'm', status: 'success' })).toBe(1);
+    expect(errors.map((e) => e.code)).toEqual(['count_tokens_failed', 'invalid_count']);
+  });
+
+  it('applies DYN_METRICS_<NAME>_{MIN,MAX,COUNT} and the buckets option to the served histograms', async () => {
+    const saved = { ...process.env };
+    process.env.DYN_METRICS_TIME_TO_FIRST_TOKEN_SECONDS_MIN = '0.01';
+    process.env.DYN_METRICS_TIME_TO_FIRST_TOKEN_SECONDS_MAX = '10';
+    process.env.DYN_METRICS_TIME_TO_FIRST_TOKEN_SECONDS_COUNT = '4';
+    let port: number;
+    try {
+      port = await start(chatRoute((_req, res) => writeSse(res, [chunk('m', 'ab'), chunk('m', 'c'), finishChunk('m'), DONE])), {
+        metrics: { buckets: { requestDuration: [0.5, 5] } },
+      });
+    } finally {
+      for (const key of Object.keys(process.env)) if (!(key in saved)) delete process.env[key];
+    }
+    await postJson(port, CHAT, { model: 'm', stream: true });
+    await ended();
+    const text = (await request(port, 'GET', '/metrics')).body.toString();
+    const bounds = (name: string): string[] =>
+      text
+        .split('\n')
+        .filter((line) => line.startsWith(`${name}_bucket{`))
+        .map((line) => /le="([^"]+)"/.exec(line)?.[1] ?? '');
+    expect(bounds(m('time_to_first_token_seconds'))).toEqual(['0', '0.1', '1', '10', '+Inf']);
+    expect(bounds(m('request_duration_seconds'))).toEqual(['0.5', '5', '+Inf']);
+    expect(bounds(m('inter_token_latency_seconds'))).toEqual(['0', '0.0019', '0.0035', '0.0067', '0.013', '0.024', '0.045', '0.084', '0.16', '0.3', '0.56', '1.1', '2', '+Inf']);
+  });
+
   // ---- (5) malformed input --------------------------------------------------------------------------------------
 
   it('skips a malformed JSON event: counted in parse_errors_total, reported to onError, response untouched, counting resumes', async () => {
@@ -895,6 +984,9 @@ describe.each(variants)('HTTP suite on %s', (_variant, expressLib) => {
     expect(itlSum).toBeGreaterThanOrEqual(0.055);
     expect(itlSum).toBeLessThan(5);
     expect(await get('output_tokens_total', { model: 'm' })).toBe(6);
+    // request_duration_seconds: once, from arrival to the end (≥ the two 60 ms pauses).
+    expect(await get('request_duration_seconds', { model: 'm' }, 'count')).toBe(1);
+    expect(await get('request_duration_seconds', { model: 'm' }, 'sum')).toBeGreaterThanOrEqual(0.115);
   });
 
   it('continuous usage: a chunk whose cumulative usage grows is token-bearing even when its text is empty (ITL/TTFT)', async () => {
