@@ -124,6 +124,30 @@ describe('SseParser', () => {
     expect(seen.events).toEqual([['after', undefined]]);
   });
 
+  it.each([
+    ['LF', '\n'],
+    ['CRLF', '\r\n'],
+    ['CR', '\r'],
+  ])('keeps dropping an oversized event until its blank line, not until the end of its long line (%s)', (_name, eol) => {
+    const { parser, seen } = parserFor(100);
+    parser.feed('data: ');
+    for (let i = 0; i < 30; i++) parser.feed('y'.repeat(10));
+    parser.feed(`y${eol}`); // the long line ends; the event has not
+    parser.feed(`data: same-event${eol}${eol}`);
+    parser.feed(`data: after${eol}${eol}`);
+    parser.end();
+    expect(seen.tooLarge).toBe(1);
+    expect(seen.events).toEqual([['after', undefined]]);
+  });
+
+  it('reports an oversized event that ends the stream once, and nothing else', () => {
+    const { parser, seen } = parserFor(50);
+    parser.feed(`data: ${'q'.repeat(200)}`);
+    parser.end();
+    expect(seen.tooLarge).toBe(1);
+    expect(seen.events).toEqual([]);
+  });
+
   it('stays linear when one long event arrives in tiny pieces', () => {
     const { parser, seen } = parserFor(8 << 20);
     const piece = 'z'.repeat(64);
