@@ -120,8 +120,9 @@ export class ResponseReader implements ResponseListener, SseHandler {
     if (plain !== undefined) this.lastPlainData = data;
   }
 
-  onEventTooLarge(): void {
+  onEventTooLarge(eventType: string | undefined): void {
     this.settings.malformed('event_too_large', `an SSE event exceeded maxEventBytes (${this.settings.maxEventBytes})`);
+    this.reader.readOversizedEvent?.(eventType, this.state);
   }
 
   /** Events of one write: a write shaped like an earlier plain text delta is counted without being parsed. */

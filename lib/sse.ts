@@ -8,7 +8,8 @@
  */
 export interface SseHandler {
   onEvent(data: string, eventType: string | undefined): void;
-  onEventTooLarge(): void;
+  /** An event grew past the limit and is skipped; its `event:` type, when that line came first. */
+  onEventTooLarge(eventType: string | undefined): void;
 }
 
 const LF = 10;
@@ -98,12 +99,13 @@ export class SseParser {
   }
 
   private tooLarge(): void {
+    const eventType = this.eventType;
     this.partialLine = '';
     this.data = '';
     this.hasData = false;
     this.eventType = undefined;
     this.discarding = true;
-    this.handler.onEventTooLarge();
+    this.handler.onEventTooLarge(eventType);
   }
 
   private processLine(line: string): void {

@@ -33,7 +33,7 @@ export const anthropicReader: WireFormatReader = {
         const message = asRecord(event.message);
         if (message === undefined) return;
         sink.responseModel(message.model);
-        readPromptUsage(asRecord(message.usage), sink);
+        readPromptUsage(asRecord(message.usage), sink, true);
         return undefined;
       }
       case 'message_delta': {
@@ -91,12 +91,14 @@ export const anthropicReader: WireFormatReader = {
 };
 
 /** Anthropic's prompt size is split over three fields; cache reads are the cached part. */
-function readPromptUsage(usage: Record<string, unknown> | undefined, sink: ObservationSink): void {
+function readPromptUsage(usage: Record<string, unknown> | undefined, sink: ObservationSink, atStart = false): void {
   if (usage === undefined || usage.input_tokens === undefined) return;
   const input = usage.input_tokens;
   // Only well-formed cache counts are added: a malformed one must neither mask nor corrupt the input count,
   // which the request state validates (and reports) on its own.
   const total = isCount(input) ? input + countOrZero(usage.cache_creation_input_tokens) + countOrZero(usage.cache_read_input_tokens) : input;
+  // Some compatible servers (SGLang, mlx) send 0 in message_start and the real count in message_delta.
+  if (atStart && total === 0) return;
   sink.promptTokens(total, usage.cache_read_input_tokens);
 }
 

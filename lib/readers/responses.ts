@@ -48,6 +48,17 @@ export const responsesReader: WireFormatReader = {
     }
   },
 
+  // response.completed repeats the whole output, so a long answer can exceed maxEventBytes.
+  readOversizedEvent(eventType, sink) {
+    if (eventType === 'response.completed' || eventType === 'response.incomplete') {
+      sink.finishReason(eventType === 'response.completed' ? 'stop' : 'length');
+      sink.completed();
+    } else if (eventType === 'response.failed') {
+      sink.failed('internal');
+      sink.completed();
+    }
+  },
+
   readBody(body, sink) {
     const response = asRecord(body);
     if (response === undefined) {

@@ -53,6 +53,11 @@ export interface WireFormatReader {
    * reported nothing but `generatedTokens(estimate(text), reasoning ? same : 0)` (and a model already reported).
    */
   readEvent(data: string, eventType: string | undefined, sink: ObservationSink): PlainTextDelta | undefined;
+  /**
+   * An event too large to read, known only by its `event:` type: a terminal event still ends the stream as
+   * completed (its usage is lost, so the live count stands) rather than making the request look cut.
+   */
+  readOversizedEvent?(eventType: string | undefined, sink: ObservationSink): void;
   /** A whole unary (non-stream) JSON body, already parsed. */
   readBody(body: unknown, sink: ObservationSink): void;
 }
