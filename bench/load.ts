@@ -93,7 +93,16 @@ export function percentile(sorted: readonly number[], p: number): number {
   return sorted[index] as number;
 }
 
-export function fetchCpu(port: number, timeoutMs = 10_000): Promise<CpuSnapshot> {
+/** The server's CPU snapshot; retried once, since a server loaded by 512 streams on a busy machine can be slow to answer. */
+export async function fetchCpu(port: number): Promise<CpuSnapshot> {
+  try {
+    return await fetchCpuOnce(port, 20_000);
+  } catch {
+    return fetchCpuOnce(port, 20_000);
+  }
+}
+
+function fetchCpuOnce(port: number, timeoutMs: number): Promise<CpuSnapshot> {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: HOST, port, path: '/__cpu', agent: false, timeout: timeoutMs }, (res) => {
       const parts: Buffer[] = [];

@@ -98,6 +98,28 @@ export function settingsFrom(argv: readonly string[], env: NodeJS.ProcessEnv): B
   };
 }
 
+function failedRun(concurrency: number): LoadResult {
+  const nan = Number.NaN;
+  return {
+    concurrency,
+    seconds: nan,
+    streams: 0,
+    chunks: 0,
+    streamsPerSec: nan,
+    chunksPerSec: nan,
+    ttftP50Ms: nan,
+    ttftP99Ms: nan,
+    ttftSamples: 0,
+    errors: 1,
+    serverUserUs: nan,
+    serverCpuUs: nan,
+    serverChunks: 0,
+    cpuUsPerChunk: nan,
+    serverCpuUtilisation: nan,
+    clientCpuUtilisation: nan,
+  };
+}
+
 export function summarise(configs: readonly ServerConfig[], runs: Record<string, LoadResult[]>): ConfigSummary[] {
   const bare = runs.bare ?? [];
   // Within-round ratios where both figures exist; else the ratio of the medians (e.g. a round without TTFT samples).
@@ -205,7 +227,7 @@ export async function runBench(settings: BenchSettings, log: (line: string) => v
             warmupMs: 0,
             durationMs: settings.warmupSeconds * 1000,
             drainMs: 1000,
-          });
+          }).catch((error: unknown) => log(`  warm-up of ${config} failed (${String(error)})`));
         }
       }
       for (let round = 0; round < settings.rounds; round++) {
@@ -213,13 +235,20 @@ export async function runBench(settings: BenchSettings, log: (line: string) => v
         const order = settings.configs.map((_, i) => settings.configs[(i + round) % settings.configs.length] as ServerConfig);
         for (const config of order) {
           const server = servers.get(config) as ServerProcess;
-          const result = await load({
-            port: server.port,
-            concurrency,
-            warmupMs: settings.warmupSeconds * 1000,
-            durationMs: settings.seconds * 1000,
-            drainMs: settings.quick ? 500 : 3000,
-          });
+          let result: LoadResult;
+          try {
+            result = await load({
+              port: server.port,
+              concurrency,
+              warmupMs: settings.warmupSeconds * 1000,
+              durationMs: settings.seconds * 1000,
+              drainMs: settings.quick ? 500 : 3000,
+            });
+          } catch (error) {
+            // One failed run must not lose the others: it becomes a hole (NaN) that the medians skip.
+            log(`  c=${concurrency} round ${round + 1} ${config}: run failed (${String(error)})`);
+            result = failedRun(concurrency);
+          }
           const loadAvg1 = loadavg()[0] ?? Number.NaN;
           (runs[config] ??= []).push({ ...result, round, loadAvg1 });
           log(
