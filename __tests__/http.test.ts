@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import type { Socket } from 'node:net';
 import express from 'express';
@@ -1188,6 +1189,36 @@ describe.each(variants)('HTTP suite on %s', (_variant, expressLib) => {
     expect(await get('requests_total')).toBe(1);
     expect(await get('requests_total', { model: 'm', endpoint: 'generate', request_type: 'stream', status: 'success' })).toBe(1);
     expect(await get('output_tokens_total', { model: 'm' })).toBe(4);
+  });
+
+  it('recognises LLM routes when the middleware and the routes are mounted on a sub-path', async () => {
+    const app = expressLib() as unknown as Application;
+    const router = expressLib.Router();
+    router.post('/chat/completions', (_req, res) => writeSse(res, [chunk('m', 'abc'), finishChunk('m'), DONE]));
+    app.use('/v1', expressLib.json(), dynamoMetrics({ registry, countTokens: codePoints }), router);
+    const server = await listen(app);
+    servers.push(server);
+    await postJson(server.port, CHAT, { model: 'm', stream: true });
+    await ended();
+    expect(await get('requests_total', { model: 'm', endpoint: 'chat_completions', status: 'success' })).toBe(1);
+    expect(await get('output_tokens_total', { model: 'm' })).toBe(3);
+  });
+
+  it('keeps backpressure for a piped stream: same bytes, same counts', async () => {
+    const texts = Array.from({ length: 400 }, (_, i) => `tok${i % 10}${'·'.repeat(i % 5)}`);
+    const expected = texts.reduce((sum, text) => sum + codePoints(text), 0);
+    const pieces = [roleChunk('m'), ...texts.flatMap((text, i) => (i % 50 === 0 ? [`: ${'pad'.repeat(20000)}\n\n`, chunk('m', text)] : [chunk('m', text)])), finishChunk('m'), DONE];
+    const port = await start(
+      chatRoute((_req, res) => {
+        res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+        Readable.from(pieces.map((p) => Buffer.from(p)), { objectMode: false }).pipe(res);
+      }),
+    );
+    const response = await postJson(port, CHAT, { model: 'm', stream: true });
+    expect(response.body.equals(Buffer.from(pieces.join('')))).toBe(true);
+    await ended();
+    expect(await get('output_tokens_total', { model: 'm' })).toBe(expected);
+    expect(await get('requests_total', { model: 'm', status: 'success' })).toBe(1);
   });
 
   // ---- (10) several instances ------------------------------------------------------------------------------------

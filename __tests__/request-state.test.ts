@@ -347,6 +347,19 @@ describe('MetricsStore', () => {
     expect(() => MetricsStore.for(resolveOptions({ registry: other }))).toThrow(/already registered/);
   });
 
+  it('caps model labels at 100 distinct names by default', async () => {
+    for (let i = 0; i < 101; i++) {
+      const state = newRequest({ model: `model-${i}`, stream: false });
+      state.responseStarted(false, undefined);
+      state.end('finished', 200);
+    }
+    const models = new Set((await registry.getSingleMetric(m('requests_total'))!.get()).values.map((v) => v.labels.model));
+    expect(models.size).toBe(101);
+    expect(models.has('model-99')).toBe(true);
+    expect(models.has('model-100')).toBe(false);
+    expect(await value(registry, m('requests_total'), { model: 'unknown_model' })).toBe(1);
+  });
+
   it('uses the configured bounds', async () => {
     setup({ buckets: { timeToFirstToken: [0.5, 5], interTokenLatency: [0.25] } });
     const state = newRequest(STREAM_HINTS);
