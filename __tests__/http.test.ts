@@ -499,6 +499,26 @@ describe.each(variants)('HTTP suite on %s', (_variant, expressLib) => {
     expect(await get('output_tokens_total', { model: 'm' })).toBe(2);
   });
 
+  it.each([
+    ['finish_reason without [DONE]', (): string[] => [chunk('m', 'abc'), finishChunk('m')]],
+    ['[DONE] without finish_reason', (): string[] => [chunk('m', 'abc'), DONE]],
+    ['data:[DONE] without the optional space', (): string[] => [chunk('m', 'abc'), 'data:[DONE]\n\n']],
+  ])('counts a stream that ends with %s as success', async (_what, pieces) => {
+    const port = await start(chatRoute((_req, res) => writeSse(res, pieces())));
+    await postJson(port, CHAT, { model: 'm', stream: true });
+    await ended();
+    expect(await get('requests_total', { model: 'm', status: 'success', error_type: '' })).toBe(1);
+    expect(await get('output_tokens_total', { model: 'm' })).toBe(3);
+  });
+
+  it('keeps an error event\'s error type even when [DONE] follows it', async () => {
+    const port = await start(chatRoute((_req, res) => writeSse(res, [chunk('m', 'ab'), 'data: {"error": {"message": "overloaded", "type": "overloaded_error"}}\n\n', DONE])));
+    await postJson(port, CHAT, { model: 'm', stream: true });
+    await ended();
+    expect(await get('requests_total', { model: 'm', status: 'error', error_type: 'overload' })).toBe(1);
+    expect(await get('requests_total')).toBe(1);
+  });
+
   it('counts a 2xx stream that ends without [DONE] or finish_reason as internal', async () => {
     const port = await start(chatRoute((_req, res) => writeSse(res, [roleChunk('m'), chunk('m', 'abc')])));
     await postJson(port, CHAT, { model: 'm', stream: true });
