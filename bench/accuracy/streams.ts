@@ -63,27 +63,45 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
+/** Length of the longest prefix of `bytes` that ends on a UTF-8 character boundary. */
+function completeLength(bytes: Uint8Array): number {
+  const n = bytes.length;
+  for (let back = 1; back <= Math.min(4, n); back++) {
+    const b = bytes[n - back]!;
+    if ((b & 0xc0) === 0x80) continue; // continuation byte: look further back for the lead byte
+    const need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+    return back >= need ? n : n - back;
+  }
+  return n; // malformed: let the decoder replace it
+}
+
 /**
- * Groups token ids into chunks of `size()` tokens and decodes them the way a server's incremental detokenizer
- * does: bytes of a character split across tokens are held back until the character is complete (vLLM, TGI and
- * llama.cpp all do this), so a chunk can carry tokens and no text, and the next chunk carries a character worth
- * several tokens.
+ * Groups token ids into chunks of `size()` tokens and decodes them the way engine servers' incremental
+ * detokenizers do (vLLM, SGLang, TGI): when a chunk's text would end inside a character (its bytes are split
+ * across tokens), the chunk goes out with an empty delta and its text is held back until the character is
+ * complete. So a chunk can carry tokens and no text, and the next one carries text worth several tokens.
  */
 export function toChunks(ids: number[], vocab: Vocabulary, size: () => number): Chunk[] {
   const out: Chunk[] = [];
   const decoder = new TextDecoder('utf-8');
+  let pending: Uint8Array[] = [];
   let i = 0;
   while (i < ids.length) {
     const k = Math.max(1, Math.min(size(), ids.length - i));
-    const parts = ids.slice(i, i + k).map((id) => vocab.bytes(id));
+    for (const id of ids.slice(i, i + k)) pending.push(vocab.bytes(id));
     i += k;
-    const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    const bytes = new Uint8Array(pending.reduce((n, p) => n + p.length, 0));
     let at = 0;
-    for (const p of parts) {
+    for (const p of pending) {
       bytes.set(p, at);
       at += p.length;
     }
-    out.push({ text: decoder.decode(bytes, { stream: i < ids.length }), tokens: k });
+    if (completeLength(bytes) < bytes.length && i < ids.length) {
+      out.push({ text: '', tokens: k });
+      continue;
+    }
+    out.push({ text: decoder.decode(bytes), tokens: k });
+    pending = [];
   }
   return out;
 }
