@@ -140,6 +140,39 @@ describe('SseParser', () => {
     expect(seen.events).toEqual([['after', undefined]]);
   });
 
+  it.each([
+    ['LF', '\n'],
+    ['CRLF', '\r\n'],
+    ['CR', '\r'],
+  ])('does not take the line end of a dropped long line, arriving at the start of the next piece, for a blank line (%s)', (_name, eol) => {
+    const { parser, seen } = parserFor(100);
+    parser.feed(`data: ${'x'.repeat(150)}`);
+    parser.feed('yyy');
+    parser.feed(`${eol}data: same-event${eol}${eol}data: after${eol}${eol}`);
+    parser.end();
+    expect(seen.tooLarge).toBe(1);
+    expect(seen.events).toEqual([['after', undefined]]);
+  });
+
+  it('splits a CRLF between pieces of a dropped long line without ending the event', () => {
+    const { parser, seen } = parserFor(100);
+    parser.feed(`data: ${'x'.repeat(150)}\r`);
+    parser.feed('\ndata: same-event\r\n\r\ndata: after\r\n\r\n');
+    parser.end();
+    expect(seen.tooLarge).toBe(1);
+    expect(seen.events).toEqual([['after', undefined]]);
+  });
+
+  it('reports a long event of many data lines written in small pieces once', () => {
+    const { parser, seen } = parserFor(1000);
+    const event = `${'data: '.concat('z'.repeat(90), '\n').repeat(100)}\n`;
+    for (let i = 0; i < event.length; i += 64) parser.feed(event.slice(i, i + 64));
+    parser.feed('data: after\n\n');
+    parser.end();
+    expect(seen.tooLarge).toBe(1);
+    expect(seen.events).toEqual([['after', undefined]]);
+  });
+
   it('reports an oversized event that ends the stream once, and nothing else', () => {
     const { parser, seen } = parserFor(50);
     parser.feed(`data: ${'q'.repeat(200)}`);
