@@ -37,6 +37,8 @@ export class ResponseReader implements ResponseListener, SseHandler {
   private sniffed = false;
   private bodyParts: string[] = [];
   private bodyLength = 0;
+  /** The body says it is JSON; an undeclared body that does not parse is simply not JSON, not a parse error. */
+  private declaredJson = false;
 
   constructor(
     private readonly state: RequestState,
@@ -55,6 +57,7 @@ export class ResponseReader implements ResponseListener, SseHandler {
       this.sse = new SseParser(this, this.settings.maxEventBytes);
     } else if (statusCode !== 204 && statusCode !== 304 && (contentType.includes('json') || contentType === '')) {
       this.mode = 'json';
+      this.declaredJson = contentType !== '';
     }
     this.state.responseStarted(isEventStream, this.requestHints());
   }
@@ -96,7 +99,7 @@ export class ResponseReader implements ResponseListener, SseHandler {
     try {
       parsed = JSON.parse(body);
     } catch {
-      this.settings.malformed('invalid_json', `unary body of ${body.length} characters`);
+      if (this.declaredJson) this.settings.malformed('invalid_json', `unary body of ${body.length} characters`);
       return;
     }
     this.reader.readBody(parsed, this.state);
