@@ -8,6 +8,7 @@ import express4 from 'express4';
 import compression from 'compression';
 import { createProxyMiddleware } from 'http-proxy-middleware';
 import { Registry } from 'prom-client';
+import supertest from 'supertest';
 import { dynamoMetrics, metricsRouter } from '../lib/index';
 import type { DynamoMetricsError, DynamoMetricsOptions } from '../lib/index';
 import {
@@ -137,6 +138,47 @@ describe.each(variants)('HTTP suite on %s', (_variant, expressLib) => {
     expect(valueFromText(after, m('output_tokens_total'), { model: 'm' })).toBe(11);
     expect(valueFromText(after, m('requests_total'), { model: 'm', endpoint: 'chat_completions', request_type: 'stream', status: 'success', error_type: '' })).toBe(1);
     expect(valueFromText(after, m('inflight_requests'), { model: 'm' })).toBe(0);
+  });
+
+  it('shows live tokens to a scrape made while supertest is still reading the stream chunk by chunk', async () => {
+    const rest = signal();
+    const port = await start(
+      chatRoute(async (_req, res) => {
+        res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+        res.write(chunk('m', 'first'));
+        await rest.wait;
+        res.write(chunk('m', 'second'));
+        res.write(finishChunk('m'));
+        res.end(DONE);
+      }),
+    );
+    const scrapes: (number | undefined)[] = [];
+    const response = await supertest(`http://127.0.0.1:${port}`)
+      .post(CHAT)
+      .send({ model: 'm', stream: true })
+      .buffer(true)
+      .parse((res, callback) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (part: string) => {
+          text += part;
+          if (text.includes('first') && !text.includes('second') && scrapes.length === 0) {
+            scrapes.push(-1);
+            void supertest(`http://127.0.0.1:${port}`)
+              .get('/metrics')
+              .then((metrics) => {
+                scrapes[0] = valueFromText(metrics.text, m('output_tokens_total'), { model: 'm' });
+                rest.release();
+              });
+          }
+        });
+        res.on('end', () => callback(null, text));
+      });
+    expect(response.status).toBe(200);
+    expect(String(response.body)).toContain('second');
+    expect(scrapes).toEqual([5]);
+    await ended();
+    expect(await get('output_tokens_total', { model: 'm' })).toBe(11);
   });
 
   // ---- (2) byte-identical -----------------------------------------------------------------------------------------
