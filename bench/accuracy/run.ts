@@ -250,7 +250,9 @@ const markdown: string[] = [];
 
 function say(text: string): void {
   console.log(text);
-  markdown.push(text.startsWith('  ') ? `-${text.slice(1)}` : text, '');
+  // Indented lines are list items: consecutive ones form one Markdown list.
+  if (text.startsWith('  ')) markdown.push(`-${text.slice(1)}`);
+  else markdown.push('', text, '');
 }
 
 function table(header: string[], rows: string[][]): void {
