@@ -6,11 +6,17 @@
  *   into pieces (a word with its leading space, up to 3 digits, a punctuation run, a whitespace run) and never
  *   merges across pieces. So a delta that holds one piece is, in an engine's one-token-per-chunk stream, almost
  *   always exactly one token, whatever its length (" understanding", "\n\n", "        ", "。\n").
- *   Counting pieces makes one-token streams exact where any length-based rule is off by 20–40%.
+ *   Counting pieces gives a median error of 0.0% on one-token streams in o200k, cl100k and Llama 3, where
+ *   chars/4 is +37%.
  * - A delta with several pieces is a multi-token chunk (hosted APIs, Anthropic); there each piece is a whole
- *   word, and long words, non-ASCII words and punctuation runs cost extra tokens. The weights differ between
- *   the two cases because the one-piece case must not charge for long whole-token words.
- * - One linear scan with charCodeAt, no allocation, no tables: ≈ 0.05 µs for a one-token delta.
+ *   word, and long words, non-ASCII words, CJK runs, punctuation runs and emoji cost extra tokens (median error
+ *   7–8%). The weights differ between the two cases because the one-piece case must not charge for long
+ *   whole-token words.
+ * - What it cannot see: a token that ends inside a character reaches us as an empty delta (0 here), and
+ *   vocabularies disagree on non-Latin text by up to ±50%; a known model's own tokenizer, through
+ *   `countTokens`, is exact (bench/ACCURACY.md has the recipe).
+ * - One pass over the UTF-16 code units with a 64 KiB class table, no allocation: ≈ 0.06× the JSON.parse of
+ *   the chunk for a one-token delta, ≈ 0.5× for a 5–20-token one.
  */
 
 /** Tuning knobs; `DEFAULT_WEIGHTS` holds the values chosen by `bench/accuracy/tune.ts`. */
