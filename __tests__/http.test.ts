@@ -181,6 +181,35 @@ describe.each(variants)('HTTP suite on %s', (_variant, expressLib) => {
     expect(await get('output_tokens_total', { model: 'm' })).toBe(11);
   });
 
+  it('counts live with the default estimator (at least one token per non-empty delta) and ends exact with usage', async () => {
+    const rest = signal();
+    const app = expressLib() as unknown as Application;
+    app.use(expressLib.json());
+    app.use(dynamoMetrics({ registry }));
+    app.use(metricsRouter({ registry }));
+    chatRoute(async (_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+      res.write(roleChunk('m'));
+      for (const word of ['Hello', ',', ' world', ' 🌍', '你好']) res.write(chunk('m', word));
+      await rest.wait;
+      res.write(finishChunk('m'));
+      res.write(sse(chatChunk('m', [], { prompt_tokens: 3, completion_tokens: 40, total_tokens: 43 })));
+      res.end(DONE);
+    })(app);
+    const server = await listen(app);
+    servers.push(server);
+    const stream = await openStream(server.port, CHAT, { model: 'm', stream: true });
+    await stream.waitFor('你好');
+    const live = valueFromText((await request(server.port, 'GET', '/metrics')).body.toString(), m('output_tokens_total'), { model: 'm' });
+    expect(live).toBeGreaterThanOrEqual(5);
+    expect(live).toBeLessThan(40);
+    rest.release();
+    await stream.done;
+    await ended();
+    expect(await get('output_tokens_total', { model: 'm' })).toBe(40);
+    expect(await get('output_tokens_overcount_total', { model: 'm' })).toBe(0);
+  });
+
   // ---- (2) byte-identical -----------------------------------------------------------------------------------------
 
   it('delivers exactly the bytes the handler wrote, the same as without the middleware', async () => {
