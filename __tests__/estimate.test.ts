@@ -69,3 +69,29 @@ describe('estimateTokens (default estimator)', () => {
     expect(estimateTokens(s)).toBe(estimateTokens(s));
   });
 });
+
+describe('estimateTokens against a real tokenizer (regression guard for bench/ACCURACY.md)', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const o200k = require('gpt-tokenizer/cjs/encoding/o200k_base') as {
+    encode(text: string): number[];
+    decode(ids: number[]): string;
+  };
+  const paragraph =
+    'A process is an independent program in execution. The operating system gives every process its own ' +
+    'virtual address space, its own file descriptor table, and its own set of security credentials. Creating ' +
+    'a thread is much cheaper than creating a process, because the kernel does not need to change the page ' +
+    'tables.\n\n```ts\nfunction add(a: number, b: number): number {\n    return a + b;\n}\n```\n';
+  const ids = o200k.encode(paragraph);
+
+  it('counts an engine stream (one token per delta) within 2%', () => {
+    const estimated = ids.reduce((sum, id) => sum + estimateTokens(o200k.decode([id])), 0);
+    expect(Math.abs(estimated - ids.length) / ids.length).toBeLessThanOrEqual(0.02);
+  });
+
+  // The corpus median is 7–8% (bench/ACCURACY.md); one short paragraph with code varies more (+13% today).
+  it('counts multi-token deltas (5 tokens each) within 20%', () => {
+    let estimated = 0;
+    for (let i = 0; i < ids.length; i += 5) estimated += estimateTokens(o200k.decode(ids.slice(i, i + 5)));
+    expect(Math.abs(estimated - ids.length) / ids.length).toBeLessThanOrEqual(0.2);
+  });
+});
