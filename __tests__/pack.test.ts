@@ -92,13 +92,14 @@ afterAll(() => {
   if (work) fs.rmSync(work, { recursive: true, force: true });
 });
 
-function consumer(name: string, type: 'commonjs' | 'module', file: string, source: string): string {
+function consumer(name: string, type: 'commonjs' | 'module', file: string, source: string, links: string[] = ['express', 'prom-client']): string {
   const dir = path.join(work, name);
   fs.mkdirSync(dir);
   fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name, private: true, type }));
   // No registry access: the tarball has no dependencies, and its peers are not fetched.
   run('npm', ['install', tarball, '--offline', '--legacy-peer-deps', '--ignore-scripts', '--no-audit', '--no-fund', '--no-package-lock'], dir);
-  for (const peer of ['express', 'prom-client']) {
+  for (const peer of links.filter((link) => fs.existsSync(path.join(ROOT, 'node_modules', link)))) {
+    fs.mkdirSync(path.dirname(path.join(dir, 'node_modules', peer)), { recursive: true });
     fs.symlinkSync(path.join(ROOT, 'node_modules', peer), path.join(dir, 'node_modules', peer), 'dir');
   }
   fs.writeFileSync(path.join(dir, file), source);
@@ -111,6 +112,37 @@ interface ConsumerReport {
   contentType: string;
   outputTokensLine: string | undefined;
 }
+
+const TS_CONSUMER = `import express from 'express';
+import { Registry } from 'prom-client';
+import { dynamoMetrics, metricsRouter } from 'express-dynamo-metrics';
+import type { DynamoMetricsOptions, MetricsRouterOptions } from 'express-dynamo-metrics';
+
+const registry = new Registry();
+const options: DynamoMetricsOptions = {
+  registry,
+  prefix: 'my_gateway',
+  models: ['a', 'b'],
+  maxModels: 10,
+  buckets: { timeToFirstToken: [0.1, 1] },
+  endpoint: (req) => (req.url?.startsWith('/generate') ? 'generate' : undefined),
+  countTokens: (text) => text.length,
+  onError: (error) => console.error(error.code),
+  maxEventBytes: 1024,
+  maxBodyBytes: 4096,
+};
+const routerOptions: MetricsRouterOptions = { registry, path: '/metrics' };
+const app = express();
+app.use(express.json());
+app.use(dynamoMetrics(options));
+app.use(metricsRouter(routerOptions));
+app.use(dynamoMetrics());
+// @ts-expect-error maxModels is a number
+dynamoMetrics({ maxModels: 'many' });
+// @ts-expect-error unknown options are rejected by the type as well
+dynamoMetrics({ prefx: 'x' });
+export default app;
+`;
 
 describe('the packed package', () => {
   it('contains the built JavaScript and declarations, and nothing else from the repo', () => {
@@ -148,4 +180,20 @@ describe('the packed package', () => {
     },
     60_000,
   );
+
+  it('type-checks a TypeScript consumer against the packed declarations', () => {
+    const dir = consumer('ts-consumer', 'commonjs', 'index.ts', TS_CONSUMER, ['express', 'prom-client', '@types/express', '@types/express-serve-static-core', '@types/serve-static', '@types/body-parser', '@types/qs', '@types/range-parser', '@types/send', '@types/http-errors', '@types/connect', '@types/node']);
+    fs.writeFileSync(
+      path.join(dir, 'tsconfig.json'),
+      JSON.stringify({ compilerOptions: { strict: true, module: 'commonjs', moduleResolution: 'node', target: 'ES2022', esModuleInterop: true, noEmit: true, skipLibCheck: true, types: ['node'] }, files: ['index.ts'] }),
+    );
+    const typeCheck = (): string => {
+      try {
+        return run(bin('tsc'), ['-p', 'tsconfig.json'], dir);
+      } catch (error) {
+        return String((error as { stdout?: string }).stdout ?? error);
+      }
+    };
+    expect(typeCheck()).toBe('');
+  }, 60_000);
 });
