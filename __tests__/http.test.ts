@@ -1131,6 +1131,7 @@ describe.each(variants)('HTTP suite on %s', (_variant, expressLib) => {
       expect(await get('requests_started_total', { model: 'm', endpoint: 'chat_completions', request_type: 'unary' })).toBe(1);
       expect(await get('requests_total', { model: 'm', endpoint: 'chat_completions', request_type: 'unary', status: 'success', error_type: '' })).toBe(1);
       expect(await get('output_sequence_tokens', { model: 'm' }, 'sum')).toBe(7);
+      expect(await get('requests_finished_total', { model: 'm', finish_reason: 'stop' })).toBe(1);
       expect(await get('time_to_first_token_seconds', {}, 'count')).toBe(0);
       expect(await gauges('m')).toEqual([0, 0, 0]);
     });
