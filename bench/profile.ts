@@ -5,7 +5,7 @@ import { RESULTS_DIR, loadTokens } from './fixture';
 import { buildLibForBench, killAll, runLoadProcess, startServerProcess } from './procs';
 import { isServerConfig } from './server';
 import type { ServerConfig } from './server';
-import { formatTable } from './stats';
+import { formatTable, median } from './stats';
 
 /**
  * `npx tsx bench/profile.ts [--c 64] [--t 5] [--dist] [config…]`: where the server's CPU goes per streamed chunk, in situ.
@@ -78,10 +78,13 @@ function groupOf(frame: ProfileNode['callFrame']): { group: string; fn: string }
 
 export function summariseProfile(profile: CpuProfile): ProfileSummary {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  // Samples are counted rather than weighted by their time deltas: a delta also spans the time the process was
+  // waiting for a core and would all land on whatever ran next, while a missed tick yields one sample, not many.
+  const interval = profile.samples.length > 1 ? median(profile.timeDeltas.slice(1)) : 0;
   const selfUs = new Map<number, number>();
   for (let i = 0; i < profile.samples.length; i++) {
     const id = profile.samples[i] as number;
-    selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+    selfUs.set(id, (selfUs.get(id) ?? 0) + interval);
   }
   const groups = new Map<string, number>();
   const functions = new Map<string, number>();
@@ -148,8 +151,7 @@ async function main(): Promise<void> {
         `${(result.summary.totalUs / result.chunks).toFixed(2)} µs sampled (${result.file})`,
     );
   }
-  // Samples are taken on a wall-clock timer, so on a busy machine they also count time the server spent waiting
-  // for a core; scaling each group by CPU time / sampled time turns shares back into CPU µs per chunk.
+  // Sample shares are turned into CPU µs per chunk with the CPU time the server really used in the window.
   const scale = (r: Profiled): number => (r.summary.totalUs > 0 ? r.cpuUs / r.summary.totalUs : 0);
   const perChunk = (config: ServerConfig, group: string): number => {
     const r = results.get(config) as Profiled;

@@ -7,6 +7,8 @@ import type { Express, RequestHandler } from 'express';
 import { Registry } from 'prom-client';
 import { join, resolve } from 'node:path';
 import type * as Lib from '../lib';
+import type * as HookModule from '../lib/hook';
+import type { ResponseListener } from '../lib/hook';
 import { BENCH_MODEL, buildEvents, loadTokens } from './fixture';
 
 /**
@@ -14,7 +16,7 @@ import { BENCH_MODEL, buildEvents, loadTokens } from './fixture';
  * with IPC, it answers `{type:'ready', port}`, serves the mock model at zero delay, and exits with its parent.
  */
 
-export const CONFIGS = ['bare', 'dynamo', 'promBundle', 'both', 'passthrough'] as const;
+export const CONFIGS = ['bare', 'dynamo', 'promBundle', 'both', 'passthrough', 'hook'] as const;
 export type ServerConfig = (typeof CONFIGS)[number];
 
 export function isServerConfig(value: unknown): value is ServerConfig {
@@ -90,6 +92,21 @@ async function mountMiddleware(app: Express, config: ServerConfig): Promise<void
     app.use(dynamoMetrics({ registry }));
     app.use(metricsRouter({ registry }));
   }
+  if (config === 'hook') {
+    // The lib's response hook alone, with a listener that does nothing: the cost of hooking before any reading.
+    const { hookResponse } = await loadLibModule<typeof HookModule>('hook');
+    const listener: ResponseListener = {
+      onHead: () => undefined,
+      onBody: () => undefined,
+      onBodyEnd: () => undefined,
+      onDone: () => undefined,
+      onListenerError: () => undefined,
+    };
+    app.use((_req, res, next) => {
+      hookResponse(res, listener);
+      next();
+    });
+  }
   if (config === 'passthrough') {
     // The floor for any write hook: a wrapper that forwards every argument and does nothing else.
     const passthrough: RequestHandler = (_req, res, next) => {
@@ -109,9 +126,13 @@ async function mountMiddleware(app: Express, config: ServerConfig): Promise<void
  * per-request closure pays and shipped code does not.
  */
 async function loadLib(): Promise<typeof Lib> {
+  return loadLibModule<typeof Lib>('index');
+}
+
+async function loadLibModule<T>(name: string): Promise<T> {
   const dir = process.env.BENCH_LIB_DIR;
-  if (dir === undefined || dir === '') return import('../lib');
-  return (await import(join(resolve(dir), 'index.js'))) as typeof Lib;
+  const file = dir === undefined || dir === '' ? join(__dirname, '..', 'lib', name) : join(resolve(dir), `${name}.js`);
+  return (await import(file)) as T;
 }
 
 function eventsFor(
