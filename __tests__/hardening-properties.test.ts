@@ -16,7 +16,7 @@ import { buildStream, codePoints, ENDPOINT_LABEL, STREAM_FORMATS, streamSpecArbi
 import type { BuiltStream, StreamFormat, StreamSpec } from './support/hardening-streams';
 
 const SEED = Number(process.env.HARDENING_SEED ?? 20261127);
-const RUNS_PER_FORMAT = Number(process.env.HARDENING_RUNS ?? 60);
+const RUNS_PER_FORMAT = Number(process.env.HARDENING_RUNS ?? 100);
 const SHRINK = process.env.HARDENING_SHRINK === '1';
 
 const P = 'dynamo_frontend';

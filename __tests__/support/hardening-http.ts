@@ -23,8 +23,8 @@ export interface WritePlan {
   kinds: PieceKind[];
   /** Which writes get a callback (by piece index, cycled). */
   callbacks: boolean[];
-  endWith: 'end()' | 'end(cb)' | 'end(last)' | 'end(last, enc, cb)' | 'end(null, cb)';
-  headers: 'setHeader' | 'writeHead' | 'writeHead-raw';
+  endWith: 'end()' | 'end(cb)' | 'end(last)' | 'end(last, cb)' | 'end(last, enc, cb)' | 'end(null, cb)';
+  headers: 'setHeader' | 'writeHead' | 'writeHead-raw' | 'writeHead-message' | 'flushHeaders';
   /** An empty write every this many pieces (0: none). */
   emptyWriteEvery: number;
   /** Yield to the event loop every this many writes (0: never), so pieces leave in separate packets. */
@@ -40,8 +40,8 @@ export const writePlanArbitrary: fc.Arbitrary<WritePlan> = fc.record({
     maxLength: 6,
   }),
   callbacks: fc.array(fc.boolean(), { minLength: 1, maxLength: 5 }),
-  endWith: fc.constantFrom<WritePlan['endWith']>('end()', 'end(cb)', 'end(last)', 'end(last, enc, cb)', 'end(null, cb)'),
-  headers: fc.constantFrom<WritePlan['headers']>('setHeader', 'writeHead', 'writeHead-raw'),
+  endWith: fc.constantFrom<WritePlan['endWith']>('end()', 'end(cb)', 'end(last)', 'end(last, cb)', 'end(last, enc, cb)', 'end(null, cb)'),
+  headers: fc.constantFrom<WritePlan['headers']>('setHeader', 'writeHead', 'writeHead-raw', 'writeHead-message', 'flushHeaders'),
   emptyWriteEvery: fc.constantFrom(0, 0, 3),
   yieldEvery: fc.constantFrom(0, 0, 0, 4),
 });
@@ -145,17 +145,21 @@ export function writeByPlan(
   };
   const run = async (): Promise<void> => {
     try {
-      if (plan.headers === 'setHeader') {
+      if (plan.headers === 'setHeader' || plan.headers === 'flushHeaders') {
         res.statusCode = status;
         res.setHeader('Content-Type', contentType);
         res.setHeader('Cache-Control', 'no-cache');
+        // SSE servers send the head before the first token.
+        if (plan.headers === 'flushHeaders') res.flushHeaders();
       } else if (plan.headers === 'writeHead') {
         res.writeHead(status, { 'Content-Type': contentType, 'Cache-Control': 'no-cache' });
+      } else if (plan.headers === 'writeHead-message') {
+        res.writeHead(status, 'Fine', { 'content-type': contentType, 'Cache-Control': 'no-cache' });
       } else {
         res.writeHead(status, ['Content-Type', contentType, 'Cache-Control', 'no-cache']);
       }
       const pieces = cutBody(bytes, plan, boundaries);
-      const last = plan.endWith === 'end(last)' || plan.endWith === 'end(last, enc, cb)' ? pieces.pop() : undefined;
+      const last = plan.endWith.startsWith('end(last') ? pieces.pop() : undefined;
       for (let i = 0; i < pieces.length; i++) {
         if (plan.emptyWriteEvery > 0 && i % plan.emptyWriteEvery === 1) res.write('');
         const { chunk, encoding } = encodePiece(pieces[i] as Buffer, plan.kinds[i % plan.kinds.length] as PieceKind);
@@ -188,6 +192,14 @@ export function writeByPlan(
             // end(chunk) without an encoding: only bytes or UTF-8 text can be passed that way.
             const encoded = encodePiece(last, plan.kinds[0] as PieceKind);
             res.end(encoded.encoding === undefined || encoded.encoding === 'utf8' ? encoded.chunk : last);
+          }
+          break;
+        case 'end(last, cb)':
+          if (last === undefined) {
+            res.end(callback());
+          } else {
+            const encoded = encodePiece(last, plan.kinds[0] as PieceKind);
+            res.end(encoded.encoding === undefined || encoded.encoding === 'utf8' ? encoded.chunk : last, callback());
           }
           break;
         case 'end(last, enc, cb)': {
