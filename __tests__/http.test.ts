@@ -419,6 +419,29 @@ describe.each(variants)('HTTP suite on %s', (_variant, expressLib) => {
       expect(await get('parse_errors_total')).toBe(0);
     });
 
+    it('counts OpenAI-style chunks with "usage": null, an obfuscation pad and a final usage chunk exactly', async () => {
+      const texts = deltas(120, 7);
+      const estimate = texts.reduce((sum, text) => sum + codePoints(text), 0);
+      const random = seededRandom(11);
+      const openAiChunk = (text: string): string =>
+        sse({ id: 'chatcmpl-9', object: 'chat.completion.chunk', created: 1, model: 'gpt-x', service_tier: 'default', system_fingerprint: 'fp', choices: [{ index: 0, delta: { content: text }, logprobs: null, finish_reason: null }], usage: null, obfuscation: 'x'.repeat(Math.floor(random() * 8)) });
+      const pieces = [
+        sse({ id: 'chatcmpl-9', object: 'chat.completion.chunk', created: 1, model: 'gpt-x', choices: [{ index: 0, delta: { role: 'assistant', content: '', refusal: null }, logprobs: null, finish_reason: null }], usage: null }),
+        ...texts.map(openAiChunk),
+        sse({ id: 'chatcmpl-9', object: 'chat.completion.chunk', created: 1, model: 'gpt-x', choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }], usage: null }),
+        sse({ id: 'chatcmpl-9', object: 'chat.completion.chunk', created: 1, model: 'gpt-x', choices: [], usage: { prompt_tokens: 12, completion_tokens: estimate + 10, total_tokens: estimate + 22, prompt_tokens_details: { cached_tokens: 0 }, completion_tokens_details: { reasoning_tokens: 0 } } }),
+        DONE,
+      ];
+      const port = await start(chatRoute((_req, res) => writeSse(res, pieces)), { bodyParser: false });
+      await postJson(port, CHAT, { model: 'gpt-x', stream: true });
+      await ended();
+      expect(await get('output_tokens_total', { model: 'gpt-x' })).toBe(estimate + 10);
+      expect(await get('inter_token_latency_seconds', { model: 'gpt-x' }, 'count')).toBe(estimate - codePoints(texts[0] as string));
+      expect(await get('input_tokens_total', { model: 'gpt-x' })).toBe(12);
+      expect(await get('requests_total', { model: 'gpt-x', status: 'success' })).toBe(1);
+      expect(await get('parse_errors_total')).toBe(0);
+    });
+
     it('counts a write shaped like the previous deltas as the client reads it when an event is still open', async () => {
       const model = 'm';
       const pieces = [
