@@ -1223,6 +1223,31 @@ describe.each(variants)('HTTP suite on %s', (_variant, expressLib) => {
       expect(await gauges('unknown_model')).toEqual([0, 0, 0]);
     });
 
+    it('moves the gauges right when the response names the model in its first, token-bearing chunk', async () => {
+      const rest = signal();
+      const port = await start(
+        chatRoute(async (_req, res) => {
+          res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+          res.write(chunk('served', 'abc'));
+          await rest.wait;
+          res.write(finishChunk('served'));
+          res.end(DONE);
+        }),
+        { bodyParser: false },
+      );
+      const open = await openStream(port, CHAT, { model: 'asked', stream: true });
+      await open.waitFor('abc');
+      expect(await gauges('served')).toEqual([1, 1, 0]);
+      expect(await gauges('unknown_model')).toEqual([0, 0, 0]);
+      expect(await get('time_to_first_token_seconds', { model: 'served' }, 'count')).toBe(1);
+      rest.release();
+      await open.done;
+      await ended();
+      expect(await gauges('served')).toEqual([0, 0, 0]);
+      expect(await gauges('unknown_model')).toEqual([0, 0, 0]);
+      expect(await get('requests_total', { model: 'served', status: 'success' })).toBe(1);
+    });
+
     it('is unknown_model when neither the request nor the response names it', async () => {
       const port = await start(
         chatRoute((_req, res) => writeSse(res, [sse({ choices: [{ index: 0, delta: { content: 'abc' }, finish_reason: null }] }), finishChunk(''), DONE])),
