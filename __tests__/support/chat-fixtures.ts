@@ -45,10 +45,12 @@ export function logprobs(tokens: string[]): Record<string, unknown> {
   return { content: tokens.map((token) => ({ token, logprob: -0.1, top_logprobs: [] })) };
 }
 
+export const RICH_STREAM_TOKENS = 5 + 4 + 3 + 4 + 3 + 2;
+
 /**
  * A chat stream exercising the framing and counting rules at once: a BOM, CRLF line ends, comments, keep-alive
  * lines, `n = 2`, a data field split over two `data:` lines, emoji and CJK text, a chunk with logprobs, the final
- * usage chunk with `choices: []`, `[DONE]`. Counted with {@link codePoints} its output is {@link RICH_STREAM_TOKENS}.
+ * usage chunk with `choices: []` (13 prompt tokens, 5 cached), `[DONE]`. Counted with {@link codePoints} its output is {@link RICH_STREAM_TOKENS}.
  */
 export function richChatStream(model: string): string {
   const chunks: string[] = [];
@@ -91,11 +93,17 @@ export function richChatStream(model: string): string {
     ),
   );
   chunks.push(': ping\r\n\r\n');
+  // The final usage chunk (`stream_options.include_usage`): agrees with the counted total, so nothing is corrected.
+  chunks.push(
+    sse(
+      chatChunk(model, [], { prompt_tokens: 13, completion_tokens: RICH_STREAM_TOKENS, total_tokens: 13 + RICH_STREAM_TOKENS, prompt_tokens_details: { cached_tokens: 5 } }),
+      '\r\n',
+    ),
+  );
   chunks.push('data: [DONE]\r\n\r\n');
   return chunks.join('');
 }
 
-export const RICH_STREAM_TOKENS = 5 + 4 + 3 + 4 + 3 + 2;
 
 /**
  * A stream with continuous usage stats (cumulative `completion_tokens` on every chunk) and a final usage chunk
