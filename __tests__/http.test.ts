@@ -684,6 +684,8 @@ describe.each(variants)('HTTP suite on %s', (_variant, expressLib) => {
     req.end(payload);
     await arrived.wait;
     expect(await gauges('m')).toEqual([1, 1, 1]);
+    // Counted as started when first seen (the body named the model), before any response byte.
+    expect(await get('requests_started_total', { model: 'm', endpoint: 'chat_completions', request_type: 'stream' })).toBe(1);
     req.destroy();
     await closed.wait;
     await ended();
