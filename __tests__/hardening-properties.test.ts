@@ -96,7 +96,7 @@ describe.each(STREAM_FORMATS)('%s: random streams written in random pieces', (fo
       fc.asyncProperty(streamSpecArbitrary(format), writePlanArbitrary, writePlanArbitrary, fc.boolean(), checkOne),
       assertOptions(RUNS_PER_FORMAT) as fc.Parameters<[StreamSpec, WritePlan, WritePlan, boolean]>,
     );
-  }, 60_000);
+  }, Math.max(60_000, RUNS_PER_FORMAT * 1000));
 });
 
 /**
