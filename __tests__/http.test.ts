@@ -1364,6 +1364,20 @@ describe.each(variants)('HTTP suite on %s', (_variant, expressLib) => {
     expect(await get('requests_total', { model: 'm', status: 'success' })).toBe(1);
   });
 
+  it('labels request_type by the response: an event stream is "stream" even when the body has no stream flag', async () => {
+    const port = await start(
+      (app) => {
+        app.post('/generate', (_req, res) => writeSse(res, [chunk('m', 'abcd'), finishChunk('m'), DONE]));
+      },
+      { metrics: { endpoint: (req) => (req.url?.startsWith('/generate') ? 'generate' : undefined) } },
+    );
+    await postJson(port, '/generate', { model: 'm', prompt: 'hi' });
+    await ended();
+    expect(await get('requests_total', { model: 'm', endpoint: 'generate', request_type: 'stream', status: 'success' })).toBe(1);
+    expect(await get('requests_started_total', { model: 'm', endpoint: 'generate', request_type: 'stream' })).toBe(1);
+    expect(await get('model_cancellation_total')).toBe(0);
+  });
+
   // ---- (10) several instances ------------------------------------------------------------------------------------
 
   it('lets two middleware instances on two registries coexist, each counting', async () => {
