@@ -15,7 +15,7 @@ let work: string;
 let tarball: string;
 
 function run(command: string, args: string[], cwd: string): string {
-  return execFileSync(command, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
+  return execFileSync(command, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
 }
 
 const CONSUMER_BODY = `
@@ -86,7 +86,7 @@ beforeAll(() => {
   run(bin('tsc'), ['-p', path.join(ROOT, 'tsconfig.build.json'), '--outDir', path.join(stage, 'dist')], ROOT);
   const packed = JSON.parse(run('npm', ['pack', stage, '--pack-destination', work, '--ignore-scripts', '--json'], work)) as { filename: string }[];
   tarball = path.join(work, (packed[0] as { filename: string }).filename);
-}, 60_000);
+}, 120_000);
 
 afterAll(() => {
   if (work) fs.rmSync(work, { recursive: true, force: true });
@@ -178,7 +178,7 @@ describe('the packed package', () => {
       // The final usage says 3 completion tokens: the counter's total for the request equals it.
       expect(report.outputTokensLine).toBe('dynamo_frontend_output_tokens_total{model="packed-model"} 3');
     },
-    60_000,
+    120_000,
   );
 
   it('type-checks a TypeScript consumer against the packed declarations', () => {
@@ -195,5 +195,5 @@ describe('the packed package', () => {
       }
     };
     expect(typeCheck()).toBe('');
-  }, 60_000);
+  }, 120_000);
 });

@@ -154,7 +154,7 @@ export function rawExchange(port: number, path: string, body: unknown): Promise<
 }
 
 /** Polls `condition` until it holds (the end of a request is reported on the server's next ticks). */
-export async function eventually(condition: () => Promise<boolean> | boolean, timeoutMs = 3000): Promise<void> {
+export async function eventually(condition: () => Promise<boolean> | boolean, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await condition()) return;
