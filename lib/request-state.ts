@@ -29,6 +29,14 @@ export interface RequestStateContext {
   malformed: (endpoint: string, reason: string, detail: string | undefined) => void;
 }
 
+/**
+ * request_type from an explicit `stream` flag in the request body, which predicts the response; without one the
+ * response head decides (a server may stream by default), and `requests_started_total` waits for it.
+ */
+function requestTypeOf(hints: RequestHints): RequestType | undefined {
+  return hints.stream === true ? 'stream' : hints.stream === false ? 'unary' : undefined;
+}
+
 function isTokenCount(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 && value <= MAX_TOKEN_COUNT;
 }
@@ -67,6 +75,8 @@ export class RequestState implements ObservationSink {
   private finishReasonValue: string | undefined;
   private completedMarker = false;
   private reportedError: ErrorType | undefined;
+  /** The body could not be read (compressed beneath us): a missing end marker says nothing then. */
+  private bodyUnread = false;
 
   constructor(
     private readonly context: RequestStateContext,
@@ -76,7 +86,7 @@ export class RequestState implements ObservationSink {
     if (hints !== undefined && typeof hints.model === 'string') {
       this.gaugeModel = store.modelLabels.resolve(hints.model);
       store.requestInFlight(this.gaugeModel, 1, true);
-      this.requestType = hints.stream === true ? 'stream' : 'unary';
+      this.requestType = requestTypeOf(hints);
       this.resolveModel(hints.model);
     } else {
       store.requestInFlight(this.gaugeModel, 1, true);
@@ -87,7 +97,7 @@ export class RequestState implements ObservationSink {
   responseStarted(isEventStream: boolean, hints: RequestHints | undefined): void {
     this.streaming = isEventStream;
     if (this.model === undefined && hints !== undefined && typeof hints.model === 'string') {
-      this.requestType ??= hints.stream === true ? 'stream' : 'unary';
+      this.requestType ??= requestTypeOf(hints);
       this.resolveModel(hints.model);
     }
     this.requestType ??= isEventStream ? 'stream' : 'unary';
@@ -157,6 +167,11 @@ export class RequestState implements ObservationSink {
     this.reportedError ??= errorType;
   }
 
+  /** The response reader gave up on the body (compressed bytes, an internal error); the request is still counted. */
+  bodyUnreadable(): void {
+    this.bodyUnread = true;
+  }
+
   malformed(reason: string, detail?: string): void {
     this.context.malformed(this.context.endpoint, reason, detail);
   }
@@ -198,7 +213,7 @@ export class RequestState implements ObservationSink {
     if (this.reportedError !== undefined) return this.reportedError;
     if (outcome === 'server_aborted') return 'internal';
     // A 2xx stream that ended without its end marker was cut upstream.
-    if (this.streaming && !this.completedMarker) return 'internal';
+    if (this.streaming && !this.completedMarker && !this.bodyUnread) return 'internal';
     return undefined;
   }
 

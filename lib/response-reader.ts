@@ -68,6 +68,7 @@ export class ResponseReader implements ResponseListener, SseHandler {
       this.sniffed = true;
       if (this.encoding !== undefined && !looksLikeText(chunk, this.mode)) {
         this.mode = 'ignore';
+        this.state.bodyUnreadable();
         this.settings.compressedBody(this.encoding);
         return;
       }
@@ -112,6 +113,7 @@ export class ResponseReader implements ResponseListener, SseHandler {
 
   onListenerError(error: unknown): void {
     this.mode = 'ignore';
+    this.state.bodyUnreadable();
     this.settings.internalError(error);
   }
 
