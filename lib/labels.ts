@@ -24,7 +24,8 @@ export function endpointFromPath(url: string | undefined): Endpoint | undefined 
   const query = url.indexOf('?');
   if (query !== -1) end = query;
   while (end > 1 && url.charCodeAt(end - 1) === 47 /* / */) end--;
-  const path = url.slice(0, end);
+  // Express matches routes case-insensitively, so `/v1/Chat/Completions` reaches the same handler.
+  const path = url.slice(0, end).toLowerCase();
   if (path.endsWith('/chat/completions')) return 'chat_completions';
   if (path.endsWith('/completions')) return 'completions';
   if (path.endsWith('/responses')) return 'responses';
