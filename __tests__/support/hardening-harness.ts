@@ -90,7 +90,13 @@ export class PairedServers {
     }
     try {
       const separator = body.path.includes('?') ? '&' : '?';
-      const raw = await rawPost(server.port, `${body.path}${separator}job=${id}`, JSON.stringify({ model: 'ignored-by-the-server', stream: true }));
+      const raw = await rawPost(
+        server.port,
+        `${body.path}${separator}job=${id}`,
+        JSON.stringify({ model: 'ignored-by-the-server', stream: true }),
+        10_000,
+        plan.http10 === true ? '1.0' : '1.1',
+      );
       const record = job.record;
       if (record === undefined) throw new Error('the handler never ran');
       await record.done;

@@ -29,6 +29,8 @@ export interface WritePlan {
   emptyWriteEvery: number;
   /** Yield to the event loop every this many writes (0: never), so pieces leave in separate packets. */
   yieldEvery: number;
+  /** The client speaks HTTP/1.0: no chunked encoding, the body ends when the connection closes. */
+  http10?: boolean;
 }
 
 export const writePlanArbitrary: fc.Arbitrary<WritePlan> = fc.record({
@@ -44,6 +46,7 @@ export const writePlanArbitrary: fc.Arbitrary<WritePlan> = fc.record({
   headers: fc.constantFrom<WritePlan['headers']>('setHeader', 'writeHead', 'writeHead-raw', 'writeHead-message', 'flushHeaders'),
   emptyWriteEvery: fc.constantFrom(0, 0, 3),
   yieldEvery: fc.constantFrom(0, 0, 0, 4),
+  http10: fc.constantFrom(false, false, false, true),
 });
 
 /** Byte offsets where a cut is awkward: right after a CR, and inside a multi-byte UTF-8 character. */
@@ -224,11 +227,11 @@ export function writeByPlan(
  * One POST over a fresh socket with `Connection: close`; resolves with every byte the server sent, the `Date`
  * header removed so that two exchanges compare byte for byte.
  */
-export function rawPost(port: number, path: string, body: string, timeoutMs = 10_000): Promise<Buffer> {
+export function rawPost(port: number, path: string, body: string, timeoutMs = 10_000, version = '1.1'): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1', () => {
       socket.write(
-        `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+        `POST ${path} HTTP/${version}\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\n` +
           `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
       );
     });
