@@ -1317,6 +1317,15 @@ describe.each(variants)('HTTP suite on %s', (_variant, expressLib) => {
     }
   });
 
+  it('counts a request to a differently cased path that Express routes to the LLM handler', async () => {
+    const port = await start(chatRoute((_req, res) => writeSse(res, [chunk('m', 'abc'), finishChunk('m'), DONE])));
+    const response = await postJson(port, '/V1/Chat/Completions', { model: 'm', stream: true });
+    expect(response.status).toBe(200);
+    await ended();
+    expect(await get('requests_total', { model: 'm', endpoint: 'chat_completions', status: 'success' })).toBe(1);
+    expect(await get('output_tokens_total', { model: 'm' })).toBe(3);
+  });
+
   it('uses a custom endpoint(req) to pick LLM requests and their endpoint label', async () => {
     const port = await start(
       (app) => {

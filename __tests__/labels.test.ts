@@ -18,6 +18,9 @@ describe('endpointFromPath', () => {
     ['/v1/responses', 'responses'],
     ['/v1/messages', 'anthropic_messages'],
     ['/v1/embeddings', 'embeddings'],
+    // Express routes match case-insensitively by default, so the label must too.
+    ['/V1/Chat/Completions', 'chat_completions'],
+    ['/v1/MESSAGES', 'anthropic_messages'],
   ])('%s → %s', (path, endpoint) => {
     expect(endpointFromPath(path)).toBe(endpoint);
   });
