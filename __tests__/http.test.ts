@@ -1446,6 +1446,18 @@ describe.each(variants)('HTTP suite on %s', (_variant, expressLib) => {
     expect(await gauges('m')).toEqual([0, 0, 0]);
   });
 
+  it('starts from zero after registry.resetMetrics(), also for tokens counted but not yet scraped', async () => {
+    const port = await start(chatRoute((req, res) => writeSse(res, [chunk('m', (req.body as { text: string }).text), finishChunk('m'), DONE])));
+    await postJson(port, CHAT, { model: 'm', stream: true, text: 'abcde' });
+    await eventually(async () => (await value(registry, m('requests_total'))) === 1);
+    // No read of output_tokens_total before the reset (a test suite resetting the registry between cases).
+    registry.resetMetrics();
+    await postJson(port, CHAT, { model: 'm', stream: true, text: 'xyz' });
+    await ended();
+    expect(await get('output_tokens_total', { model: 'm' })).toBe(3);
+    expect(await get('requests_total', { model: 'm' })).toBe(1);
+  });
+
   // ---- (11) prefix ------------------------------------------------------------------------------------------------
 
   describe('prefix', () => {
