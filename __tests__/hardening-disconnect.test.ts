@@ -4,6 +4,7 @@
  * exactly once as `cancelled`, the gauges return to 0, the tokens written before each abort stay counted, no
  * listener leaks, and the heap returns to its start after GC.
  */
+import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import express from 'express';
 import { Registry } from 'prom-client';
@@ -195,6 +196,51 @@ describe('1,000 aborted streams', () => {
     }
   }, 90_000);
 });
+
+test('200 streams the server itself destroys at random points: each ends once as internal, tokens written stay counted', async () => {
+  const registry = new Registry();
+  const truth = newTruth();
+  const app = express();
+  app.use(dynamoMetrics({ registry, countTokens: (text) => Array.from(text).length }));
+  app.post(
+    CHAT,
+    pacedChat(truth, { model: 'm', chunks: 2000, intervalMs: 0, burst: 4, destroyAfter: (req) => Number(req.headers['x-destroy-after']) }),
+  );
+  const server = await listen(app);
+  const random = seededRandom(SEED + 4);
+  const count = 200;
+  const cuts = Array.from({ length: count }, () => Math.floor(random() * 60));
+  try {
+    await bounded(count, CONCURRENCY, async (i) => {
+      await new Promise<void>((resolve) => {
+        const req = http.request(
+          { host: '127.0.0.1', port: server.port, path: CHAT, method: 'POST', agent: false, headers: { 'x-destroy-after': String(cuts[i]) } },
+          (res) => {
+            res.resume();
+            res.on('error', () => undefined);
+          },
+        );
+        req.on('error', () => undefined);
+        req.on('close', () => resolve());
+        req.end('{}');
+      });
+    });
+    await eventually(async () => fromSnapshot(await snapshot(registry), `${P}_requests_total`) === count, 10_000);
+    const shot = await snapshot(registry);
+    expect(truth.arrived).toBe(count);
+    expect(fromSnapshot(shot, `${P}_requests_total`, { status: 'error', error_type: 'internal' })).toBe(count);
+    // The client did not leave: no disconnected_clients, no model_cancellation.
+    expect(fromSnapshot(shot, `${P}_disconnected_clients`)).toBe(0);
+    expect(fromSnapshot(shot, `${P}_model_cancellation_total`)).toBe(0);
+    expect(fromSnapshot(shot, `${P}_inflight_requests`)).toBe(0);
+    expect(fromSnapshot(shot, `${P}_active_requests`)).toBe(0);
+    expect(fromSnapshot(shot, `${P}_queued_requests`)).toBe(0);
+    expect(fromSnapshot(shot, `${P}_output_tokens_total`)).toBe(truth.tokensWritten);
+    figures.serverDestroyed = { streams: count, tokensWritten: truth.tokensWritten };
+  } finally {
+    await server.close();
+  }
+}, 30_000);
 
 test('the paced stream finishes normally when nobody aborts (the storm cancels, it does not just run out)', async () => {
   const registry = new Registry();

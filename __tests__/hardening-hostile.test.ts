@@ -316,8 +316,18 @@ describe('absurd usage values', () => {
   });
 });
 
-describe('memory while a 50 MB event that never ends streams through', () => {
-  test('heap growth stays bounded (the event is dropped at maxEventBytes, not buffered)', async () => {
+describe('memory while 50 MB that must not be buffered streams through', () => {
+  interface Run {
+    retained: number;
+    peak: number;
+    heapBefore: number;
+    samples: number;
+    shot: Snapshot;
+    errors: DynamoMetricsError[];
+  }
+
+  /** Streams `head`, then 50 MB of `x` in 64 KiB Buffers (with backpressure), then `tail`; samples the heap after GC. */
+  async function stream50MB(contentType: string, head: string, tail: string): Promise<Run> {
     const gc = garbageCollector();
     const total = 50 * MB;
     const piece = 'x'.repeat(64 * 1024);
@@ -331,18 +341,16 @@ describe('memory while a 50 MB event that never ends streams through', () => {
     app.use((req: IncomingMessage, res: ServerResponse) => {
       req.resume();
       void (async () => {
-        res.writeHead(200, { 'Content-Type': SSE_TYPE });
-        res.write(sse(chunk('ab')));
-        res.write('data: {"choices":[{"index":0,"delta":{"content":"');
+        res.writeHead(200, { 'Content-Type': contentType });
+        res.write(head);
         heapBefore = heapAfterGc(gc);
         for (let sent = 0, i = 1; sent < total; sent += piece.length, i++) {
-          if (!res.write(piece)) await new Promise((resolve) => res.once('drain', resolve));
+          // A fresh Buffer per write, as a proxy pipes them (one shared string would cost nothing to keep).
+          if (!res.write(Buffer.from(piece))) await new Promise((resolve) => res.once('drain', resolve));
           peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed);
           if (i % 80 === 0) samples.push(heapAfterGc(gc) - heapBefore);
         }
-        res.write('"}}]}\n\n');
-        res.write(sse(chunk('cde')));
-        res.end(FINISH + DONE);
+        res.end(tail);
       })();
     });
     const server = await listen(app);
@@ -358,23 +366,36 @@ describe('memory while a 50 MB event that never ends streams through', () => {
         req.end('{}');
       });
       expect(received).toBeGreaterThan(total);
-      const retained = Math.max(...samples);
-      figures.memory = {
-        eventMB: total / MB,
-        heapBeforeMB: +(heapBefore / MB).toFixed(1),
-        maxRetainedGrowthMB: +(retained / MB).toFixed(2),
-        peakHeapAboveStartMB: +((peakHeap - heapBefore) / MB).toFixed(1),
-        samples: samples.length,
-      };
-      // A buffered 50 MB event would hold 50+ MB of string; dropping it at 1 MiB keeps the growth small.
-      expect(retained).toBeLessThan(8 * MB);
-      const shot = await snapshot(registry);
-      expect(parseErrors(shot, 'event_too_large')).toBe(1);
-      expect(output(shot)).toBe(5);
-      expectEndedCleanly(shot);
-      expect(errors.filter((e) => e.code === 'internal')).toEqual([]);
+      return { retained: Math.max(...samples), peak: peakHeap - heapBefore, heapBefore, samples: samples.length, shot: await snapshot(registry), errors };
     } finally {
       await server.close();
     }
+  }
+
+  const figure = (run: Run): Record<string, number> => ({
+    heapBeforeMB: +(run.heapBefore / MB).toFixed(1),
+    maxRetainedGrowthMB: +(run.retained / MB).toFixed(2),
+    peakHeapAboveStartMB: +(run.peak / MB).toFixed(1),
+    samples: run.samples,
+  });
+
+  test('an SSE event that never ends: heap growth stays bounded (dropped at maxEventBytes, 1 MiB)', async () => {
+    const run = await stream50MB(SSE_TYPE, sse(chunk('ab')) + 'data: {"choices":[{"index":0,"delta":{"content":"', '"}}]}\n\n' + sse(chunk('cde')) + FINISH + DONE);
+    figures.memoryEvent = figure(run);
+    // A buffered 50 MB event would hold 50+ MB of string; dropping it at 1 MiB keeps the growth small.
+    expect(run.retained).toBeLessThan(8 * MB);
+    expect(parseErrors(run.shot, 'event_too_large')).toBe(1);
+    expect(output(run.shot)).toBe(5);
+    expectEndedCleanly(run.shot);
+    expect(run.errors.filter((e) => e.code === 'internal')).toEqual([]);
+  }, 60_000);
+
+  test('a unary JSON body: heap growth stays bounded (dropped at maxBodyBytes, 8 MiB)', async () => {
+    const run = await stream50MB('application/json', '{"object":"chat.completion","model":"m","choices":[{"index":0,"message":{"content":"', '"}}],"usage":{"completion_tokens":3}}');
+    figures.memoryUnary = figure(run);
+    expect(run.retained).toBeLessThan(16 * MB);
+    expect(parseErrors(run.shot, 'body_too_large')).toBe(1);
+    expect(output(run.shot)).toBe(0);
+    expectEndedCleanly(run.shot);
   }, 60_000);
 });

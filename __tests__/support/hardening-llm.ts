@@ -28,6 +28,8 @@ export interface PacedOptions {
   burst?: number;
   /** Delay before the headers. */
   headDelayMs?: number;
+  /** The server itself destroys the response after this many content events (a proxy whose upstream broke). */
+  destroyAfter?: (req: IncomingMessage) => number | undefined;
 }
 
 export function chatEvent(model: string, content: string | undefined, finish?: string): string {
@@ -62,9 +64,14 @@ export function pacedChat(truth: StreamTruth, options: PacedOptions): (req: Inco
       else truth.closedEarly++;
     });
     let sent = 0;
+    const destroyAfter = options.destroyAfter?.(req);
     function next(): void {
       cancel = undefined;
       if (closed) return;
+      if (destroyAfter !== undefined && sent >= destroyAfter) {
+        res.destroy();
+        return;
+      }
       if (sent === 0) {
         res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache' });
         res.write(chatEvent(options.model, '', undefined).replace('"delta":{"content":""}', '"delta":{"role":"assistant","content":""}'));
@@ -72,7 +79,7 @@ export function pacedChat(truth: StreamTruth, options: PacedOptions): (req: Inco
       if (sent < options.chunks) {
         // A burst of events per turn, corked into one packet: each event still gets its own res.write.
         res.cork();
-        for (let i = 0; i < (options.burst ?? 1) && sent < options.chunks; i++, sent++) {
+        for (let i = 0; i < (options.burst ?? 1) && sent < options.chunks && (destroyAfter === undefined || sent < destroyAfter); i++, sent++) {
           const text = TEXTS[sent % TEXTS.length] as string;
           truth.tokensWritten += codePoints(text);
           res.write(chatEvent(options.model, text));
