@@ -248,7 +248,7 @@ describe.each(variants)('HTTP suite on %s', (_variant, expressLib) => {
     const big = `: ${'x'.repeat(4 * 1024 * 1024)}\n\n`;
     const handler = chatRoute((req, res) => {
       const record = { returned: [] as boolean[], callbacks: [] as string[] };
-      results[String(req.headers['x-run'] ?? (req.body as { run: string }).run)] = record;
+      results[(req.body as { run: string }).run] = record;
       res.writeHead(200, { 'Content-Type': 'text/event-stream' });
       record.returned.push(res.write(roleChunk('m'), () => record.callbacks.push('write(chunk, cb)')));
       record.returned.push(res.write(chunk('m', 'abc'), 'utf8', () => record.callbacks.push('write(chunk, utf8, cb)')));
