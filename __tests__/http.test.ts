@@ -1,5 +1,7 @@
 import http from 'node:http';
 import { Readable } from 'node:stream';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import zlib from 'node:zlib';
 import type { Socket } from 'node:net';
 import express from 'express';
@@ -1011,6 +1013,39 @@ describe.each(variants)('HTTP suite on %s', (_variant, expressLib) => {
     expect(bounds(m('time_to_first_token_seconds'))).toEqual(['0', '0.1', '1', '10', '+Inf']);
     expect(bounds(m('request_duration_seconds'))).toEqual(['0.5', '5', '+Inf']);
     expect(bounds(m('inter_token_latency_seconds'))).toEqual(['0', '0.0019', '0.0035', '0.0067', '0.013', '0.024', '0.045', '0.084', '0.16', '0.3', '0.56', '1.1', '2', '+Inf']);
+  });
+
+  it('keeps no reference to finished or aborted responses (they can be garbage-collected)', async () => {
+    v8.setFlagsFromString('--expose-gc');
+    const collect = vm.runInNewContext('gc') as () => void;
+    const responses: WeakRef<object>[] = [];
+    const port = await start(
+      chatRoute((req, res) => {
+        responses.push(new WeakRef(res));
+        res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+        res.write(chunk('m', 'ab'));
+        if ((req.body as { finish: boolean }).finish) {
+          res.write(finishChunk('m'));
+          res.end(DONE);
+        }
+      }),
+    );
+    for (let i = 0; i < 20; i++) await postJson(port, CHAT, { model: 'm', stream: true, finish: true });
+    for (let i = 0; i < 10; i++) {
+      const stream = await openStream(port, CHAT, { model: 'm', stream: true, finish: false });
+      await stream.waitFor('ab');
+      stream.abort();
+    }
+    await ended(30);
+    await sleep(50);
+    for (let i = 0; i < 3; i++) {
+      collect();
+      await sleep(20);
+    }
+    const alive = responses.filter((ref) => ref.deref() !== undefined).length;
+    expect(responses).toHaveLength(30);
+    expect(alive).toBeLessThanOrEqual(2);
+    expect(await get('requests_total')).toBe(30);
   });
 
   // ---- (5) malformed input --------------------------------------------------------------------------------------
