@@ -1,5 +1,6 @@
 import express from 'express';
 import express4 from 'express4';
+import type { NextFunction, Request, Response } from 'express';
 import { Counter, Registry } from 'prom-client';
 import { metricsRouter } from '../lib/router';
 import { listen, request } from './support/http-harness';
@@ -72,7 +73,7 @@ describe.each(variants)('metricsRouter on %s', (_name, expressLib) => {
     expect((await request(port, 'GET', '/other')).body.toString()).toBe('not here');
   });
 
-  it('answers 500 with a message when collection fails', async () => {
+  it('answers 500 when collection fails, with the error visible (in the body or passed to the error handler)', async () => {
     const registry = new Registry();
     new Counter({
       name: 'broken_total',
@@ -82,10 +83,17 @@ describe.each(variants)('metricsRouter on %s', (_name, expressLib) => {
         throw new Error('collector failed');
       },
     });
-    const port = await serve(metricsRouter({ registry }));
-    const response = await request(port, 'GET', '/metrics');
+    const seen: string[] = [];
+    const app = expressLib();
+    app.use(metricsRouter({ registry }));
+    app.use((error: Error, _req: Request, res: Response, _next: NextFunction) => {
+      seen.push(error.message);
+      res.status(500).end('error handler');
+    });
+    server = await listen(app);
+    const response = await request(server.port, 'GET', '/metrics');
     expect(response.status).toBe(500);
-    expect(response.body.toString()).toContain('collector failed');
+    expect([...seen, response.body.toString()].join(' ')).toContain('collector failed');
   });
 });
 
