@@ -135,6 +135,7 @@ export class MetricsStore {
       collect: () => this.flushPending(),
     });
     (this.outputTokens as unknown as WithStore)[STORE] = this;
+    this.alsoResetPending(this.outputTokens, (series) => (series.pendingOutputTokens = 0));
     this.reasoningTokens = new Counter({
       name: name(s.reasoningTokens),
       help: 'Reasoning (thinking) tokens generated, a subset of output tokens, counted as they stream',
@@ -142,6 +143,7 @@ export class MetricsStore {
       registers,
       collect: () => this.flushPending(),
     });
+    this.alsoResetPending(this.reasoningTokens, (series) => (series.pendingReasoningTokens = 0));
     this.requests = new Counter({
       name: name(s.requests),
       help: 'LLM requests ended (finished, failed or aborted)',
@@ -259,6 +261,15 @@ export class MetricsStore {
       this.series.set(model, series);
     }
     return series;
+  }
+
+  /** `registry.resetMetrics()` must also drop tokens counted but not yet moved into the counter. */
+  private alsoResetPending(counter: Counter<'model'>, zero: (series: ModelSeries) => void): void {
+    const reset = counter.reset.bind(counter);
+    counter.reset = () => {
+      for (const series of this.series.values()) zero(series);
+      reset();
+    };
   }
 
   private *latencyCells(): Iterable<[string, LatencyCells]> {

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import { IncomingMessage } from 'node:http';
 import { register as globalRegistry } from 'prom-client';
 import type { Registry } from 'prom-client';
 import { defaultBuckets } from './buckets';
@@ -108,6 +108,13 @@ const HISTOGRAMS: readonly HistogramName[] = [
   'cachedTokens',
 ];
 
+/** Express calling the factory itself as middleware passes a request where options belong. */
+export function looksLikeRequest(value: unknown): boolean {
+  if (value instanceof IncomingMessage) return true;
+  const fields = value as { method?: unknown; url?: unknown; headers?: unknown } | null | undefined;
+  return typeof fields?.method === 'string' && typeof fields.url === 'string' && typeof fields.headers === 'object';
+}
+
 function defaultEndpoint(req: IncomingMessage): string | undefined {
   // CORS preflights and HEAD probes share LLM paths but are not LLM requests.
   if (req.method === 'OPTIONS' || req.method === 'HEAD') return undefined;
@@ -154,7 +161,7 @@ function resolveBuckets(buckets: unknown): Record<HistogramName, number[]> {
 
 /** Validates the options once, at creation; a mistake throws a TypeError that names the option and the fix. */
 export function resolveOptions(options: DynamoMetricsOptions | undefined): ResolvedOptions {
-  if (typeof options === 'function') {
+  if (typeof options === 'function' || looksLikeRequest(options)) {
     configError('`app.use(dynamoMetrics)` should be `app.use(dynamoMetrics())`');
   }
   if (options !== undefined && (options === null || typeof options !== 'object')) {

@@ -5,6 +5,7 @@ import type { Registry } from 'prom-client';
 import { checkCredentials } from './scrape-auth';
 import type { MetricsAuth } from './scrape-auth';
 import { configError } from './errors';
+import { looksLikeRequest } from './options';
 
 export interface MetricsRouterOptions {
   /**
@@ -35,7 +36,9 @@ export interface MetricsRouterOptions {
  * whichever the registry was created with).
  */
 export function metricsRouter(options?: MetricsRouterOptions): Router {
-  if (typeof options === 'function') configError('`app.use(metricsRouter)` should be `app.use(metricsRouter())`');
+  if (typeof options === 'function' || looksLikeRequest(options)) {
+    configError('`app.use(metricsRouter)` should be `app.use(metricsRouter())`');
+  }
   if (options !== undefined && (options === null || typeof options !== 'object')) configError('metricsRouter options must be an object');
   const registry = options?.registry ?? globalRegistry;
   if (typeof registry !== 'object' || registry === null || typeof registry.metrics !== 'function') {
