@@ -14,7 +14,7 @@ import { createApp } from '../example-app/app';
 import { eventually, listen } from './support/http-harness';
 import type { RunningServer } from './support/http-harness';
 import { seededRandom } from './support/prng';
-import { fromSnapshot, snapshot } from './support/hardening-http';
+import { fromSnapshot, nonZeroGauges, snapshot } from './support/hardening-http';
 import type { Snapshot } from './support/hardening-http';
 import { garbageCollector, heapAfterGc, MB } from './support/hardening-gc';
 import { abortedStream, bounded, chatEvent, newTruth, pacedChat, tokensInEvents } from './support/hardening-llm';
@@ -91,9 +91,7 @@ function checkAccounting(shot: Snapshot, arrived: number, tokensWritten: number)
   expect(fromSnapshot(shot, `${P}_disconnected_clients`)).toBe(arrived);
   expect(fromSnapshot(shot, `${P}_request_duration_seconds_count`)).toBe(arrived);
   // Gauges back to 0.
-  expect(fromSnapshot(shot, `${P}_inflight_requests`)).toBe(0);
-  expect(fromSnapshot(shot, `${P}_active_requests`)).toBe(0);
-  expect(fromSnapshot(shot, `${P}_queued_requests`)).toBe(0);
+  expect(nonZeroGauges(shot)).toEqual([]);
   // Tokens written before each abort stay counted: exactly what was handed to res.write while the client was there.
   expect(fromSnapshot(shot, `${P}_output_tokens_total`)).toBe(tokensWritten);
 }
@@ -232,11 +230,52 @@ test('200 streams the server itself destroys at random points: each ends once as
     // The client did not leave: no disconnected_clients, no model_cancellation.
     expect(fromSnapshot(shot, `${P}_disconnected_clients`)).toBe(0);
     expect(fromSnapshot(shot, `${P}_model_cancellation_total`)).toBe(0);
-    expect(fromSnapshot(shot, `${P}_inflight_requests`)).toBe(0);
-    expect(fromSnapshot(shot, `${P}_active_requests`)).toBe(0);
-    expect(fromSnapshot(shot, `${P}_queued_requests`)).toBe(0);
+    expect(nonZeroGauges(shot)).toEqual([]);
     expect(fromSnapshot(shot, `${P}_output_tokens_total`)).toBe(truth.tokensWritten);
     figures.serverDestroyed = { streams: count, tokensWritten: truth.tokensWritten };
+  } finally {
+    await server.close();
+  }
+}, 30_000);
+
+test('100 unary responses aborted while their body is being written: cancelled, nothing parsed from a partial body', async () => {
+  const registry = new Registry();
+  const errors: DynamoMetricsError[] = [];
+  const app = express();
+  app.use(express.json());
+  app.use(dynamoMetrics({ registry, onError: (e) => errors.push(e) }));
+  let ended = 0;
+  app.post(CHAT, (_req, res) => {
+    // A large JSON body written in pieces; the end arrives (res.end) after the client has gone.
+    const body = JSON.stringify({ object: 'chat.completion', model: 'm', choices: [{ index: 0, message: { content: 'w '.repeat(200_000) }, finish_reason: 'stop' }], usage: { completion_tokens: 9 } });
+    res.setHeader('Content-Type', 'application/json');
+    let at = 0;
+    const next = (): void => {
+      if (at >= body.length) {
+        res.end();
+        ended++;
+        return;
+      }
+      res.write(body.slice(at, at + 16 * 1024));
+      at += 16 * 1024;
+      setImmediate(next);
+    };
+    next();
+  });
+  const server = await listen(app);
+  const random = seededRandom(SEED + 5);
+  try {
+    await bounded(100, CONCURRENCY, async () => {
+      await abortedStream(server.port, CHAT, { model: 'm', stream: false }, { kind: 'after-bytes', bytes: 1 + Math.floor(random() * 300_000) });
+    });
+    await eventually(async () => fromSnapshot(await snapshot(registry), `${P}_requests_total`) === 100, 10_000);
+    await eventually(() => ended === 100, 10_000);
+    const shot = await snapshot(registry);
+    expect(fromSnapshot(shot, `${P}_requests_total`, { model: 'm', request_type: 'unary', status: 'error', error_type: 'cancelled' })).toBe(100);
+    expect(fromSnapshot(shot, `${P}_output_tokens_total`)).toBe(0);
+    expect(fromSnapshot(shot, `${P}_parse_errors_total`)).toBe(0);
+    expect(nonZeroGauges(shot)).toEqual([]);
+    expect(errors).toEqual([]);
   } finally {
     await server.close();
   }

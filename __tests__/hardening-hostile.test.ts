@@ -12,7 +12,7 @@ import { Registry } from 'prom-client';
 import { dynamoMetrics } from '../lib';
 import type { DynamoMetricsError } from '../lib';
 import { listen } from './support/http-harness';
-import { bodyOf, eventOffsets, fromSnapshot, snapshot, writePlanArbitrary } from './support/hardening-http';
+import { bodyOf, eventOffsets, fromSnapshot, nonZeroGauges, snapshot, writePlanArbitrary } from './support/hardening-http';
 import type { Snapshot, WritePlan } from './support/hardening-http';
 import { checkRecord, describeBytes, ONE_WRITE, PairedServers, PER_EVENT } from './support/hardening-harness';
 import type { BodyToWrite, Exchange, MiddlewareOptions } from './support/hardening-harness';
@@ -52,9 +52,7 @@ const output = (shot: Snapshot): number => fromSnapshot(shot, `${P}_output_token
 function expectEndedCleanly(shot: Snapshot, errorType = ''): void {
   expect(fromSnapshot(shot, `${P}_requests_total`)).toBe(1);
   expect(fromSnapshot(shot, `${P}_requests_total`, { error_type: errorType })).toBe(1);
-  expect(fromSnapshot(shot, `${P}_inflight_requests`)).toBe(0);
-  expect(fromSnapshot(shot, `${P}_active_requests`)).toBe(0);
-  expect(fromSnapshot(shot, `${P}_queued_requests`)).toBe(0);
+  expect(nonZeroGauges(shot)).toEqual([]);
 }
 
 const sse = (payload: unknown): string => `data: ${typeof payload === 'string' ? payload : JSON.stringify(payload)}\n\n`;
@@ -98,8 +96,7 @@ describe('random bytes', () => {
         const { shot } = await both({ path, contentType, bytes }, plan);
         runs++;
         expect(fromSnapshot(shot, `${P}_requests_total`)).toBe(1);
-        expect(fromSnapshot(shot, `${P}_inflight_requests`)).toBe(0);
-        expect(fromSnapshot(shot, `${P}_queued_requests`)).toBe(0);
+        expect(nonZeroGauges(shot)).toEqual([]);
         expect(Number.isFinite(output(shot))).toBe(true);
       }),
       { seed: SEED, numRuns: 40, endOnFailure: true, verbose: 1 },
@@ -366,7 +363,9 @@ describe('memory while 50 MB that must not be buffered streams through', () => {
         req.end('{}');
       });
       expect(received).toBeGreaterThan(total);
-      return { retained: Math.max(...samples), peak: peakHeap - heapBefore, heapBefore, samples: samples.length, shot: await snapshot(registry), errors };
+      // Relative to the lowest heap seen (the baseline's GC may not have caught everything the test file left).
+      const floor = Math.min(0, ...samples);
+      return { retained: Math.max(...samples) - floor, peak: peakHeap - heapBefore, heapBefore, samples: samples.length, shot: await snapshot(registry), errors };
     } finally {
       await server.close();
     }

@@ -311,5 +311,16 @@ export function fromSnapshot(shot: Snapshot, name: string, labels: Record<string
   return total;
 }
 
+/**
+ * Gauge series that are not 0: every label set of inflight, active and queued requests must be back to 0 (a request
+ * moved from `unknown_model` to its model must leave no +1/−1 pair behind that only sums to 0).
+ */
+export function nonZeroGauges(shot: Snapshot, prefix = 'dynamo_frontend'): string[] {
+  const gauges = ['inflight_requests', 'active_requests', 'queued_requests'].map((g) => `${prefix}_${g}{`);
+  return Object.entries(shot)
+    .filter(([key, value]) => gauges.some((g) => key.startsWith(g)) && value !== 0)
+    .map(([key, value]) => `${key} = ${value}`);
+}
+
 /** A keep-alive-free agent for tests that open many connections. */
 export const noKeepAlive = new http.Agent({ keepAlive: false });
