@@ -7,6 +7,7 @@
 import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import express from 'express';
+import fc from 'fast-check';
 import { Registry } from 'prom-client';
 import { dynamoMetrics } from '../lib';
 import type { DynamoMetricsError } from '../lib';
@@ -19,12 +20,15 @@ import type { Snapshot } from './support/hardening-http';
 import { garbageCollector, heapAfterGc, MB } from './support/hardening-gc';
 import { abortedStream, bounded, chatEvent, newTruth, pacedChat, tokensInEvents } from './support/hardening-llm';
 import type { AbortPoint, StreamTruth } from './support/hardening-llm';
+import { buildStream, codePoints, streamSpecArbitrary } from './support/hardening-streams';
+import type { StreamFormat } from './support/hardening-streams';
 
 const P = 'dynamo_frontend';
 const STREAMS = Number(process.env.HARDENING_ABORTS ?? 1000);
 const CONCURRENCY = 50;
 const CHAT = '/v1/chat/completions';
 const SEED = Number(process.env.HARDENING_SEED ?? 20261127);
+const ABORT_RUNS = Number(process.env.HARDENING_ABORT_RUNS ?? 40);
 
 const warnings: Error[] = [];
 const onWarning = (warning: Error): void => void warnings.push(warning);
@@ -280,6 +284,82 @@ test('100 unary responses aborted while their body is being written: cancelled, 
     await server.close();
   }
 }, 30_000);
+
+describe('random streams in every format, aborted at a random byte', () => {
+  const formats: StreamFormat[] = ['chat', 'completions', 'responses', 'anthropic'];
+
+  /**
+   * Counting is a function of the events written, however the stream ended: an aborted stream counts what the same
+   * events count when written as a complete response (the oracle of the property suite agrees with the latter).
+   */
+  test.each(formats)('%s: counts what the events written before the abort count; ends once as cancelled', async (format) => {
+    interface Job {
+      events: string[];
+      written: number;
+      finished: boolean;
+      closed: boolean;
+    }
+    const jobs = new Map<string, Job>();
+    let registry = new Registry();
+    let middleware = dynamoMetrics({ registry, countTokens: codePoints });
+    const app = express();
+    app.use((req: IncomingMessage, res: ServerResponse, next: () => void) => middleware(req, res, next));
+    app.use((req: IncomingMessage, res: ServerResponse) => {
+      req.resume();
+      const job = jobs.get(new URL(req.url ?? '/', 'http://x').searchParams.get('job') ?? '') as Job;
+      res.on('finish', () => (job.finished = true));
+      res.on('close', () => (job.closed = true));
+      res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+      const next = (): void => {
+        if (job.closed) return;
+        if (job.written === job.events.length) {
+          res.end();
+          return;
+        }
+        res.write(job.events[job.written++] as string);
+        setImmediate(next);
+      };
+      next();
+    });
+    const server = await listen(app);
+    let runs = 0;
+    try {
+      await fc.assert(
+        fc.asyncProperty(streamSpecArbitrary(format), fc.double({ min: 0, max: 1, noNaN: true }), async (spec, where) => {
+          const stream = buildStream({ ...spec, bom: false });
+          const path = `${stream.path}?job=${runs}`;
+          const job: Job = { events: stream.events, written: 0, finished: false, closed: false };
+          jobs.set(String(runs++), job);
+          registry = new Registry();
+          middleware = dynamoMetrics({ registry, countTokens: codePoints });
+          const abortAt = 1 + Math.floor(where * (Buffer.byteLength(stream.body) - 1));
+          await abortedStream(server.port, path, {}, { kind: 'after-bytes', bytes: abortAt });
+          await eventually(async () => job.closed && fromSnapshot(await snapshot(registry), `${P}_requests_total`) === 1, 5000);
+          const aborted = await snapshot(registry);
+
+          // The same events, written as a whole response.
+          const prefix = { ...job, events: stream.events.slice(0, job.written), written: 0, finished: false, closed: false };
+          jobs.set(String(runs), prefix);
+          registry = new Registry();
+          middleware = dynamoMetrics({ registry, countTokens: codePoints });
+          await abortedStream(server.port, `${stream.path}?job=${runs++}`, {}, { kind: 'after-bytes', bytes: Number.MAX_SAFE_INTEGER });
+          await eventually(async () => fromSnapshot(await snapshot(registry), `${P}_requests_total`) === 1, 5000);
+          const whole = await snapshot(registry);
+
+          for (const name of ['output_tokens_total', 'reasoning_tokens_total', 'input_tokens_total']) {
+            expect({ name, value: fromSnapshot(aborted, `${P}_${name}`) }).toEqual({ name, value: fromSnapshot(whole, `${P}_${name}`) });
+          }
+          expect(nonZeroGauges(aborted)).toEqual([]);
+          expect(fromSnapshot(aborted, `${P}_requests_started_total`)).toBe(1);
+          if (!job.finished) expect(fromSnapshot(aborted, `${P}_requests_total`, { status: 'error', error_type: 'cancelled' })).toBe(1);
+        }),
+        { seed: SEED, numRuns: ABORT_RUNS, endOnFailure: true, verbose: 1 },
+      );
+    } finally {
+      await server.close();
+    }
+  }, Math.max(60_000, ABORT_RUNS * 1000));
+});
 
 test('the paced stream finishes normally when nobody aborts (the storm cancels, it does not just run out)', async () => {
   const registry = new Registry();
