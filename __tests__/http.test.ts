@@ -1,4 +1,6 @@
+import fs from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -39,9 +41,10 @@ import type { Labels } from './support/registry-values';
 
 const CHAT = '/v1/chat/completions';
 
+// Each variant with the package that provides it, to check the suite really runs on both majors.
 const variants = [
-  ['Express 5', express],
-  ['Express 4', express4],
+  ['Express 5', express, 'express'],
+  ['Express 4', express4, 'express4'],
 ] as const;
 
 type Handler = (req: Request, res: Response) => void | Promise<void>;
@@ -65,7 +68,13 @@ const chunk = (model: string, content: string): string => sse(chatChunk(model, [
 const roleChunk = (model: string): string => sse(chatChunk(model, [{ delta: { role: 'assistant', content: '' } }]));
 const finishChunk = (model: string, reason = 'stop'): string => sse(chatChunk(model, [{ delta: {}, finish_reason: reason }]));
 
-describe.each(variants)('HTTP suite on %s', (_variant, expressLib) => {
+describe.each(variants)('HTTP suite on %s', (variant, expressLib, packageName) => {
+  it('runs on the Express major it names', () => {
+    const manifest = path.join(path.dirname(require.resolve(packageName)), 'package.json');
+    const { version } = JSON.parse(fs.readFileSync(manifest, 'utf8')) as { version: string };
+    expect(version.split('.')[0]).toBe(variant.slice(-1));
+  });
+
   let registry: Registry;
   let servers: RunningServer[] = [];
 
