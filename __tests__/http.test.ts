@@ -1431,6 +1431,25 @@ describe.each(variants)('HTTP suite on %s', (variant, expressLib, packageName) =
     expect(await get('model_cancellation_total')).toBe(0);
   });
 
+  it('leaves the request untouched and reports it when a custom endpoint(req) throws', async () => {
+    const errors: DynamoMetricsError[] = [];
+    const port = await start(chatRoute((_req, res) => writeSse(res, [chunk('m', 'abc'), finishChunk('m'), DONE])), {
+      metrics: {
+        endpoint: () => {
+          throw new Error('bad routing rule');
+        },
+        onError: (e) => errors.push(e),
+      },
+    });
+    const response = await postJson(port, CHAT, { model: 'm', stream: true });
+    expect(response.status).toBe(200);
+    expect(response.body.toString()).toContain('[DONE]');
+    await sleep(30);
+    expect(errors).toHaveLength(1);
+    expect(await labelSets(registry, m('requests_total'))).toEqual([]);
+    expect(await labelSets(registry, m('inflight_requests'))).toEqual([]);
+  });
+
   // ---- (10) several instances ------------------------------------------------------------------------------------
 
   it('lets two middleware instances on two registries coexist, each counting', async () => {
