@@ -5,9 +5,11 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { RESULTS_DIR, loadTokens } from './fixture';
 import { DEFAULT_BODY } from './load';
-import { killAll, startServerProcess } from './procs';
+import { buildLibForBench, killAll, startServerProcess } from './procs';
 import type { ServerProcess } from './procs';
 import type { MemSnapshot, ServerConfig } from './server';
+import { censusDiff, heapCensus } from './heap-snapshot';
+import type { HeapCensus } from './heap-snapshot';
 import { formatTable } from './stats';
 
 /**
@@ -20,6 +22,8 @@ import { formatTable } from './stats';
 
 const HOST = '127.0.0.1';
 const HELD_STREAMS = Number(process.env.MEM_HELD) || 2000;
+/** `--breakdown`: heap snapshots idle and held, to list what each in-flight stream keeps, by constructor. */
+const BREAKDOWN = process.argv.includes('--breakdown');
 const HOLD_AT = 150;
 const COMPLETED = Number(process.env.MEM_COMPLETED) || 100_000;
 const ABORTED = Number(process.env.MEM_ABORTED) || 10_000;
@@ -120,6 +124,7 @@ interface HeldResult {
   heapPerStream: number;
   rssPerStream: number;
   heldStreams: number;
+  census?: { idle: HeapCensus; held: HeapCensus };
 }
 
 async function measureHeld(config: ServerConfig): Promise<HeldResult> {
@@ -128,6 +133,10 @@ async function measureHeld(config: ServerConfig): Promise<HeldResult> {
     // Warm up every code path (and the middleware's per-model state) before the idle reading.
     await churn(server.port, 500, 32, `?tokens=${LEAK_TOKENS}`, false);
     const idle = await settle(server);
+    const snapshotDir = join(RESULTS_DIR, 'heap');
+    if (BREAKDOWN) mkdirSync(snapshotDir, { recursive: true });
+    const idleFile = join(snapshotDir, `${config}-idle.heapsnapshot`);
+    if (BREAKDOWN) await server.heapSnapshot(idleFile);
     const agent = new http.Agent({ keepAlive: true, maxSockets: HELD_STREAMS });
     let reached = 0;
     const streams: Promise<StreamOutcome>[] = [];
@@ -145,6 +154,8 @@ async function measureHeld(config: ServerConfig): Promise<HeldResult> {
     const deadline = performance.now() + 60_000;
     while (reached < HELD_STREAMS && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     const held = await settle(server);
+    const heldFile = join(snapshotDir, `${config}-held.heapsnapshot`);
+    if (BREAKDOWN) await server.heapSnapshot(heldFile);
     server.release();
     const outcomes = await Promise.race([
       Promise.all(streams),
@@ -161,6 +172,7 @@ async function measureHeld(config: ServerConfig): Promise<HeldResult> {
       heldStreams: reached,
       heapPerStream: (held.heapUsed - idle.heapUsed) / Math.max(1, reached),
       rssPerStream: (held.rss - idle.rss) / Math.max(1, reached),
+      ...(BREAKDOWN ? { census: { idle: heapCensus(idleFile), held: heapCensus(heldFile) } } : {}),
     };
   } finally {
     await server.stop();
@@ -213,10 +225,15 @@ const signedMib = (bytes: number): string => `${bytes >= 0 ? '+' : ''}${(bytes /
 
 async function main(): Promise<void> {
   await loadTokens();
+  // --dist matters most here: tsx keeps function names with a defineProperty per closure, which gives every
+  // per-request closure its own property store (~250 bytes each, seen in heap snapshots); shipped code has none.
+  const dist = process.argv.includes('--dist');
+  if (dist) process.env.BENCH_LIB_DIR = buildLibForBench();
   const configs: ServerConfig[] = ['bare', 'dynamo'];
   console.log(
     `bench:memory: ${HELD_STREAMS} held streams; leak check ${COMPLETED} completed + ${ABORTED} aborted streams ` +
-      `(${LEAK_TOKENS} tokens each); node ${process.version}, ${cpus().length} CPUs`,
+      `(${LEAK_TOKENS} tokens each); lib from ${dist ? 'a tsc build' : 'TypeScript source via tsx'}; ` +
+      `node ${process.version}, ${cpus().length} CPUs`,
   );
   const held: HeldResult[] = [];
   for (const config of configs) {
@@ -239,9 +256,35 @@ async function main(): Promise<void> {
     `Memory per in-flight stream (${HELD_STREAMS} streams held after ${HOLD_AT} events)`,
   );
   console.log(`\n${heldTable}\n`);
+  const dynamoHeld = held.find((h) => h.config === 'dynamo');
+  if (dynamoHeld?.census && bare.census) {
+    const perStream = (h: HeldResult): Map<string, { count: number; bytes: number }> =>
+      new Map(censusDiff(h.census?.idle ?? new Map(), h.census?.held ?? new Map(), h.heldStreams).map((d) => [d.key, d]));
+    const b = perStream(bare);
+    const d = perStream(dynamoHeld);
+    const rows = [...d.keys()]
+      .map((key) => ({ key, bare: b.get(key), dynamo: d.get(key) }))
+      .map((r) => ({ ...r, added: (r.dynamo?.bytes ?? 0) - (r.bare?.bytes ?? 0) }))
+      .sort((x, y) => y.added - x.added)
+      .slice(0, 20);
+    console.log(
+      `${formatTable(
+        ['kept per held stream (heap snapshot)', 'bare objects', 'bare bytes', 'dynamo objects', 'dynamo bytes', 'added bytes'],
+        rows.map((r) => [
+          r.key,
+          (r.bare?.count ?? 0).toFixed(1),
+          (r.bare?.bytes ?? 0).toFixed(0),
+          (r.dynamo?.count ?? 0).toFixed(1),
+          (r.dynamo?.bytes ?? 0).toFixed(0),
+          r.added.toFixed(0),
+        ]),
+        'What each in-flight stream keeps, by constructor (self sizes; top 20 by bytes added)',
+      )}\n`,
+    );
+  }
 
   const leaks: LeakResult[] = [];
-  for (const config of configs) {
+  for (const config of BREAKDOWN ? [] : configs) {
     const result = await measureLeak(config);
     leaks.push(result);
     console.log(`  leak ${config}: ${result.completed} completed, ${result.aborted} aborted in ${result.seconds.toFixed(1)} s`);
@@ -260,10 +303,13 @@ async function main(): Promise<void> {
     ]),
     `Heap after ${COMPLETED} completed and ${ABORTED} aborted streams`,
   );
-  console.log(`\n${leakTable}\n`);
+  if (leaks.length > 0) console.log(`\n${leakTable}\n`);
   mkdirSync(RESULTS_DIR, { recursive: true });
   const out = join(RESULTS_DIR, 'memory.json');
-  writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), node: process.version, held, leaks }, null, 2)}\n`);
+  const heldForJson = held.map(({ census: _census, ...rest }) => rest);
+  if (!BREAKDOWN) {
+    writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), node: process.version, held: heldForJson, leaks }, null, 2)}\n`);
+  }
   console.log(`wrote ${out}`);
 }
 

@@ -105,6 +105,8 @@ export interface ServerProcess {
   /** Starts the V8 profiler in the server; `profileStop` writes the window's `.cpuprofile` to `file`. */
   profileStart(): Promise<void>;
   profileStop(file: string): Promise<void>;
+  /** Writes a V8 heap snapshot of the server (which collects garbage first) to `file`. */
+  heapSnapshot(file: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -114,7 +116,7 @@ export async function startServerProcess(
 ): Promise<ServerProcess> {
   const child = forkTs('server.ts', [config], options.exposeGc ? ['--expose-gc'] : []);
   let nextId = 1;
-  const ask = <T>(type: 'mem' | 'cpu' | 'profile-start' | 'profile-stop', extra: object = {}): Promise<T> => {
+  const ask = <T>(type: 'mem' | 'cpu' | 'profile-start' | 'profile-stop' | 'heap-snapshot', extra: object = {}): Promise<T> => {
     const id = nextId++;
     child.send({ type, id, ...extra });
     return awaitMessage(
@@ -156,6 +158,9 @@ export async function startServerProcess(
     },
     profileStop: async (file) => {
       await ask('profile-stop', { file });
+    },
+    heapSnapshot: async (file) => {
+      await ask('heap-snapshot', { file });
     },
     stop: () => stopChild(child),
   };

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -68,8 +69,21 @@ export interface BenchReport {
     yieldEvery: number;
     tokensPerResponse: number;
     eventsPerResponse: number;
+    /** The commit lib/ was measured at, and whether lib/ had uncommitted changes then. */
+    lib: { commit: string; dirty: boolean };
   };
   concurrency: Record<string, { summary: ConfigSummary[]; runs: Record<string, RunRecord[]> }>;
+}
+
+export function libVersion(): { commit: string; dirty: boolean } {
+  const git = (...args: string[]): string => {
+    try {
+      return execFileSync('git', args, { cwd: join(__dirname, '..'), encoding: 'utf8', timeout: 10_000 }).trim();
+    } catch {
+      return '';
+    }
+  };
+  return { commit: git('log', '-1', '--format=%h', '--', 'lib') || 'unknown', dirty: git('status', '--porcelain', '--', 'lib') !== '' };
 }
 
 function numberEnv(name: string, fallback: number): number {
@@ -205,6 +219,7 @@ export async function runBench(settings: BenchSettings, log: (line: string) => v
       yieldEvery: Math.max(1, Number(process.env.BENCH_YIELD_EVERY) || 4),
       tokensPerResponse: tokens.length,
       eventsPerResponse: tokens.length + 4,
+      lib: libVersion(),
     },
     concurrency: {},
   };
@@ -286,7 +301,8 @@ if (require.main === module) {
   console.log(
     `bench: configs ${settings.configs.join(', ')}; concurrency ${settings.concurrencies.join(', ')}; ` +
       `${settings.rounds} round(s) of ${settings.seconds} s after ${settings.warmupSeconds} s warm-up ` +
-      `(about ${Math.ceil(budget)} s); lib from ${settings.dist ? 'a tsc build' : 'TypeScript source via tsx'}; ` +
+      `(about ${Math.ceil(budget)} s); lib ${libVersion().commit}${libVersion().dirty ? ' + uncommitted changes' : ''} ` +
+      `from ${settings.dist ? 'a tsc build' : 'TypeScript source via tsx'}; ` +
       `node ${process.version}, ${cpus().length} CPUs`,
   );
   runBench(settings)

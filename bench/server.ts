@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { Session } from 'node:inspector';
+import { writeHeapSnapshot } from 'node:v8';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import express from 'express';
 import type { Express, RequestHandler } from 'express';
@@ -29,7 +30,8 @@ export type ServerRequest =
   | { type: 'release' }
   | { type: 'cpu'; id: number }
   | { type: 'profile-start'; id: number }
-  | { type: 'profile-stop'; id: number; file: string };
+  | { type: 'profile-stop'; id: number; file: string }
+  | { type: 'heap-snapshot'; id: number; file: string };
 
 export interface CpuSnapshot {
   userUs: number;
@@ -339,6 +341,9 @@ async function main(): Promise<void> {
     else if (message.type === 'cpu') send({ type: 'cpu', id: message.id, cpu: cpuSnapshot(started.counters, started.held) });
     else if (message.type === 'profile-start') {
       profiler.start().then(() => send({ type: 'profile-start', id: message.id, ok: true }), (error: unknown) => send({ type: 'profile-start', id: message.id, error: String(error) }));
+    } else if (message.type === 'heap-snapshot') {
+      writeHeapSnapshot(message.file);
+      send({ type: 'heap-snapshot', id: message.id, file: message.file });
     } else if (message.type === 'profile-stop') {
       profiler
         .stop(message.file)
