@@ -17,6 +17,8 @@ import { eventually, listen } from './support/http-harness';
 import { fromSnapshot, nonZeroGauges, snapshot } from './support/hardening-http';
 import { chatEvent } from './support/hardening-llm';
 import { codePoints } from './support/hardening-streams';
+import { watchWarnings } from './support/hardening-warnings';
+import type { WarningWatch } from './support/hardening-warnings';
 
 const P = 'dynamo_frontend';
 const CHAT = '/v1/chat/completions';
@@ -31,10 +33,10 @@ const UNARY = JSON.stringify({
   usage: { prompt_tokens: 5, completion_tokens: 600, total_tokens: 605 },
 });
 
-const warnings: (Error & { code?: string })[] = [];
-const onWarning = (warning: Error): void => void warnings.push(warning);
-beforeAll(() => process.on('warning', onWarning));
-afterAll(() => process.off('warning', onWarning));
+// process.on('warning') never fires inside Jest: watch emitWarning calls instead.
+let watch: WarningWatch;
+beforeAll(() => (watch = watchWarnings()));
+afterAll(() => watch.stop());
 
 function streamHandler(req: IncomingMessage, res: ServerResponse & { flush?: () => void }): void {
   req.resume();
@@ -124,7 +126,7 @@ describe('compression mounted before dynamoMetrics (the documented order)', () =
 
 describe('compression mounted after dynamoMetrics (our wrapper sees gzip bytes)', () => {
   test('a stream: no parse attempt, requests still counted, compressed_body, one warning naming the fix, valid gzip', async () => {
-    const before = warnings.length;
+    const before = watch.warnings.length;
     const { responses, shot, errors } = await run('dynamoMetrics first', CHAT, 3);
     for (const response of responses) {
       expect(response.headers['content-encoding']).toBe('gzip');
@@ -140,8 +142,7 @@ describe('compression mounted after dynamoMetrics (our wrapper sees gzip bytes)'
     expect(nonZeroGauges(shot)).toEqual([]);
     // The responses were fine; the middleware only could not read them: not an error of the request.
     expect(fromSnapshot(shot, `${P}_requests_total`, { status: 'success', error_type: '' })).toBe(3);
-    await new Promise((resolve) => setImmediate(resolve));
-    const compressed = warnings.slice(before).filter((w) => w.code === 'DYNAMO_METRICS_COMPRESSED');
+    const compressed = watch.warnings.slice(before).filter((w) => w.code === 'DYNAMO_METRICS_COMPRESSED');
     expect(compressed).toHaveLength(1);
     expect(compressed[0]?.message).toMatch(/compression\(\) before dynamoMetrics\(\)/);
   });

@@ -20,6 +20,8 @@ import type { Snapshot } from './support/hardening-http';
 import { garbageCollector, heapAfterGc, MB } from './support/hardening-gc';
 import { abortedStream, bounded, chatEvent, newTruth, pacedChat, tokensInEvents } from './support/hardening-llm';
 import type { AbortPoint, StreamTruth } from './support/hardening-llm';
+import { watchWarnings } from './support/hardening-warnings';
+import type { WarningWatch } from './support/hardening-warnings';
 import { buildStream, codePoints, streamSpecArbitrary } from './support/hardening-streams';
 import type { StreamFormat } from './support/hardening-streams';
 
@@ -30,10 +32,10 @@ const CHAT = '/v1/chat/completions';
 const SEED = Number(process.env.HARDENING_SEED ?? 20261127);
 const ABORT_RUNS = Number(process.env.HARDENING_ABORT_RUNS ?? 40);
 
-const warnings: Error[] = [];
-const onWarning = (warning: Error): void => void warnings.push(warning);
-beforeAll(() => process.on('warning', onWarning));
-afterAll(() => process.off('warning', onWarning));
+// process.on('warning') never fires inside Jest: watch listener additions and emitWarning calls instead.
+let watch: WarningWatch;
+beforeAll(() => (watch = watchWarnings()));
+afterAll(() => watch.stop());
 
 const figures: Record<string, unknown> = {};
 afterAll(() => process.stdout.write(`hardening-disconnect: ${JSON.stringify(figures)}\n`));
@@ -128,7 +130,8 @@ describe('1,000 aborted streams', () => {
       expect(truth.arrived - arrivedBefore).toBeGreaterThan(STREAMS * 0.85);
       expect(result.receivedTokens).toBeLessThanOrEqual(truth.tokensWritten);
       expect(errors).toEqual([]);
-      expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+      expect(watch.leaks).toEqual([]);
+      expect(watch.warnings).toEqual([]);
       figures.direct = {
         streams: STREAMS,
         reachedServer: truth.arrived - arrivedBefore,
@@ -179,7 +182,8 @@ describe('1,000 aborted streams', () => {
       expect(upstreamTruth.finished).toBe(0);
       expect(gatewayTruth.tokensWritten).toBeLessThanOrEqual(upstreamTruth.tokensWritten);
       expect(result.receivedTokens).toBeLessThanOrEqual(gatewayTruth.tokensWritten);
-      expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+      expect(watch.leaks).toEqual([]);
+      expect(watch.warnings).toEqual([]);
       figures.proxy = {
         streams: STREAMS,
         reachedGateway: gatewayTruth.arrived,
