@@ -340,6 +340,49 @@ describe('MetricsStore', () => {
     });
   });
 
+  it('uses exactly the contract\'s label names on every metric', async () => {
+    const state = newRequest(STREAM_HINTS);
+    state.responseStarted(true, STREAM_HINTS);
+    state.generatedTokens(1, 1);
+    state.generatedTokens(1, 0);
+    state.promptTokens(10, 2);
+    state.statedOutputTokens(1, undefined, { tokens: 0, reasoning: 0 }, false);
+    state.finishReason('stop');
+    state.malformed('invalid_json');
+    state.end('client_left', 200);
+    const labelNames = async (suffix: string): Promise<string[]> => {
+      const values = (await registry.getSingleMetric(m(suffix))!.get()).values;
+      expect(values.length).toBeGreaterThan(0);
+      const keys = new Set<string>();
+      for (const sample of values) for (const key of Object.keys(sample.labels)) if (key !== 'le') keys.add(key);
+      return [...keys].sort();
+    };
+    const expected: Record<string, string[]> = {
+      output_tokens_total: ['model'],
+      reasoning_tokens_total: ['model'],
+      requests_total: ['endpoint', 'error_type', 'model', 'request_type', 'status'],
+      requests_started_total: ['endpoint', 'model', 'request_type'],
+      inflight_requests: ['model'],
+      active_requests: ['model'],
+      queued_requests: ['model'],
+      disconnected_clients: [],
+      model_cancellation_total: ['endpoint', 'model', 'request_type'],
+      request_duration_seconds: ['model'],
+      time_to_first_token_seconds: ['model'],
+      inter_token_latency_seconds: ['model'],
+      input_sequence_tokens: ['model'],
+      output_sequence_tokens: ['model'],
+      cached_tokens: ['model'],
+      input_tokens_total: ['model'],
+      requests_finished_total: ['finish_reason', 'model'],
+      output_tokens_overcount_total: ['model'],
+      parse_errors_total: ['endpoint', 'reason'],
+    };
+    for (const [suffix, names] of Object.entries(expected)) {
+      expect({ suffix, labels: await labelNames(suffix) }).toEqual({ suffix, labels: names });
+    }
+  });
+
   it('returns the same store for the same registry and prefix, and refuses a foreign metric of the same name', () => {
     expect(MetricsStore.for(resolveOptions({ registry }))).toBe(store);
     const other = new Registry();
