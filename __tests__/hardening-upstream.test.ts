@@ -210,6 +210,44 @@ describe('upstream never answers or is not there', () => {
   });
 });
 
+/** The contract's HTTP status → error_type table (metrics.md), written out independently of lib/labels.ts. */
+function contractErrorType(status: number): string {
+  if (status >= 200 && status < 300) return '';
+  const named: Record<number, string> = { 400: 'validation', 404: 'not_found', 429: 'overload', 529: 'overload', 501: 'not_implemented', 503: 'unavailable', 499: 'cancelled' };
+  if (named[status] !== undefined) return named[status] as string;
+  return status >= 400 && status < 500 ? 'validation' : 'internal';
+}
+
+test('every upstream status is counted with the error_type of the contract, JSON or event-stream body', async () => {
+  const statuses = [200, 201, 400, 401, 403, 404, 408, 409, 413, 418, 422, 429, 451, 499, 500, 501, 502, 503, 504, 507, 529, 599];
+  for (const eventStream of [false, true]) {
+    for (const status of statuses) {
+      const gateway = await gatewayTo((_req, res) => {
+        if (eventStream) {
+          res.writeHead(status, SSE_HEAD);
+          res.write(chatEvent('m', 'ab'));
+          res.write(chatEvent('m', undefined, 'stop'));
+          res.end('data: [DONE]\n\n');
+        } else {
+          res.writeHead(status, { 'Content-Type': 'application/json' });
+          res.end(JSON.stringify(status < 300 ? { object: 'chat.completion', model: 'm', choices: [], usage: { completion_tokens: 2 } } : { error: { message: 'no' } }));
+        }
+      });
+      const outcome = await send(gateway.port);
+      expect(outcome.status).toBe(status);
+      expect(outcome.ending).toBe('end');
+      const shot = await settled(gateway.registry);
+      const expected = contractErrorType(status);
+      expect({ status, eventStream, counted: fromSnapshot(shot, `${P}_requests_total`, { status: expected === '' ? 'success' : 'error', error_type: expected }) }).toEqual({
+        status,
+        eventStream,
+        counted: 1,
+      });
+      while (servers.length > 0) await servers.pop()?.close();
+    }
+  }
+}, 60_000);
+
 test('a healthy upstream through the same gateway: success, exact tokens (the faults above are the only difference)', async () => {
   const gateway = await gatewayTo((_req, res) => {
     res.writeHead(200, SSE_HEAD);
