@@ -59,10 +59,20 @@ function pipelined(port: number, requests: { path: string; body: unknown; header
       })
       .join('');
     const socket = net.connect(port, '127.0.0.1', () => socket.end(text));
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error('pipelined requests not answered within 60 s'));
+    }, 60_000);
     const parts: Buffer[] = [];
     socket.on('data', (part: Buffer) => parts.push(part));
-    socket.on('close', () => resolve(Buffer.concat(parts).toString('latin1').split('HTTP/1.1 200 OK\r\n').length - 1));
-    socket.on('error', reject);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(parts).toString('latin1').split('HTTP/1.1 200 OK\r\n').length - 1);
+    });
+    socket.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
   });
 }
 
