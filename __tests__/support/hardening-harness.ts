@@ -35,6 +35,8 @@ interface Job {
   record?: WriteRecord;
 }
 
+const probes = new WeakMap<ServerResponse, unknown[]>();
+
 export type MiddlewareOptions = Omit<DynamoMetricsOptions, 'registry' | 'onError'>;
 
 export class PairedServers {
@@ -58,6 +60,24 @@ export class PairedServers {
     const app = express();
     app.disable('x-powered-by');
     app.disable('etag');
+    // Mounted first in both apps, so it sits beneath the middleware: records what the original write/end returned.
+    app.use((_req: IncomingMessage, res: ServerResponse, next: () => void) => {
+      const inner: unknown[] = [];
+      probes.set(res, inner);
+      const write = res.write as (...args: unknown[]) => boolean;
+      const end = res.end as (...args: unknown[]) => ServerResponse;
+      res.write = function probedWrite(this: ServerResponse, ...args: unknown[]) {
+        const result = write.apply(this, args);
+        inner.push(result);
+        return result;
+      } as ServerResponse['write'];
+      res.end = function probedEnd(this: ServerResponse, ...args: unknown[]) {
+        const result = end.apply(this, args);
+        inner.push(result === this ? 'res' : result);
+        return result;
+      } as ServerResponse['end'];
+      next();
+    });
     if (withMetrics) {
       app.use((req: IncomingMessage, res: ServerResponse, next: () => void) => (this.middleware ? this.middleware(req, res, next) : next()));
     }
@@ -71,6 +91,7 @@ export class PairedServers {
         return;
       }
       job.record = writeByPlan(res, job.body.status ?? 200, job.body.contentType, job.body.bytes, job.plan, job.body.boundaries);
+      job.record.inner = probes.get(res);
     });
     return app;
   }
@@ -123,6 +144,10 @@ export function describeBytes(a: Buffer, b: Buffer): string {
 
 export function checkRecord(label: string, record: WriteRecord): void {
   if (record.thrown.length > 0) throw new Error(`${label}: write/end threw ${String(record.thrown[0])}`);
+  // Backpressure intact: each write/end returned to the handler exactly what the original returned.
+  if (record.inner !== undefined && JSON.stringify(record.inner) !== JSON.stringify(record.returns)) {
+    throw new Error(`${label}: write/end returned ${JSON.stringify(record.returns)} where the original returned ${JSON.stringify(record.inner)}`);
+  }
   if (record.callbackErrors.length > 0) throw new Error(`${label}: a callback got ${String(record.callbackErrors[0])}`);
 }
 

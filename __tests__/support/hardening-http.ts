@@ -107,6 +107,10 @@ function encodePiece(piece: Buffer, kind: PieceKind): Encoded {
 export interface WriteRecord {
   /** Calls to write and end. */
   writes: number;
+  /** What each write/end call returned to the handler, in order. */
+  returns: unknown[];
+  /** What the original write/end returned for each call (recorded beneath the middleware), when probed. */
+  inner?: unknown[];
   /** Callbacks handed to write/end. */
   callbacksGiven: number;
   /** Of those, called so far. */
@@ -138,7 +142,9 @@ export function writeByPlan(
   plan: WritePlan,
   boundaries: readonly number[] = [],
 ): WriteRecord {
-  const record: WriteRecord = { writes: 0, callbacksGiven: 0, callbacksCalled: 0, callbackErrors: [], thrown: [], done: Promise.resolve() };
+  const record: WriteRecord = { writes: 0, returns: [], callbacksGiven: 0, callbacksCalled: 0, callbackErrors: [], thrown: [], done: Promise.resolve() };
+  // What the handler got back from each write/end (`res` itself stands for end's `this`).
+  const seen = (value: unknown): void => void record.returns.push(value === res ? 'res' : value);
   const callback = (): ((error?: Error | null) => void) => {
     record.callbacksGiven++;
     return (error) => {
@@ -164,53 +170,53 @@ export function writeByPlan(
       const pieces = cutBody(bytes, plan, boundaries);
       const last = plan.endWith.startsWith('end(last') ? pieces.pop() : undefined;
       for (let i = 0; i < pieces.length; i++) {
-        if (plan.emptyWriteEvery > 0 && i % plan.emptyWriteEvery === 1) res.write('');
+        if (plan.emptyWriteEvery > 0 && i % plan.emptyWriteEvery === 1) seen(res.write(''));
         const { chunk, encoding } = encodePiece(pieces[i] as Buffer, plan.kinds[i % plan.kinds.length] as PieceKind);
         const withCallback = plan.callbacks[i % plan.callbacks.length] === true;
         record.writes++;
         if (withCallback) {
-          if (encoding === undefined) res.write(chunk, callback());
-          else res.write(chunk, encoding, callback());
+          if (encoding === undefined) seen(res.write(chunk, callback()));
+          else seen(res.write(chunk, encoding, callback()));
         } else if (encoding === undefined) {
-          res.write(chunk);
+          seen(res.write(chunk));
         } else {
-          res.write(chunk, encoding);
+          seen(res.write(chunk, encoding));
         }
         if (plan.yieldEvery > 0 && i % plan.yieldEvery === plan.yieldEvery - 1) await new Promise((resolve) => setImmediate(resolve));
       }
       record.writes++;
       switch (plan.endWith) {
         case 'end()':
-          res.end();
+          seen(res.end());
           break;
         case 'end(cb)':
-          res.end(callback());
+          seen(res.end(callback()));
           break;
         case 'end(null, cb)':
-          res.end(null, callback());
+          seen(res.end(null, callback()));
           break;
         case 'end(last)':
-          if (last === undefined) res.end();
+          if (last === undefined) seen(res.end());
           else {
             // end(chunk) without an encoding: only bytes or UTF-8 text can be passed that way.
             const encoded = encodePiece(last, plan.kinds[0] as PieceKind);
-            res.end(encoded.encoding === undefined || encoded.encoding === 'utf8' ? encoded.chunk : last);
+            seen(res.end(encoded.encoding === undefined || encoded.encoding === 'utf8' ? encoded.chunk : last));
           }
           break;
         case 'end(last, cb)':
           if (last === undefined) {
-            res.end(callback());
+            seen(res.end(callback()));
           } else {
             const encoded = encodePiece(last, plan.kinds[0] as PieceKind);
-            res.end(encoded.encoding === undefined || encoded.encoding === 'utf8' ? encoded.chunk : last, callback());
+            seen(res.end(encoded.encoding === undefined || encoded.encoding === 'utf8' ? encoded.chunk : last, callback()));
           }
           break;
         case 'end(last, enc, cb)': {
           if (last === undefined) {
-            res.end(callback());
+            seen(res.end(callback()));
           } else {
             const { chunk, encoding } = encodePiece(last, plan.kinds[pieces.length % plan.kinds.length] as PieceKind);
-            res.end(chunk, encoding ?? 'utf8', callback());
+            seen(res.end(chunk, encoding ?? 'utf8', callback()));
           }
           break;
         }
