@@ -7,8 +7,10 @@
  * Replay a failure with HARDENING_SEED=<seed> (printed by fast-check with the path); HARDENING_SHRINK=1 shrinks it.
  */
 import fc from 'fast-check';
-import type { Registry } from 'prom-client';
-import { bodyOf, eventOffsets, fromSnapshot, nonZeroGauges, snapshot, writePlanArbitrary } from './support/hardening-http';
+import { Registry } from 'prom-client';
+import { createApp } from '../example-app/app';
+import { eventually, listen } from './support/http-harness';
+import { bodyOf, eventOffsets, fromSnapshot, nonZeroGauges, rawPost, snapshot, writePlanArbitrary } from './support/hardening-http';
 import type { Snapshot, WritePlan } from './support/hardening-http';
 import { checkRecord, describeBytes, ONE_WRITE, PairedServers, PER_EVENT } from './support/hardening-harness';
 import type { Exchange } from './support/hardening-harness';
@@ -18,6 +20,7 @@ import type { BuiltStream, StreamFormat, StreamSpec } from './support/hardening-
 const SEED = Number(process.env.HARDENING_SEED ?? 20261127);
 const RUNS_PER_FORMAT = Number(process.env.HARDENING_RUNS ?? 100);
 const SHRINK = process.env.HARDENING_SHRINK === '1';
+const PROXY_RUNS_PER_FORMAT = Math.ceil(RUNS_PER_FORMAT / 4);
 
 const P = 'dynamo_frontend';
 
@@ -53,7 +56,7 @@ function checkOracle(spec: StreamSpec, stream: BuiltStream, shot: Snapshot): voi
 }
 
 /** Totals across all runs, for docs/reliability.md. */
-const totals = { streams: 0, exchanges: 0, bytesCompared: 0, writes: 0, callbacks: 0 };
+const totals = { proxied: 0, streams: 0, exchanges: 0, bytesCompared: 0, writes: 0, callbacks: 0 };
 
 async function checkOne(spec: StreamSpec, planA: WritePlan, planB: WritePlan, exactCounter: boolean): Promise<void> {
   const stream = buildStream(spec);
@@ -95,6 +98,41 @@ describe.each(STREAM_FORMATS)('%s: random streams written in random pieces', (fo
       assertOptions(RUNS_PER_FORMAT) as fc.Parameters<[StreamSpec, WritePlan, WritePlan, boolean]>,
     );
   }, Math.max(60_000, RUNS_PER_FORMAT * 1000));
+});
+
+/**
+ * The proxy recipe: the same random streams, written in random pieces by an upstream (the app without the
+ * middleware) and piped through the example app's http-proxy-middleware gateway, which re-chunks them as TCP
+ * delivers them. The client gets the upstream's body unchanged and the counts match the oracle.
+ */
+describe.each(STREAM_FORMATS)('%s: random streams through the example proxy', (format: StreamFormat) => {
+  test('body unchanged, counts equal to the oracle', async () => {
+    await fc.assert(
+      fc.asyncProperty(streamSpecArbitrary(format), writePlanArbitrary, async (spec, plan) => {
+        const stream = buildStream(spec);
+        const bytes = Buffer.from(stream.body, 'utf8');
+        const queued = servers.queueUpstream({ path: stream.path, contentType: stream.contentType, bytes, boundaries: eventOffsets(stream.events) }, { ...plan, http10: false });
+        const registry = new Registry();
+        const gateway = await listen(createApp({ registry, upstream: { url: servers.upstreamUrl, timeoutMs: 10_000 }, metrics: { countTokens: codePoints } }));
+        try {
+          const raw = await rawPost(gateway.port, queued.path, JSON.stringify({ model: spec.model, stream: format !== 'unary' }));
+          const body = bodyOf(raw);
+          if (!body.equals(bytes)) throw new Error(`body changed through the proxy: ${describeBytes(bytes, body)}`);
+          const record = queued.record();
+          if (record === undefined) throw new Error('the upstream never ran');
+          await record.done;
+          checkRecord('upstream', record);
+          await eventually(async () => fromSnapshot(await snapshot(registry), `${P}_requests_total`) === 1, 3000);
+          checkOracle(spec, stream, await snapshot(registry));
+          totals.proxied++;
+        } finally {
+          queued.release();
+          await gateway.close();
+        }
+      }),
+      assertOptions(PROXY_RUNS_PER_FORMAT) as fc.Parameters<[StreamSpec, WritePlan]>,
+    );
+  }, Math.max(60_000, PROXY_RUNS_PER_FORMAT * 1000));
 });
 
 /**

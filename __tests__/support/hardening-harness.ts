@@ -51,6 +51,21 @@ export class PairedServers {
     this.metered = await listen(this.app(true));
   }
 
+  /** The app without the middleware, as an upstream for a proxy under test. */
+  get upstreamUrl(): string {
+    if (this.bare === undefined) throw new Error('PairedServers not started');
+    return this.bare.url;
+  }
+
+  /** Queues a body for the app without the middleware; returns the path that gets it, and its write record. */
+  queueUpstream(body: BodyToWrite, plan: WritePlan): { path: string; record: () => WriteRecord | undefined; release: () => void } {
+    const id = String(this.nextJob++);
+    const job: Job = { body, plan };
+    this.jobs.set(id, job);
+    const separator = body.path.includes('?') ? '&' : '?';
+    return { path: `${body.path}${separator}job=${id}`, record: () => job.record, release: () => this.jobs.delete(id) };
+  }
+
   async close(): Promise<void> {
     await this.bare?.close();
     await this.metered?.close();
