@@ -80,8 +80,10 @@ function everyBytes(bytes: number, size: number): WritePlan {
 
 describe('random bytes', () => {
   const fragments = fc.constantFrom('data: ', 'data:', 'event: x\n', '\n', '\r', '\r\n', '\n\n', '{"choices":[', '{', '"content":"', ']}', ': c\n', '\ufeff', '[DONE]');
+  // Small limits too, so that random input crosses them.
+  const smallLimits = fc.record({ maxEventBytes: fc.constantFrom(1024 * 1024, 64, 300), maxBodyBytes: fc.constantFrom(8 * 1024 * 1024, 500) });
   const hostileBytes = fc
-    .array(fc.oneof(fc.uint8Array({ maxLength: 200 }), fragments.map((f) => new Uint8Array(Buffer.from(f)))), { maxLength: 30 })
+    .array(fc.oneof(fc.uint8Array({ maxLength: 200, size: 'max' }), fragments.map((f) => new Uint8Array(Buffer.from(f)))), { maxLength: 30, size: 'max' })
     .map((parts) => Buffer.concat(parts));
 
   test.each([
@@ -92,9 +94,13 @@ describe('random bytes', () => {
   ])('as %s: client bytes untouched, one request counted, nothing thrown', async (label, contentType, path) => {
     let runs = 0;
     await fc.assert(
-      fc.asyncProperty(hostileBytes, writePlanArbitrary, async (bytes, plan) => {
-        const { shot } = await both({ path, contentType, bytes }, plan);
+      fc.asyncProperty(hostileBytes, writePlanArbitrary, writePlanArbitrary, smallLimits, async (bytes, plan, otherPlan, limits) => {
+        const options = { countTokens: codePoints, ...limits };
+        const { shot } = await both({ path, contentType, bytes }, plan, options);
         runs++;
+        // Every counter's final value is independent of the cuts, for garbage too (parse errors included).
+        const other = await servers.exchange({ path, contentType, bytes }, otherPlan, options);
+        expect(await snapshot(other.registry as Registry)).toEqual(shot);
         expect(fromSnapshot(shot, `${P}_requests_total`)).toBe(1);
         expect(nonZeroGauges(shot)).toEqual([]);
         expect(Number.isFinite(output(shot))).toBe(true);

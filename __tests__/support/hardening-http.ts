@@ -35,7 +35,8 @@ export interface WritePlan {
 
 export const writePlanArbitrary: fc.Arbitrary<WritePlan> = fc.record({
   align: fc.constantFrom<WritePlan['align']>('bytes', 'events', 'events+bytes'),
-  cuts: fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 40 }),
+  // size 'max': fast-check's default size would keep these arrays to a handful of elements.
+  cuts: fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 40, size: 'max' }),
   awkwardCuts: fc.array(fc.nat(1000), { maxLength: 8 }),
   kinds: fc.array(fc.constantFrom<PieceKind>('buffer', 'uint8array', 'utf8', 'utf8-no-encoding', 'latin1', 'hex', 'base64'), {
     minLength: 1,

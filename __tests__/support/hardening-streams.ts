@@ -113,7 +113,7 @@ export function streamSpecArbitrary(format: StreamFormat): fc.Arbitrary<StreamSp
       choices: hasChoices ? fc.integer({ min: 1, max: 3 }) : fc.constant(1),
       rawDeltas: fc.array(
         fc.record({ choice: fc.nat(2), text: textArbitrary, tokens: fc.integer({ min: 1, max: 4 }), reasoning: fc.boolean() }),
-        { minLength: 0, maxLength: 14 },
+        { minLength: 0, maxLength: 14, size: 'max' },
       ),
       usage: fc.constantFrom<StreamSpec['usage']>('none', 'final', 'continuous'),
       logprobs: fc.boolean(),
