@@ -201,6 +201,20 @@ describe('an event that never ends', () => {
     expect(counts[0]).toBeLessThanOrEqual(1);
   });
 
+  test('an event whose data fits maxEventBytes is counted however its line is split (the limit is one rule)', async () => {
+    const data = JSON.stringify(chunk('hello'));
+    // The data fits; "data: " + data does not: whole or split, the event must be treated the same way.
+    const limit = { countTokens: codePoints, maxEventBytes: data.length + 2 };
+    const text = `data: ${data}\n\n` + DONE;
+    const counts: number[][] = [];
+    for (const plan of [ONE_WRITE, everyBytes(Buffer.byteLength(text), data.length + 4), everyBytes(Buffer.byteLength(text), 16)]) {
+      const { shot } = await both(sseBody(text), plan, limit);
+      counts.push([output(shot), parseErrors(shot, 'event_too_large')]);
+    }
+    expect(counts).toEqual([counts[0], counts[0], counts[0]]);
+    expect(counts[0]).toEqual([5, 0]);
+  });
+
   test('a line end right after a dropped partial line does not end the oversized event', async () => {
     // The long line goes on in a second write, and its line end starts a third one: that is not a blank line.
     const writes = ['data: ' + 'x'.repeat(70_000), 'yyy', '\ndata: {"choices":[{"index":0,"delta":{"content":"phantom"}}]}\n\n', sse(chunk('ab')), FINISH, DONE];
