@@ -31,6 +31,8 @@ export interface WritePlan {
   yieldEvery: number;
   /** The client speaks HTTP/1.0: no chunked encoding, the body ends when the connection closes. */
   http10?: boolean;
+  /** Also cut this many bytes before every line end (0: no), where a line's length is about to be known. */
+  beforeLineEnds?: number;
 }
 
 export const writePlanArbitrary: fc.Arbitrary<WritePlan> = fc.record({
@@ -48,6 +50,7 @@ export const writePlanArbitrary: fc.Arbitrary<WritePlan> = fc.record({
   emptyWriteEvery: fc.constantFrom(0, 0, 3),
   yieldEvery: fc.constantFrom(0, 0, 0, 4),
   http10: fc.constantFrom(false, false, false, true),
+  beforeLineEnds: fc.constantFrom(0, 0, 0, 1, 3, 6),
 });
 
 /** Byte offsets where a cut is awkward: right after a CR, and inside a multi-byte UTF-8 character. */
@@ -64,6 +67,9 @@ export function awkwardOffsets(bytes: Buffer): number[] {
 export function cutBody(bytes: Buffer, plan: WritePlan, eventOffsets: readonly number[] = []): Buffer[] {
   const offsets = new Set<number>();
   if (plan.align !== 'bytes') for (const offset of eventOffsets) offsets.add(offset);
+  if (plan.beforeLineEnds !== undefined && plan.beforeLineEnds > 0) {
+    for (let i = 0; i < bytes.length; i++) if (bytes[i] === 0x0a || bytes[i] === 0x0d) offsets.add(i - plan.beforeLineEnds);
+  }
   if (bytes.length > 1 && plan.align !== 'events') {
     for (const fraction of plan.cuts) offsets.add(1 + Math.floor(fraction * (bytes.length - 2)));
     const awkward = awkwardOffsets(bytes);
