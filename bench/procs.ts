@@ -112,9 +112,9 @@ export interface ServerProcess {
 
 export async function startServerProcess(
   config: ServerConfig,
-  options: { exposeGc?: boolean; env?: Record<string, string> } = {},
+  options: { exposeGc?: boolean; execArgv?: string[] } = {},
 ): Promise<ServerProcess> {
-  const child = forkTs('server.ts', [config], options.exposeGc ? ['--expose-gc'] : []);
+  const child = forkTs('server.ts', [config], [...(options.exposeGc ? ['--expose-gc'] : []), ...(options.execArgv ?? [])]);
   let nextId = 1;
   const ask = <T>(type: 'mem' | 'cpu' | 'profile-start' | 'profile-stop' | 'heap-snapshot', extra: object = {}): Promise<T> => {
     const id = nextId++;

@@ -8,7 +8,7 @@ import type { ServerConfig } from './server';
 import { formatTable, median } from './stats';
 
 /**
- * `npx tsx bench/profile.ts [--c 64] [--t 5] [--dist] [config…]`: where the server's CPU goes per streamed chunk, in situ.
+ * `npx tsx bench/profile.ts [--c 64] [--t 5] [--dist] [--no-inline] [config…]`: where the server's CPU goes per streamed chunk, in situ.
  * Each configuration's server is loaded as in `npm run bench` while the V8 sampling profiler runs in it for the
  * measurement window only; self time is grouped (lib file and function, Node's HTTP stack, Express, GC, syscalls)
  * and divided by the chunks written in the window. Comparing with bare shows what the middleware adds, and where.
@@ -115,7 +115,9 @@ interface Profiled {
 }
 
 async function profileConfig(config: ServerConfig, concurrency: number, seconds: number, dir: string): Promise<Profiled> {
-  const server = await startServerProcess(config);
+  // --no-inline: V8 inlining folds small callees into their callers' self time; without it each function shows up
+  // on its own (slower overall, so read the shares, not the sum).
+  const server = await startServerProcess(config, { execArgv: process.argv.includes('--no-inline') ? ['--no-turbo-inlining'] : [] });
   try {
     await runLoadProcess({ port: server.port, concurrency, warmupMs: 0, durationMs: 2000, drainMs: 1000 });
     await server.profileStart();
