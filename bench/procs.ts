@@ -195,12 +195,13 @@ export async function runLoadProcess(options: LoadOptions): Promise<LoadResult> 
 }
 
 /**
- * Compiles lib/ with the package's own build settings into bench/results/dist (never the shared dist/), so that a
- * bench can load what `npm run build` ships; returns the directory for BENCH_LIB_DIR.
+ * Compiles lib/ with the package's own build settings into node_modules/.cache (never the shared dist/, and
+ * outside what `tsc -p .` and eslint look at), so that a bench can load what `npm run build` ships; returns the
+ * directory for BENCH_LIB_DIR. prom-client and express still resolve from the project's node_modules.
  */
 export function buildLibForBench(): string {
   const root = join(__dirname, '..');
-  const outDir = join(__dirname, 'results', 'dist');
+  const outDir = join(root, 'node_modules', '.cache', 'express-dynamo-metrics-bench', 'dist');
   execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json'), '--outDir', outDir], {
     cwd: root,
     stdio: 'inherit',

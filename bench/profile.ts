@@ -58,8 +58,9 @@ function groupOf(frame: ProfileNode['callFrame']): { group: string; fn: string }
   }
   const path = url.startsWith('file://') ? fileURLToPath(url) : url;
   const rel = relative(ROOT, path).split(sep).join('/');
-  // A tsc build of lib/ made by --dist lives in bench/results/dist: the same files, as JavaScript.
-  const libFile = rel.startsWith('lib/') ? rel.slice(4) : rel.startsWith('bench/results/dist/') ? rel.slice('bench/results/dist/'.length) : undefined;
+  // A tsc build of lib/ made by --dist (see buildLibForBench): the same files, as JavaScript.
+  const distDir = 'node_modules/.cache/express-dynamo-metrics-bench/dist/';
+  const libFile = rel.startsWith('lib/') ? rel.slice(4) : rel.startsWith(distDir) ? rel.slice(distDir.length) : undefined;
   if (libFile !== undefined) {
     return { group: `lib/${libFile.replace(/\.(ts|js)$/, '')}`, fn: `${name} (lib/${libFile}:${frame.lineNumber + 1})` };
   }
