@@ -15,6 +15,12 @@ import { formatTable, median } from './stats';
  * `npm run bench`: the same streaming server in each configuration, each in its own process, loaded in turn by a
  * fresh client process, configurations alternated over rounds so that drift on a noisy machine hits all of them.
  * Ratios are taken within a round (against that round's bare run), then the median over rounds is reported.
+ *
+ * Options: BENCH_SECONDS (window, default 3), BENCH_WARMUP (default 1), BENCH_ROUNDS (default 5),
+ * BENCH_CONCURRENCY (comma list, default 64,512), BENCH_CONFIGS (default bare,dynamo,promBundle,both; also
+ * passthrough and hook), BENCH_OUT (default bench/results/bench.json), BENCH_YIELD_EVERY (server, default 4);
+ * flags --quick (a few-second smoke: 16 streams, 1 round of 1 s, client in this process) and --dist (lib from a tsc
+ * build). The default run takes about 5 minutes.
  */
 
 export interface BenchSettings {
