@@ -16,11 +16,11 @@ import { formatTable, median } from './stats';
  * fresh client process, configurations alternated over rounds so that drift on a noisy machine hits all of them.
  * Ratios are taken within a round (against that round's bare run), then the median over rounds is reported.
  *
- * Options: BENCH_SECONDS (window, default 3), BENCH_WARMUP (default 1), BENCH_ROUNDS (default 5),
+ * Options: BENCH_SECONDS (window, default 2.5), BENCH_WARMUP (default 1), BENCH_ROUNDS (default 4),
  * BENCH_CONCURRENCY (comma list, default 64,512), BENCH_CONFIGS (default bare,dynamo,promBundle,both; also
  * passthrough and hook), BENCH_OUT (default bench/results/bench.json), BENCH_YIELD_EVERY (server, default 4);
  * flags --quick (a few-second smoke: 16 streams, 1 round of 1 s, client in this process) and --dist (lib from a tsc
- * build). The default run takes about 5 minutes.
+ * build). The default run takes 3.5–4 minutes (longer on a loaded machine, where process starts slow down).
  */
 
 export interface BenchSettings {
@@ -109,9 +109,9 @@ export function settingsFrom(argv: readonly string[], env: NodeJS.ProcessEnv): B
   return {
     quick,
     dist: argv.includes('--dist'),
-    seconds: numberEnv('BENCH_SECONDS', quick ? 1 : 3),
+    seconds: numberEnv('BENCH_SECONDS', quick ? 1 : 2.5),
     warmupSeconds: numberEnv('BENCH_WARMUP', quick ? 0.4 : 1),
-    rounds: Math.min(50, Math.round(numberEnv('BENCH_ROUNDS', quick ? 1 : 5))),
+    rounds: Math.min(50, Math.round(numberEnv('BENCH_ROUNDS', quick ? 1 : 4))),
     concurrencies: concurrencies.length > 0 ? concurrencies : [64],
     configs: [...new Set(configs)],
     out: env.BENCH_OUT ?? join(RESULTS_DIR, 'bench.json'),
@@ -263,7 +263,7 @@ export async function runBench(settings: BenchSettings, log: (line: string) => v
               concurrency,
               warmupMs: settings.warmupSeconds * 1000,
               durationMs: settings.seconds * 1000,
-              drainMs: settings.quick ? 500 : 3000,
+              drainMs: settings.quick ? 500 : 2000,
             });
           } catch (error) {
             // One failed run must not lose the others: it becomes a hole (NaN) that the medians skip.
@@ -303,7 +303,8 @@ if (require.main === module) {
     settings.concurrencies.length *
     settings.rounds *
     settings.configs.length *
-    (settings.seconds + settings.warmupSeconds + 2.5);
+    (settings.seconds + settings.warmupSeconds + 2) +
+    settings.concurrencies.length * settings.configs.length * (settings.warmupSeconds + 1.5);
   console.log(
     `bench: configs ${settings.configs.join(', ')}; concurrency ${settings.concurrencies.join(', ')}; ` +
       `${settings.rounds} round(s) of ${settings.seconds} s after ${settings.warmupSeconds} s warm-up ` +
@@ -311,7 +312,9 @@ if (require.main === module) {
       `from ${settings.dist ? 'a tsc build' : 'TypeScript source via tsx'}; ` +
       `node ${process.version}, ${cpus().length} CPUs`,
   );
+  const startedAt = Date.now();
   runBench(settings)
+    .then(() => console.log(`done in ${Math.round((Date.now() - startedAt) / 1000)} s`))
     .catch((error: unknown) => {
       console.error(error);
       process.exitCode = 1;
