@@ -23,7 +23,8 @@ export class ChunkShape {
     const prefix = this.prefix;
     const end = write.length - this.suffix.length;
     if (end <= prefix.length) return undefined;
-    if (write.slice(0, prefix.length) !== prefix || write.slice(end) !== this.suffix) return undefined;
+    // The short suffix first: it holds finish_reason and the closing brackets, so it rejects other writes cheaply.
+    if (write.slice(end) !== this.suffix || write.slice(0, prefix.length) !== prefix) return undefined;
     const text = write.slice(prefix.length, end);
     return isPlainString(text) ? text : undefined;
   }

@@ -281,7 +281,22 @@ export function createEstimator(weights: Readonly<EstimatorWeights> = DEFAULT_WE
  * the middleware calls it once per choice per chunk when the chunk does not state its count.
  */
 export function estimateTokens(text: string): number {
-  return defaultEstimate(text);
+  return isShortWord(text) ? 1 : defaultEstimate(text);
+}
+
+/**
+ * The common one-token delta of an engine stream (an optional leading space and up to `singleWordFree` ASCII
+ * letters), which the full scan counts as 1 too; checked first because it is most chunks of most streams.
+ */
+function isShortWord(text: string): boolean {
+  const n = text.length;
+  const start = n > 0 && text.charCodeAt(0) === 32 ? 1 : 0;
+  if (n - start === 0 || n - start > DEFAULT_WEIGHTS.singleWordFree) return false;
+  for (let i = start; i < n; i++) {
+    const c = text.charCodeAt(i) | 0x20;
+    if (c < 97 || c > 122) return false;
+  }
+  return true;
 }
 
 const defaultEstimate = createEstimator(DEFAULT_WEIGHTS);

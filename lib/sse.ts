@@ -4,7 +4,9 @@
  *
  * Written here rather than taken from eventsource-parser because it sits on every chunk's path: a chunk that holds
  * whole lines costs a few `indexOf`s and one `slice`, with no per-event object. Work stays linear however a long
- * event is split, and an event that grows past `maxEventLength` is dropped instead of buffered.
+ * event is split, and an event that grows past `maxEventLength` is dropped instead of buffered. An event's size is
+ * the characters of its `data` values plus those of its other lines (comments, `event:`, …), counted the same way
+ * whether a line arrives whole or in pieces, so the limit never depends on how the stream was cut.
  */
 export interface SseHandler {
   onEvent(data: string, eventType: string | undefined): void;
@@ -17,8 +19,12 @@ const LF = 10;
 export class SseParser {
   /** Start of a line that has not ended yet. */
   private partialLine = '';
+  /** Its first characters, enough to size it without flattening the growing line (which would be quadratic). */
+  private partialHead = '';
   private data = '';
   private hasData = false;
+  /** Characters of the current event's complete lines. */
+  private eventLength = 0;
   private eventType: string | undefined = undefined;
   /** The event being read grew past the limit: skip it up to its blank line. */
   private discarding = false;
@@ -35,7 +41,7 @@ export class SseParser {
   /** Between events: no partial line, no pending data or field, no CR waiting for its LF. */
   get idle(): boolean {
     return (
-      this.partialLine.length === 0 && !this.hasData && this.eventType === undefined && !this.discarding && !this.pendingCR && !this.droppingLine
+      this.partialLine.length === 0 && this.eventLength === 0 && !this.hasData && this.eventType === undefined && !this.discarding && !this.pendingCR && !this.droppingLine
     );
   }
 
@@ -69,6 +75,7 @@ export class SseParser {
       if (this.partialLine.length > 0) {
         line = this.partialLine + line;
         this.partialLine = '';
+        this.partialHead = '';
       }
       this.processLine(line);
       position = lineEnd + (crlf ? 2 : 1);
@@ -81,6 +88,7 @@ export class SseParser {
     if (this.partialLine.length > 0) {
       const line = this.partialLine;
       this.partialLine = '';
+      this.partialHead = '';
       this.processLine(line);
     }
     this.processLine('');
@@ -91,8 +99,10 @@ export class SseParser {
       this.droppingLine = true;
       return;
     }
-    this.partialLine += position === 0 ? text : text.slice(position);
-    if (this.partialLine.length + this.data.length > this.maxEventLength) {
+    const piece = position === 0 ? text : text.slice(position);
+    this.partialLine += piece;
+    if (this.partialHead.length < DATA_FIELD.length) this.partialHead += piece.slice(0, DATA_FIELD.length - this.partialHead.length);
+    if (this.eventLength + lineSize(this.partialHead, this.partialLine.length) > this.maxEventLength) {
       this.tooLarge();
       this.droppingLine = true;
     }
@@ -101,6 +111,7 @@ export class SseParser {
   private tooLarge(): void {
     const eventType = this.eventType;
     this.partialLine = '';
+    this.partialHead = '';
     this.data = '';
     this.hasData = false;
     this.eventType = undefined;
@@ -110,6 +121,7 @@ export class SseParser {
 
   private processLine(line: string): void {
     if (line.length === 0) {
+      this.eventLength = 0;
       if (this.discarding) {
         this.discarding = false;
         return;
@@ -127,6 +139,11 @@ export class SseParser {
       return;
     }
     if (this.discarding) return;
+    this.eventLength += lineSize(line, line.length);
+    if (this.eventLength > this.maxEventLength) {
+      this.tooLarge();
+      return;
+    }
     const first = line.charCodeAt(0);
     if (first === 58 /* : */) return;
     const colon = line.indexOf(':');
@@ -143,10 +160,20 @@ export class SseParser {
         this.data = value;
         this.hasData = true;
       }
-      if (this.data.length > this.maxEventLength) this.tooLarge();
     } else if (field === 'event') {
       this.eventType = value;
     }
     // `id` and `retry` say nothing about tokens.
   }
 }
+
+/**
+ * What a line adds to its event's size: a `data` line its value, any other line all of it. Never more for a
+ * line's beginning than for the whole line, so a line split across writes is judged as it would be whole.
+ */
+function lineSize(head: string, length: number): number {
+  if (head.startsWith('data:')) return length - (head.charCodeAt(5) === 32 ? 6 : 5);
+  return DATA_FIELD.startsWith(head) ? 0 : length;
+}
+
+const DATA_FIELD = 'data: ';
