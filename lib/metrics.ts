@@ -63,6 +63,10 @@ export interface StoreSettings {
   buckets: Record<HistogramName, number[]>;
 }
 
+function settingsKey(settings: StoreSettings): string {
+  return JSON.stringify([settings.models === undefined ? null : [...settings.models].sort(), settings.maxModels, settings.buckets]);
+}
+
 // Symbol.for so that two copies of this package loaded in one process still find each other's metrics.
 const STORE = Symbol.for('express-dynamo-metrics.store');
 
@@ -74,6 +78,8 @@ type WithStore = { [STORE]?: MetricsStore };
  */
 export class MetricsStore {
   readonly modelLabels: ModelLabels;
+  /** The settings this store was created with, to tell a second middleware that its own are not used. */
+  readonly settingsKey: string;
   private readonly series = new Map<string, ModelSeries>();
   private readonly interTokenLatencyBounds: readonly number[];
 
@@ -102,7 +108,15 @@ export class MetricsStore {
     const existing = settings.registry.getSingleMetric(anchorName) as (Metric & WithStore) | undefined;
     if (existing) {
       const store = existing[STORE];
-      if (store) return store;
+      if (store) {
+        if (store.settingsKey !== settingsKey(settings)) {
+          process.emitWarning(
+            `express-dynamo-metrics: a second dynamoMetrics() on the registry with prefix "${settings.prefix}" shares the first one's metrics, so its models, maxModels and buckets are ignored; give it its own registry or prefix to keep them`,
+            { code: 'DYNAMO_METRICS_SHARED_SETTINGS' },
+          );
+        }
+        return store;
+      }
       throw new TypeError(
         `express-dynamo-metrics: a metric named "${anchorName}" is already registered by something else; pass another "prefix" or "registry"`,
       );
@@ -124,6 +138,7 @@ export class MetricsStore {
     const name = (suffix: string): string => `${prefix}_${suffix}`;
     const s = METRIC_SUFFIXES;
     this.modelLabels = new ModelLabels(settings.models, settings.maxModels);
+    this.settingsKey = settingsKey(settings);
     this.interTokenLatencyBounds = buckets.interTokenLatency;
 
     // Registered first so that `MetricsStore.for` finds the store through it.
