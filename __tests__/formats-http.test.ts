@@ -20,7 +20,7 @@ import {
 import type { AnthropicStreamShape, ResponsesStreamShape, TypedEvent } from './support/formats-fixtures';
 import { eventually, listen, openStream, postJson, request, signal } from './support/http-harness';
 import type { RunningServer } from './support/http-harness';
-import { cutAtRandom, seededRandom } from './support/prng';
+import { cutAt, cutAtRandom, seededRandom } from './support/prng';
 import { m, value, valueFromText } from './support/registry-values';
 import type { Labels } from './support/registry-values';
 
@@ -106,17 +106,6 @@ function awkwardOffsets(bytes: Buffer): number[] {
   return offsets;
 }
 
-function cutAt(bytes: Buffer, offsets: number[]): Buffer[] {
-  const sorted = [...new Set(offsets)].filter((o) => o > 0 && o < bytes.length).sort((a, b) => a - b);
-  const pieces: Buffer[] = [];
-  let start = 0;
-  for (const offset of sorted) {
-    pieces.push(bytes.subarray(start, offset));
-    start = offset;
-  }
-  pieces.push(bytes.subarray(start));
-  return pieces;
-}
 
 const LINE_ENDS = [
   ['LF', '\n'],

@@ -7,6 +7,7 @@ import type { ServerResponse } from 'node:http';
 import net from 'node:net';
 import fc from 'fast-check';
 import type { Registry } from 'prom-client';
+import { cutAt } from './prng';
 
 export type PieceKind = 'buffer' | 'uint8array' | 'utf8' | 'utf8-no-encoding' | 'latin1' | 'hex' | 'base64';
 
@@ -75,15 +76,7 @@ export function cutBody(bytes: Buffer, plan: WritePlan, eventOffsets: readonly n
     const awkward = awkwardOffsets(bytes);
     if (awkward.length > 0) for (const pick of plan.awkwardCuts) offsets.add(awkward[pick % awkward.length] as number);
   }
-  const sorted = [...offsets].filter((o) => o > 0 && o < bytes.length).sort((a, b) => a - b);
-  const pieces: Buffer[] = [];
-  let start = 0;
-  for (const offset of sorted) {
-    pieces.push(bytes.subarray(start, offset));
-    start = offset;
-  }
-  pieces.push(bytes.subarray(start));
-  return pieces.filter((p) => p.length > 0);
+  return cutAt(bytes, offsets).filter((p) => p.length > 0);
 }
 
 function isStandaloneUtf8(piece: Buffer): boolean {

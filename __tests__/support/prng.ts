@@ -14,7 +14,12 @@ export function seededRandom(seed: number): () => number {
 export function cutAtRandom(bytes: Buffer, cuts: number, random: () => number): Buffer[] {
   const offsets = new Set<number>();
   while (offsets.size < Math.min(cuts, bytes.length - 1)) offsets.add(1 + Math.floor(random() * (bytes.length - 1)));
-  const sorted = [...offsets].sort((a, b) => a - b);
+  return cutAt(bytes, [...offsets]);
+}
+
+/** Cuts `bytes` at the given offsets (deduplicated, sorted; offsets outside (0, length) are ignored). */
+export function cutAt(bytes: Buffer, offsets: Iterable<number>): Buffer[] {
+  const sorted = [...new Set(offsets)].filter((o) => o > 0 && o < bytes.length).sort((a, b) => a - b);
   const pieces: Buffer[] = [];
   let start = 0;
   for (const offset of sorted) {
