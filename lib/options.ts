@@ -53,7 +53,8 @@ export interface DynamoMetricsOptions {
   /** Called for problems the middleware skipped (malformed events, oversized bodies, internal errors). Never throws into the request. */
   onError?: (error: DynamoMetricsError) => void;
   /**
-   * Largest SSE event kept for parsing, in characters of decoded text; larger events are skipped and counted in
+   * Largest SSE event kept for parsing, in decoded characters of its `data` values plus its other lines (comments,
+   * `event:`), counted the same however the stream is cut; larger events are skipped and counted in
    * `parse_errors_total{reason="event_too_large"}`.
    * @defaultValue 1048576 (1 MiB)
    */
