@@ -174,7 +174,6 @@ function readerSettings(): ConstructorParameters<typeof ResponseReader>[2] {
   return {
     maxEventBytes: 1024 * 1024,
     maxBodyBytes: 8 * 1024 * 1024,
-    malformed: () => undefined,
     internalError: (error) => {
       throw error;
     },
@@ -183,6 +182,8 @@ function readerSettings(): ConstructorParameters<typeof ResponseReader>[2] {
 }
 
 async function buildStages(fx: Fixture): Promise<Stage[]> {
+  // A request whose parsed body names the model, as when express.json() runs before the middleware.
+  const fakeRequest = { body: { model: fx.model, stream: true } } as unknown as ConstructorParameters<typeof ResponseReader>[3];
   const { events, buffers, data, deltas, model } = fx;
   const n = events.length;
   const hints = { model, stream: true };
@@ -391,7 +392,7 @@ async function buildStages(fx: Fixture): Promise<Stage[]> {
   add('pipeline', 'lib ResponseReader: decode + SSE + reader + state + metrics', (r) => {
     for (let k = 0; k < r; k++) {
       const state = new RequestState(context, hints);
-      const reader = new ResponseReader(state, openAiReader, readerSettings(), () => hints);
+      const reader = new ResponseReader(state, openAiReader, readerSettings(), fakeRequest);
       reader.onHead(200, header);
       for (let i = 0; i < n; i++) reader.onBody(events[i], undefined);
       reader.onBodyEnd();
@@ -404,7 +405,7 @@ async function buildStages(fx: Fixture): Promise<Stage[]> {
     for (let k = 0; k < r; k++) {
       const res = new FakeResponse();
       const state = new RequestState(context, hints);
-      hookResponse(res as never, new ResponseReader(state, openAiReader, readerSettings(), () => hints));
+      hookResponse(res as never, new ResponseReader(state, openAiReader, readerSettings(), fakeRequest));
       res.writeHead(200, SSE_HEADERS);
       for (let i = 0; i < n; i++) res.write(events[i] as string);
       res.end();

@@ -78,6 +78,8 @@ type WithStore = { [STORE]?: MetricsStore };
  */
 export class MetricsStore {
   readonly modelLabels: ModelLabels;
+  /** Set on a response this store's middleware observes, so mounting it twice does not count twice. */
+  readonly responseMark = Symbol('express-dynamo-metrics.observed');
   /** The settings this store was created with, to tell a second middleware that its own are not used. */
   readonly settingsKey: string;
   private readonly series = new Map<string, ModelSeries>();

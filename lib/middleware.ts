@@ -4,30 +4,17 @@ import { hookResponse } from './hook';
 import { MetricsStore } from './metrics';
 import type { DynamoMetricsError, DynamoMetricsOptions } from './options';
 import { resolveOptions } from './options';
-import { readerFor } from './readers';
-import type { RequestHints } from './request-state';
-import { RequestState } from './request-state';
+import { readerFor as readFor } from './readers';
+import { RequestState, requestHints } from './request-state';
 import { ResponseReader } from './response-reader';
+import type { ResponseReaderSettings } from './response-reader';
 
 export type DynamoMetricsMiddleware = (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => void;
-
-// Marks responses already observed by a middleware of the same store, so mounting it twice does not count twice.
-const OBSERVED_BY = Symbol.for('express-dynamo-metrics.observed-by');
-
-type Observed = { [OBSERVED_BY]?: Set<MetricsStore> };
 
 function makeError(code: string, message: string, cause?: unknown): DynamoMetricsError {
   const error = new Error(message, cause === undefined ? undefined : { cause }) as DynamoMetricsError;
   error.code = code;
   return error;
-}
-
-/** What the request body says, when a body parser has run (before us, or by the time the response starts). */
-function requestHints(req: IncomingMessage): RequestHints | undefined {
-  const body = (req as IncomingMessage & { body?: unknown }).body;
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) return undefined;
-  const fields = body as Record<string, unknown>;
-  return { model: fields.model, stream: fields.stream };
 }
 
 /**
@@ -68,29 +55,29 @@ export function dynamoMetrics(options?: DynamoMetricsOptions): DynamoMetricsMidd
     report(makeError(reason, detail === undefined ? reason : `${reason}: ${detail}`));
   };
 
+  // The same for every response: per-request work is paid on every stream, so it is kept to the request's own state.
+  const readerSettings: ResponseReaderSettings = {
+    maxEventBytes: config.maxEventBytes,
+    maxBodyBytes: config.maxBodyBytes,
+    internalError: (error) => report(makeError('internal', 'express-dynamo-metrics stopped reading a response', error)),
+    compressedBody: (encoding) => {
+      if (warnedCompressed) return;
+      warnedCompressed = true;
+      process.emitWarning(
+        `express-dynamo-metrics sees ${encoding}-compressed response bodies, so it cannot count their tokens: mount compression() before dynamoMetrics()`,
+        { code: 'DYNAMO_METRICS_COMPRESSED' },
+      );
+    },
+  };
+
   return function dynamoMetricsMiddleware(req, res, next) {
     try {
       const endpoint = config.endpoint(req);
-      const observed = res as ServerResponse & Observed;
-      if (endpoint !== undefined && !observed[OBSERVED_BY]?.has(store)) {
-        (observed[OBSERVED_BY] ??= new Set()).add(store);
+      const observed = res as ServerResponse & Record<symbol, boolean | undefined>;
+      if (endpoint !== undefined && observed[store.responseMark] !== true) {
+        observed[store.responseMark] = true;
         const state = new RequestState({ store, endpoint, estimate, malformed }, requestHints(req));
-        const reader = new ResponseReader(state, readerFor(endpoint), {
-          maxEventBytes: config.maxEventBytes,
-          maxBodyBytes: config.maxBodyBytes,
-          malformed: (reason, detail) => malformed(endpoint, reason, detail),
-          internalError: (error) => report(makeError('internal', 'express-dynamo-metrics stopped reading a response', error)),
-          compressedBody: (encoding) => {
-            malformed(endpoint, 'compressed_body', `Content-Encoding: ${encoding}`);
-            if (warnedCompressed) return;
-            warnedCompressed = true;
-            process.emitWarning(
-              `express-dynamo-metrics sees ${encoding}-compressed response bodies, so it cannot count their tokens: mount compression() before dynamoMetrics()`,
-              { code: 'DYNAMO_METRICS_COMPRESSED' },
-            );
-          },
-        }, () => requestHints(req));
-        hookResponse(res, reader);
+        hookResponse(res, new ResponseReader(state, readFor(endpoint), readerSettings, req));
       }
     } catch (error) {
       report(makeError('internal', 'express-dynamo-metrics could not observe a request', error));

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { ErrorType } from './labels';
 import { errorTypeForStatus, finishReasonLabel, UNKNOWN_MODEL } from './labels';
@@ -20,6 +21,14 @@ export type ResponseOutcome = 'finished' | 'client_left' | 'server_aborted';
 export interface RequestHints {
   model: unknown;
   stream: unknown;
+}
+
+/** What the request body says, when a body parser has run (before us, or by the time the response starts). */
+export function requestHints(req: IncomingMessage): RequestHints | undefined {
+  const body = (req as IncomingMessage & { body?: unknown }).body;
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return undefined;
+  const fields = body as Record<string, unknown>;
+  return { model: fields.model, stream: fields.stream };
 }
 
 export interface RequestStateContext {

@@ -2,15 +2,16 @@ import { ChunkShape } from './chunk-shape';
 import { ResponseTextDecoder } from './decode';
 import type { ResponseListener } from './hook';
 import type { PlainTextDelta, WireFormatReader } from './readers/types';
-import type { RequestHints, RequestState, ResponseOutcome } from './request-state';
+import type { IncomingMessage } from 'node:http';
+import { requestHints } from './request-state';
+import type { RequestState, ResponseOutcome } from './request-state';
 import { SseParser } from './sse';
 import type { SseHandler } from './sse';
 
+/** The same for every response of one middleware. */
 export interface ResponseReaderSettings {
   maxEventBytes: number;
   maxBodyBytes: number;
-  /** Reports a skipped part of the response (counted in parse_errors_total and passed to onError). */
-  malformed: (reason: string, detail: string | undefined) => void;
   /** A listener bug: reported, never thrown into the request. */
   internalError: (error: unknown) => void;
   /** Our wrapper sees compressed bytes (compression mounted after us): reported once per middleware. */
@@ -44,7 +45,7 @@ export class ResponseReader implements ResponseListener, SseHandler {
     private readonly state: RequestState,
     private readonly reader: WireFormatReader,
     private readonly settings: ResponseReaderSettings,
-    private readonly requestHints: () => RequestHints | undefined,
+    private readonly req: IncomingMessage,
   ) {}
 
   onHead(statusCode: number, header: (name: string) => string | undefined): void {
@@ -59,7 +60,7 @@ export class ResponseReader implements ResponseListener, SseHandler {
       this.mode = 'json';
       this.declaredJson = contentType !== '';
     }
-    this.state.responseStarted(isEventStream, this.requestHints());
+    this.state.responseStarted(isEventStream, requestHints(this.req));
   }
 
   onBody(chunk: unknown, encoding: unknown): void {
@@ -69,6 +70,7 @@ export class ResponseReader implements ResponseListener, SseHandler {
       if (this.encoding !== undefined && !looksLikeText(chunk, this.mode)) {
         this.mode = 'ignore';
         this.state.bodyUnreadable();
+        this.state.malformed('compressed_body', `Content-Encoding: ${this.encoding}`);
         this.settings.compressedBody(this.encoding);
         return;
       }
@@ -100,7 +102,7 @@ export class ResponseReader implements ResponseListener, SseHandler {
     try {
       parsed = JSON.parse(body);
     } catch {
-      if (this.declaredJson) this.settings.malformed('invalid_json', `unary body of ${body.length} characters`);
+      if (this.declaredJson) this.state.malformed('invalid_json', `unary body of ${body.length} characters`);
       return;
     }
     this.reader.readBody(parsed, this.state);
@@ -126,7 +128,7 @@ export class ResponseReader implements ResponseListener, SseHandler {
   }
 
   onEventTooLarge(eventType: string | undefined): void {
-    this.settings.malformed('event_too_large', `an SSE event exceeded maxEventBytes (${this.settings.maxEventBytes})`);
+    this.state.malformed('event_too_large', `an SSE event exceeded maxEventBytes (${this.settings.maxEventBytes})`);
     this.reader.readOversizedEvent?.(eventType, this.state);
   }
 
@@ -164,7 +166,7 @@ export class ResponseReader implements ResponseListener, SseHandler {
     if (this.bodyLength <= this.settings.maxBodyBytes) return true;
     this.mode = 'ignore';
     this.bodyParts = [];
-    this.settings.malformed('body_too_large', `a unary body exceeded maxBodyBytes (${this.settings.maxBodyBytes})`);
+    this.state.malformed('body_too_large', `a unary body exceeded maxBodyBytes (${this.settings.maxBodyBytes})`);
     return false;
   }
 }
