@@ -1,52 +1,6 @@
 import { openAiReader } from '../lib/readers/openai';
-import type { ChunkCount, ObservationSink } from '../lib/readers/types';
-import type { ErrorType } from '../lib/labels';
-import { chatChunk, codePoints, logprobs } from './support/chat-fixtures';
-
-type Observation =
-  | ['model', unknown]
-  | ['tokens', number, number]
-  | ['stated', unknown, unknown, ChunkCount, boolean]
-  | ['prompt', unknown, unknown]
-  | ['finish', unknown]
-  | ['completed']
-  | ['failed', ErrorType]
-  | ['malformed', string];
-
-/** Records what the reader reports; estimates one token per code point so counts are exact. */
-class RecordingSink implements ObservationSink {
-  readonly seen: Observation[] = [];
-  responseModel(model: unknown): void {
-    this.seen.push(['model', model]);
-  }
-  generatedTokens(tokens: number, reasoning: number): void {
-    this.seen.push(['tokens', tokens, reasoning]);
-  }
-  statedOutputTokens(total: unknown, reasoningTotal: unknown, chunk: ChunkCount, live: boolean): void {
-    this.seen.push(['stated', total, reasoningTotal, chunk, live]);
-  }
-  promptTokens(input: unknown, cached: unknown): void {
-    this.seen.push(['prompt', input, cached]);
-  }
-  finishReason(reason: unknown): void {
-    this.seen.push(['finish', reason]);
-  }
-  completed(): void {
-    this.seen.push(['completed']);
-  }
-  failed(errorType: ErrorType): void {
-    this.seen.push(['failed', errorType]);
-  }
-  malformed(reason: string): void {
-    this.seen.push(['malformed', reason]);
-  }
-  estimate(text: string): number {
-    return codePoints(text);
-  }
-  of<K extends Observation[0]>(kind: K): Extract<Observation, [K, ...unknown[]]>[] {
-    return this.seen.filter((o) => o[0] === kind) as Extract<Observation, [K, ...unknown[]]>[];
-  }
-}
+import { chatChunk, logprobs } from './support/chat-fixtures';
+import { RecordingSink } from './support/recording-sink';
 
 function read(payload: unknown): RecordingSink {
   const sink = new RecordingSink();

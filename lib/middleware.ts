@@ -4,7 +4,7 @@ import { hookResponse } from './hook';
 import { MetricsStore } from './metrics';
 import type { DynamoMetricsError, DynamoMetricsOptions } from './options';
 import { resolveOptions } from './options';
-import { readerFor as readFor } from './readers';
+import { readerFor } from './readers';
 import { RequestState, requestHints } from './request-state';
 import { ResponseReader } from './response-reader';
 import type { ResponseReaderSettings } from './response-reader';
@@ -77,7 +77,7 @@ export function dynamoMetrics(options?: DynamoMetricsOptions): DynamoMetricsMidd
       if (endpoint !== undefined && observed[store.responseMark] !== true) {
         observed[store.responseMark] = true;
         const state = new RequestState({ store, endpoint, estimate, malformed }, requestHints(req));
-        hookResponse(res, new ResponseReader(state, readFor(endpoint), readerSettings, req));
+        hookResponse(res, new ResponseReader(state, readerFor(endpoint), readerSettings, req));
       }
     } catch (error) {
       report(makeError('internal', 'express-dynamo-metrics could not observe a request', error));

@@ -2,69 +2,10 @@
  * Builders for OpenAI Responses and Anthropic Messages streams and bodies, shared by the reader unit tests and the
  * HTTP suite. Token counts assume the one-token-per-code-point estimator (`codePoints`), so every number is exact.
  */
-import type { ErrorType } from '../../lib/labels';
-import type { ChunkCount, ObservationSink } from '../../lib/readers/types';
 import { codePoints } from './chat-fixtures';
 
-// ---- a sink that records what a reader reports ------------------------------------------------------------------
-
-export type Observation =
-  | ['model', unknown]
-  | ['tokens', number, number]
-  | ['stated', unknown, unknown, ChunkCount, boolean | undefined]
-  | ['prompt', unknown, unknown]
-  | ['finish', unknown]
-  | ['completed']
-  | ['failed', ErrorType]
-  | ['malformed', string];
-
-/** Records what the reader reports; estimates one token per code point so counts are exact. */
-export class RecordingSink implements ObservationSink {
-  readonly seen: Observation[] = [];
-  readonly estimated: string[] = [];
-  responseModel(model: unknown): void {
-    this.seen.push(['model', model]);
-  }
-  generatedTokens(tokens: number, reasoning: number): void {
-    this.seen.push(['tokens', tokens, reasoning]);
-  }
-  /** `live` is optional so the sink fits the interface with or without it. */
-  statedOutputTokens(total: unknown, reasoningTotal: unknown, chunk: ChunkCount, live?: boolean): void {
-    this.seen.push(['stated', total, reasoningTotal, chunk, live]);
-  }
-  promptTokens(input: unknown, cached: unknown): void {
-    this.seen.push(['prompt', input, cached]);
-  }
-  finishReason(reason: unknown): void {
-    this.seen.push(['finish', reason]);
-  }
-  completed(): void {
-    this.seen.push(['completed']);
-  }
-  failed(errorType: ErrorType): void {
-    this.seen.push(['failed', errorType]);
-  }
-  malformed(reason: string): void {
-    this.seen.push(['malformed', reason]);
-  }
-  estimate(text: string): number {
-    this.estimated.push(text);
-    return codePoints(text);
-  }
-  of<K extends Observation[0]>(kind: K): Extract<Observation, [K, ...unknown[]]>[] {
-    return this.seen.filter((o) => o[0] === kind) as Extract<Observation, [K, ...unknown[]]>[];
-  }
-  /** Sum of the generated tokens reported, and of their reasoning part. */
-  tokens(): { tokens: number; reasoning: number } {
-    let tokens = 0;
-    let reasoning = 0;
-    for (const [, n, r] of this.of('tokens')) {
-      tokens += n;
-      reasoning += r;
-    }
-    return { tokens, reasoning };
-  }
-}
+export { RecordingSink } from './recording-sink';
+export type { Observation } from './recording-sink';
 
 // ---- SSE framing ----------------------------------------------------------------------------------------------
 
