@@ -15,11 +15,11 @@ export class ChunkShape {
   private prefix = '';
   private suffix = '';
   private reasoning = false;
-  private known = false;
+  private learned = false;
 
   /** The text of a write with the learned shape, else undefined. */
   match(write: string): string | undefined {
-    if (!this.known) return undefined;
+    if (!this.learned) return undefined;
     const prefix = this.prefix;
     const end = write.length - this.suffix.length;
     if (end <= prefix.length) return undefined;
@@ -31,6 +31,10 @@ export class ChunkShape {
 
   get isReasoning(): boolean {
     return this.reasoning;
+  }
+
+  get known(): boolean {
+    return this.learned;
   }
 
   /**
@@ -52,7 +56,7 @@ export class ChunkShape {
       this.prefix = flat(write.slice(0, textStart));
       this.suffix = flat(write.slice(textStart + text.length));
       this.reasoning = delta.reasoning;
-      this.known = true;
+      this.learned = true;
       return;
     }
   }

@@ -124,6 +124,12 @@ export class RequestState implements ObservationSink {
     if (tokens > 0) this.addTokens(tokens, Math.min(reasoning, tokens), true);
   }
 
+  /** A chunk whose whole meaning is this generated text (all of it reasoning, or none). */
+  textDelta(text: string, reasoning: boolean): void {
+    const tokens = this.context.estimate(text, this.model ?? UNKNOWN_MODEL);
+    if (tokens > 0) this.addTokens(tokens, reasoning ? tokens : 0, true);
+  }
+
   statedOutputTokens(total: unknown, reasoningTotal: unknown, chunk: ChunkCount, live: boolean): void {
     if (!isTokenCount(total)) {
       this.malformed('invalid_usage', `completion tokens: ${String(total)}`);

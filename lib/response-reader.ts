@@ -40,6 +40,11 @@ export class ResponseReader implements ResponseListener, SseHandler {
   private bodyLength = 0;
   /** The body says it is JSON; an undeclared body that does not parse is simply not JSON, not a parse error. */
   private declaredJson = false;
+  /**
+   * Between events of a stream whose chunk shape is known, with nothing held in the decoder: a UTF-8 string write
+   * can then be matched against the shape as it is, before any other work (see `onBody`).
+   */
+  private shortcut = false;
 
   constructor(
     private readonly state: RequestState,
@@ -64,6 +69,19 @@ export class ResponseReader implements ResponseListener, SseHandler {
   }
 
   onBody(chunk: unknown, encoding: unknown): void {
+    // Most writes of a stream: one whole chunk shaped like the previous plain text delta, as a UTF-8 string.
+    if (this.shortcut && typeof chunk === 'string' && (encoding === undefined || encoding === 'utf8') && chunk.length <= this.settings.maxEventBytes) {
+      const text = this.shape.match(chunk);
+      if (text !== undefined) {
+        this.state.textDelta(text, this.shape.isReasoning);
+        return;
+      }
+    }
+    this.readBody(chunk, encoding);
+    this.shortcut = this.mode === 'events' && this.shape.known && this.decoder.passesStrings && (this.sse as SseParser).idle;
+  }
+
+  private readBody(chunk: unknown, encoding: unknown): void {
     if (this.mode === 'ignore') return;
     if (!this.sniffed) {
       this.sniffed = true;
@@ -86,6 +104,7 @@ export class ResponseReader implements ResponseListener, SseHandler {
   }
 
   onBodyEnd(): void {
+    this.shortcut = false;
     if (this.mode === 'ignore') return;
     const rest = this.decoder.end();
     if (this.mode === 'events') {
@@ -114,6 +133,7 @@ export class ResponseReader implements ResponseListener, SseHandler {
   }
 
   onListenerError(error: unknown): void {
+    this.shortcut = false;
     this.mode = 'ignore';
     this.state.bodyUnreadable();
     this.settings.internalError(error);
@@ -142,8 +162,7 @@ export class ResponseReader implements ResponseListener, SseHandler {
     // An oversized write takes the full path, where the event size limit is enforced.
     const deltaText = text.length <= this.settings.maxEventBytes ? this.shape.match(text) : undefined;
     if (deltaText !== undefined) {
-      const tokens = this.state.estimate(deltaText);
-      this.state.generatedTokens(tokens, this.shape.isReasoning ? tokens : 0);
+      this.state.textDelta(deltaText, this.shape.isReasoning);
       return;
     }
     this.writeEvents = 0;
