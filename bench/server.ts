@@ -17,7 +17,7 @@ import { BENCH_MODEL, buildEvents, loadTokens } from './fixture';
  * with IPC, it answers `{type:'ready', port}`, serves the mock model at zero delay, and exits with its parent.
  */
 
-export const CONFIGS = ['bare', 'dynamo', 'promBundle', 'both', 'passthrough', 'hook'] as const;
+export const CONFIGS = ['bare', 'dynamo', 'promBundle', 'both', 'passthrough', 'hook', 'dynamoAlt', 'dynamoAlt2'] as const;
 export type ServerConfig = (typeof CONFIGS)[number];
 
 export function isServerConfig(value: unknown): value is ServerConfig {
@@ -94,6 +94,15 @@ async function mountMiddleware(app: Express, config: ServerConfig): Promise<void
     app.use(dynamoMetrics({ registry }));
     app.use(metricsRouter({ registry }));
   }
+  if (config === 'dynamoAlt' || config === 'dynamoAlt2') {
+    // Other builds of the lib (BENCH_ALT_LIB_DIR, BENCH_ALT2_LIB_DIR: tsc output directories), to compare changes
+    // with the current build in the same run: `BENCH_CONFIGS=bare,dynamo,dynamoAlt`.
+    const dir = config === 'dynamoAlt' ? process.env.BENCH_ALT_LIB_DIR : process.env.BENCH_ALT2_LIB_DIR;
+    const { dynamoMetrics, metricsRouter } = await loadLibModule<typeof Lib>('index', dir);
+    const registry = new Registry();
+    app.use(dynamoMetrics({ registry }));
+    app.use(metricsRouter({ registry }));
+  }
   if (config === 'hook') {
     // The lib's response hook alone, with a listener that does nothing: the cost of hooking before any reading.
     const { hookResponse } = await loadLibModule<typeof HookModule>('hook');
@@ -131,8 +140,7 @@ async function loadLib(): Promise<typeof Lib> {
   return loadLibModule<typeof Lib>('index');
 }
 
-async function loadLibModule<T>(name: string): Promise<T> {
-  const dir = process.env.BENCH_LIB_DIR;
+async function loadLibModule<T>(name: string, dir = process.env.BENCH_LIB_DIR): Promise<T> {
   const file = dir === undefined || dir === '' ? join(__dirname, '..', 'lib', name) : join(resolve(dir), `${name}.js`);
   return (await import(file)) as T;
 }
