@@ -12,6 +12,12 @@ import type { MetricValue } from 'prom-client';
 
 export type Labels = Record<string, string>;
 
+/**
+ * How a metric reaches its series: it passes a visitor, the store calls it once per series. (A callback rather
+ * than an iterable: generators and iterator objects cost more per series than formatting its line.)
+ */
+export type ForEach<T> = (visit: (item: T) => void) => void;
+
 /** Escapes a label value exactly as prom-client's registry does: backslash, newline, double quote. */
 export function escapeLabelValue(value: string): string {
   return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
@@ -30,15 +36,31 @@ export function braced(text: string): string {
 }
 
 // Shared and frozen: the formatter only reads them. One object for `sharedLabels` also hits the formatter's
-// per-object cache instead of formatting a fresh `{}` for every sample.
+// per-object cache instead of formatting a fresh `{}`.
 const NO_LABELS = Object.freeze({}) as Labels;
 
 /**
- * A sample the registry prints as `name value`, `name` being the metric name with its `{…}` label part. Complete
- * lines (`linesBefore`, each ending in a newline) can ride in front of it: the registry prints them unchanged.
+ * Sample lines for the registry, handed over as one pre-formatted value: its `metricName` holds every line but
+ * the last complete (`name value\n` each), then the last line's name; the registry appends the last value. One
+ * value per metric instead of one per line, because the registry's formatter costs ≈ 0.4 µs per value (label
+ * objects, an array spread, a cache lookup), which for 100 models' ~10,000 lines is most of a scrape.
  */
-export function preformatted(name: string, value: number, linesBefore = ''): MetricValue<string> {
-  return { metricName: linesBefore + name, labels: NO_LABELS, sharedLabels: NO_LABELS, value } as MetricValue<string>;
+export class SampleLines {
+  private text = '';
+  private lastName: string | undefined;
+  private lastValue = 0;
+
+  /** `name` is the sample name with its `{…}` label part, already escaped. */
+  add(name: string, value: number): void {
+    if (this.lastName !== undefined) this.text += `${this.lastName} ${sampleValue(this.lastValue)}\n`;
+    this.lastName = name;
+    this.lastValue = value;
+  }
+
+  values(): MetricValue<string>[] {
+    if (this.lastName === undefined) return [];
+    return [{ metricName: this.text + this.lastName, labels: NO_LABELS, sharedLabels: NO_LABELS, value: this.lastValue } as MetricValue<string>];
+  }
 }
 
 /** A sample value as prom-client prints it (its `getValueAsString`, including the spelling `Nan`). */

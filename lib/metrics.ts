@@ -1,7 +1,7 @@
 import type { Metric, Registry } from 'prom-client';
 import type { HistogramName } from './buckets';
 import { escapeLabelValue } from './exposition';
-import type { Labels } from './exposition';
+import type { ForEach, Labels } from './exposition';
 import { HistogramCells, HistogramMetric } from './histogram-metric';
 import type { HistogramSeries } from './histogram-metric';
 import type { ErrorType } from './labels';
@@ -213,15 +213,15 @@ export class MetricsStore {
     const MODEL = ['model'];
     const REQUEST = ['model', 'endpoint', 'request_type'];
     const register = (metric: ScalarMetric | HistogramMetric): void => registry.registerMetric(metric as unknown as Metric);
-    const counter = (suffix: string, help: string, labelNames: string[], cells: () => Iterable<ScalarCell>): ScalarMetric => {
-      const metric = new ScalarMetric(name(suffix), help, 'counter', labelNames, registry, cells);
+    const counter = (suffix: string, help: string, labelNames: string[], eachCell: ForEach<ScalarCell>): ScalarMetric => {
+      const metric = new ScalarMetric(name(suffix), help, 'counter', labelNames, registry, eachCell);
       register(metric);
       return metric;
     };
-    const gauge = (suffix: string, help: string, labelNames: string[], cells: () => Iterable<ScalarCell>): void =>
-      register(new ScalarMetric(name(suffix), help, 'gauge', labelNames, registry, cells));
+    const gauge = (suffix: string, help: string, labelNames: string[], eachCell: ForEach<ScalarCell>): void =>
+      register(new ScalarMetric(name(suffix), help, 'gauge', labelNames, registry, eachCell));
     const histogram = (suffix: string, help: string, bounds: number[], series: (model: ModelCells) => HistogramSeries): void =>
-      register(new HistogramMetric(name(suffix), help, MODEL, bounds, registry, () => this.eachModel(series)));
+      register(new HistogramMetric(name(suffix), help, MODEL, bounds, registry, this.eachModel(series)));
 
     // Registered first (the registry prints in registration order) and marked so that `MetricsStore.for` finds
     // the store through it.
@@ -229,25 +229,40 @@ export class MetricsStore {
       s.outputTokens,
       'Output tokens generated, counted as each streamed chunk is written to the client (unary: at body end)',
       MODEL,
-      () => this.eachModel((model) => model.currentOutputTokens()),
+      this.eachModel((model) => model.currentOutputTokens()),
     );
     (outputTokens as unknown as WithStore)[STORE] = this;
-    counter(s.reasoningTokens, 'Reasoning (thinking) tokens generated, a subset of output tokens, counted as they stream', MODEL, () =>
+    counter(
+      s.reasoningTokens,
+      'Reasoning (thinking) tokens generated, a subset of output tokens, counted as they stream',
+      MODEL,
       this.eachModel((model) => model.currentReasoningTokens()),
     );
-    counter(s.requests, 'LLM requests ended (finished, failed or aborted)', [...REQUEST, 'status', 'error_type'], () =>
+    counter(
+      s.requests,
+      'LLM requests ended (finished, failed or aborted)',
+      [...REQUEST, 'status', 'error_type'],
       this.eachModelKeyed((model) => model.requests),
     );
-    counter(s.requestsStarted, 'LLM requests started', REQUEST, () => this.eachModelKeyed((model) => model.requestsStarted));
-    gauge(s.inflightRequests, 'LLM requests in flight (deprecated in Dynamo; same as active_requests)', MODEL, () =>
+    counter(s.requestsStarted, 'LLM requests started', REQUEST, this.eachModelKeyed((model) => model.requestsStarted));
+    gauge(
+      s.inflightRequests,
+      'LLM requests in flight (deprecated in Dynamo; same as active_requests)',
+      MODEL,
       this.eachModel((model) => model.inflightRequests),
     );
-    gauge(s.activeRequests, 'LLM requests being served', MODEL, () => this.eachModel((model) => model.activeRequests));
-    gauge(s.queuedRequests, 'LLM requests waiting for their first token', MODEL, () => this.eachModel((model) => model.queuedRequests));
-    gauge(s.disconnectedClients, 'Clients that went away before their response ended (never decremented, as in Dynamo)', [], () => [
-      this.disconnectedClients,
-    ]);
-    counter(s.modelCancellation, 'LLM requests cancelled because the client disconnected', REQUEST, () =>
+    gauge(s.activeRequests, 'LLM requests being served', MODEL, this.eachModel((model) => model.activeRequests));
+    gauge(s.queuedRequests, 'LLM requests waiting for their first token', MODEL, this.eachModel((model) => model.queuedRequests));
+    gauge(
+      s.disconnectedClients,
+      'Clients that went away before their response ended (never decremented, as in Dynamo)',
+      [],
+      (visit) => visit(this.disconnectedClients),
+    );
+    counter(
+      s.modelCancellation,
+      'LLM requests cancelled because the client disconnected',
+      REQUEST,
       this.eachModelKeyed((model) => model.modelCancellation),
     );
     histogram(s.requestDuration, 'LLM request duration, from arrival to end', buckets.requestDuration, (model) => model.requestDuration);
@@ -271,20 +286,29 @@ export class MetricsStore {
       (model) => model.outputSequenceTokens,
     );
     histogram(s.cachedTokens, 'Cached prompt tokens per request, when reported', buckets.cachedTokens, (model) => model.cachedTokens);
-    counter(s.inputTokens, 'Prompt tokens, counted when a request\'s prompt token count is first known', MODEL, () =>
+    counter(
+      s.inputTokens,
+      'Prompt tokens, counted when a request\'s prompt token count is first known',
+      MODEL,
       this.eachModel((model) => model.inputTokens),
     );
-    counter(s.requestsFinished, 'LLM requests that ended with a finish reason', ['model', 'finish_reason'], () =>
+    counter(
+      s.requestsFinished,
+      'LLM requests that ended with a finish reason',
+      ['model', 'finish_reason'],
       this.eachModelKeyed((model) => model.requestsFinished),
     );
     counter(
       s.outputTokensOvercount,
       'Output tokens the live estimate counted beyond the final usage (a counter cannot go down)',
       MODEL,
-      () => this.eachModel((model) => model.outputTokensOvercount),
+      this.eachModel((model) => model.outputTokensOvercount),
     );
-    counter(s.parseErrors, 'Malformed or oversized response events and bodies the middleware skipped', ['endpoint', 'reason'], () =>
-      this.parseErrors.values(),
+    counter(
+      s.parseErrors,
+      'Malformed or oversized response events and bodies the middleware skipped',
+      ['endpoint', 'reason'],
+      (visit) => this.parseErrors.forEach(visit),
     );
   }
 
@@ -302,12 +326,18 @@ export class MetricsStore {
     return cells;
   }
 
-  private *eachModel<T>(pick: (model: ModelCells) => T): Iterable<T> {
-    for (const model of this.models.values()) yield pick(model);
+  /** One item per model (`pick` chooses which), in the order the models were first seen. */
+  private eachModel<T>(pick: (model: ModelCells) => T): ForEach<T> {
+    return (visit) => {
+      for (const model of this.models.values()) visit(pick(model));
+    };
   }
 
-  private *eachModelKeyed(pick: (model: ModelCells) => KeyedCells): Iterable<ScalarCell> {
-    for (const model of this.models.values()) yield* pick(model).values();
+  /** Every cell of one keyed counter (`pick` chooses which) of every model. */
+  private eachModelKeyed(pick: (model: ModelCells) => KeyedCells): ForEach<ScalarCell> {
+    return (visit) => {
+      for (const model of this.models.values()) pick(model).forEach(visit);
+    };
   }
 
   requestInFlight(model: string, delta: 1 | -1, queued: boolean): void {
