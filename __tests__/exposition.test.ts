@@ -4,11 +4,12 @@
  * text, in OpenMetrics, with default labels, after a reset, and through cluster aggregation.
  */
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Metric, metric as MetricJson } from 'prom-client';
+import type { Metric } from 'prom-client';
 import { escapeLabelValue, labelText } from '../lib/exposition';
 import { HistogramCells, HistogramMetric } from '../lib/histogram-metric';
 import type { HistogramSeries } from '../lib/histogram-metric';
 import { KeyedCells, ScalarCell, ScalarMetric } from '../lib/scalar-metric';
+import { registryOf } from './support/registries';
 
 /** Label values a client can send as a model name: quotes, backslashes, newlines, non-ASCII. */
 const MODELS = ['plain', 'we"ird\\mo\ndel', 'a\\"b', 'émoji 🌍'];
@@ -17,7 +18,7 @@ const SAMPLES = [0, 0.3, 0.5, 0.7, 1, 3, 100, 2.5, 0.1 + 0.2];
 
 const FLAVOURS: { name: string; registry: () => Registry }[] = [
   { name: 'Prometheus text', registry: () => new Registry() },
-  { name: 'OpenMetrics', registry: () => new Registry(Registry.OPENMETRICS_CONTENT_TYPE) },
+  { name: 'OpenMetrics', registry: () => registryOf(Registry.OPENMETRICS_CONTENT_TYPE) },
   {
     name: 'default labels',
     registry: () => {
@@ -125,7 +126,7 @@ it('aggregates across cluster workers as prom-client metrics do', async () => {
   const pair: Pair = { ours: new Registry(), theirs: new Registry() };
   histograms(pair);
   scalars(pair);
-  const workers = async (registry: Registry): Promise<MetricJson[][]> => [await registry.getMetricsAsJSON(), await registry.getMetricsAsJSON()];
+  const workers = async (registry: Registry): Promise<object[]> => [await registry.getMetricsAsJSON(), await registry.getMetricsAsJSON()];
   const ours = await AggregatorRegistry.aggregate(await workers(pair.ours)).metrics();
   expect(ours).toBe(await AggregatorRegistry.aggregate(await workers(pair.theirs)).metrics());
   expect(ours).toContain('h_seconds_count{model="plain"} 18');

@@ -9,6 +9,7 @@ import type { StoreSettings } from '../lib/metrics';
 import { DONE, chatChunk, codePoints, sse } from './support/chat-fixtures';
 import { eventually, listen, openStream, request, signal } from './support/http-harness';
 import type { RunningServer } from './support/http-harness';
+import { registryOf } from './support/registries';
 import { m, value, valueFromText } from './support/registry-values';
 
 const HISTOGRAMS: HistogramName[] = [
@@ -48,7 +49,7 @@ function countRequest(store: MetricsStore, model: string): void {
 /** What prom-client's formatter makes of a metric's structured `get()` values (no pre-rendered text involved). */
 async function formattedFromValues(registry: Registry, name: string): Promise<string> {
   const metric = registry.getSingleMetric(name) as Metric;
-  const plain = new Registry(registry.contentType);
+  const plain = registryOf(registry.contentType);
   plain.registerMetric({ name, get: () => metric.get() } as unknown as Metric);
   return plain.getSingleMetricAsString(name);
 }
@@ -149,7 +150,7 @@ describe('MetricsStore', () => {
   });
 
   it('names counter samples with one _total in OpenMetrics, every time it renders', async () => {
-    registry = new Registry(Registry.OPENMETRICS_CONTENT_TYPE);
+    registry = registryOf(Registry.OPENMETRICS_CONTENT_TYPE);
     const store = MetricsStore.for(settings(registry));
     countRequest(store, 'm');
     for (let i = 0; i < 2; i++) {
