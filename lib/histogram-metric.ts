@@ -140,17 +140,16 @@ export class HistogramMetric {
     const countName = `${this.name}_count`;
     this.eachSeries(({ labels, cells }) => {
       if (cells.count === 0) return;
-      const own = (le?: number | string): MetricValue<string>['labels'] =>
-        le === undefined ? (splay ? { ...labels } : {}) : splay ? { le, ...labels } : { le };
+      const labelled = (own: Record<string, string | number>): MetricValue<string>['labels'] => (splay ? { ...own, ...labels } : own);
       const shared = splay ? undefined : labels;
       let cumulative = 0;
       for (let i = 0; i < this.bounds.length; i++) {
         cumulative += cells.counts[i] as number;
-        values.push(sample(cumulative, bucketName, null, own(this.bounds[i]), shared));
+        values.push(sample(cumulative, bucketName, null, labelled({ le: this.bounds[i] as number }), shared));
       }
-      values.push(sample(cells.count, bucketName, null, own('+Inf'), shared));
-      values.push(sample(cells.sum, sumName, undefined, own(), shared));
-      values.push(sample(cells.count, countName, undefined, own(), shared));
+      values.push(sample(cells.count, bucketName, null, labelled({ le: '+Inf' }), shared));
+      values.push(sample(cells.sum, sumName, undefined, labelled({}), shared));
+      values.push(sample(cells.count, countName, undefined, labelled({}), shared));
     });
     return values;
   }
