@@ -116,7 +116,6 @@ class RequestKindCells {
  * (≈ 15 per request at 0.4–0.9 µs each). The label text is escaped once, here, for every scrape to reuse.
  */
 class ModelCells {
-  readonly labels: Labels;
   readonly labelText: string;
   /** The numbers the hot path writes to directly. */
   readonly series: ModelSeries;
@@ -145,7 +144,6 @@ class ModelCells {
     buckets: Record<HistogramName, number[]>,
   ) {
     const labels = { model };
-    this.labels = labels;
     this.labelText = `model="${escapeLabelValue(model)}"`;
     this.series = new ModelSeries(model, buckets.interTokenLatency);
     this.outputTokens = new ScalarCell(labels);
