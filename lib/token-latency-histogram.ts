@@ -1,2 +1,0 @@
-/** The inter-token latency cells under their former name (bench/stages.ts measures them from here). */
-export { HistogramCells as LatencyCells } from './histogram-metric';
