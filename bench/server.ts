@@ -88,16 +88,11 @@ async function mountMiddleware(app: Express, config: ServerConfig): Promise<void
       }),
     );
   }
-  if (config === 'dynamo' || config === 'both') {
-    const { dynamoMetrics, metricsRouter } = await loadLib();
-    const registry = new Registry();
-    app.use(dynamoMetrics({ registry }));
-    app.use(metricsRouter({ registry }));
-  }
-  if (config === 'dynamoAlt' || config === 'dynamoAlt2') {
-    // Other builds of the lib (BENCH_ALT_LIB_DIR, BENCH_ALT2_LIB_DIR: tsc output directories), to compare changes
-    // with the current build in the same run: `BENCH_CONFIGS=bare,dynamo,dynamoAlt`.
-    const dir = config === 'dynamoAlt' ? process.env.BENCH_ALT_LIB_DIR : process.env.BENCH_ALT2_LIB_DIR;
+  if (config === 'dynamo' || config === 'both' || config === 'dynamoAlt' || config === 'dynamoAlt2') {
+    // dynamoAlt/dynamoAlt2 load other builds of the lib (BENCH_ALT_LIB_DIR, BENCH_ALT2_LIB_DIR: tsc output
+    // directories), to compare changes with the current build in the same run: `BENCH_CONFIGS=bare,dynamo,dynamoAlt`.
+    const dir =
+      config === 'dynamoAlt' ? process.env.BENCH_ALT_LIB_DIR : config === 'dynamoAlt2' ? process.env.BENCH_ALT2_LIB_DIR : process.env.BENCH_LIB_DIR;
     const { dynamoMetrics, metricsRouter } = await loadLibModule<typeof Lib>('index', dir);
     const registry = new Registry();
     app.use(dynamoMetrics({ registry }));
@@ -132,14 +127,10 @@ async function mountMiddleware(app: Express, config: ServerConfig): Promise<void
 }
 
 /**
- * The lib from its TypeScript source (through tsx, the default) or, with BENCH_LIB_DIR, from a tsc build: what
- * users run. tsx's esbuild transform keeps function names with a `__name()` call per function created, which a
- * per-request closure pays and shipped code does not.
+ * A module of the lib from its TypeScript source (through tsx, the default) or, with a directory (BENCH_LIB_DIR),
+ * from a tsc build: what users run. tsx's esbuild transform keeps function names with a `__name()` call per
+ * function created, which a per-request closure pays and shipped code does not.
  */
-async function loadLib(): Promise<typeof Lib> {
-  return loadLibModule<typeof Lib>('index');
-}
-
 async function loadLibModule<T>(name: string, dir = process.env.BENCH_LIB_DIR): Promise<T> {
   const file = dir === undefined || dir === '' ? join(__dirname, '..', 'lib', name) : join(resolve(dir), `${name}.js`);
   return (await import(file)) as T;

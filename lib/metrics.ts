@@ -90,7 +90,7 @@ class RequestKindCells {
   readonly started: ScalarCell;
   readonly cancelled: ScalarCell;
   /** `requests_total` by error type, `''` on success. */
-  private readonly ended = new Map<string, ScalarCell>();
+  private readonly ended = new KeyedCells();
 
   constructor(private readonly labels: Labels) {
     this.started = new ScalarCell(labels);
@@ -98,16 +98,14 @@ class RequestKindCells {
   }
 
   endedCell(errorType: string): ScalarCell {
-    let cell = this.ended.get(errorType);
-    if (cell === undefined) {
-      cell = new ScalarCell({ ...this.labels, status: errorType === '' ? 'success' : 'error', error_type: errorType });
-      this.ended.set(errorType, cell);
-    }
-    return cell;
+    return (
+      this.ended.get(errorType) ??
+      this.ended.create(errorType, { ...this.labels, status: errorType === '' ? 'success' : 'error', error_type: errorType })
+    );
   }
 
   forEachEnded(visit: (cell: ScalarCell) => void): void {
-    for (const cell of this.ended.values()) visit(cell);
+    this.ended.forEach(visit);
   }
 }
 
@@ -200,7 +198,8 @@ class ModelCells {
 }
 
 /**
- * The metrics of one registry and prefix: the only module that touches prom-client. Request state calls its
+ * The metrics of one registry and prefix, and the only module that registers with prom-client (the metric objects
+ * are in scalar-metric.ts and histogram-metric.ts, their text in exposition.ts). Request state calls its
  * domain methods, which add to plain numbers; the metric objects registered with prom-client read those numbers
  * when a scrape asks, so every scrape is exact and a request costs no prom-client call. Two middleware instances
  * on the same registry share one store (the first one's settings win).

@@ -126,8 +126,8 @@ export class RequestState implements ObservationSink {
 
   /** A chunk whose whole meaning is this generated text (all of it reasoning, or none). */
   textDelta(text: string, reasoning: boolean): void {
-    const tokens = this.context.estimate(text, this.model ?? UNKNOWN_MODEL);
-    if (tokens > 0) this.addTokens(tokens, reasoning ? tokens : 0, true);
+    const tokens = this.estimate(text);
+    this.generatedTokens(tokens, reasoning ? tokens : 0);
   }
 
   statedOutputTokens(total: unknown, reasoningTotal: unknown, chunk: ChunkCount, live: boolean): void {

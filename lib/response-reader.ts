@@ -70,13 +70,7 @@ export class ResponseReader implements ResponseListener, SseHandler {
 
   onBody(chunk: unknown, encoding: unknown): void {
     // Most writes of a stream: one whole chunk shaped like the previous plain text delta, as a UTF-8 string.
-    if (this.shortcut && typeof chunk === 'string' && (encoding === undefined || encoding === 'utf8') && chunk.length <= this.settings.maxEventBytes) {
-      const text = this.shape.match(chunk);
-      if (text !== undefined) {
-        this.state.textDelta(text, this.shape.isReasoning);
-        return;
-      }
-    }
+    if (this.shortcut && typeof chunk === 'string' && (encoding === undefined || encoding === 'utf8') && this.countShaped(chunk)) return;
     this.readBody(chunk, encoding);
     this.shortcut = this.mode === 'events' && this.shape.known && this.decoder.passesStrings && (this.sse as SseParser).idle;
   }
@@ -159,12 +153,7 @@ export class ResponseReader implements ResponseListener, SseHandler {
       sse.feed(text);
       return;
     }
-    // An oversized write takes the full path, where the event size limit is enforced.
-    const deltaText = text.length <= this.settings.maxEventBytes ? this.shape.match(text) : undefined;
-    if (deltaText !== undefined) {
-      this.state.textDelta(deltaText, this.shape.isReasoning);
-      return;
-    }
+    if (this.countShaped(text)) return;
     this.writeEvents = 0;
     this.lastPlain = undefined;
     sse.feed(text);
@@ -173,6 +162,18 @@ export class ResponseReader implements ResponseListener, SseHandler {
     }
     this.lastPlain = undefined;
     this.lastPlainData = '';
+  }
+
+  /**
+   * Counts a whole write, between events, that has the learned shape; false if it has not. An oversized write
+   * takes the full path, where the event size limit is enforced.
+   */
+  private countShaped(text: string): boolean {
+    if (text.length > this.settings.maxEventBytes) return false;
+    const deltaText = this.shape.match(text);
+    if (deltaText === undefined) return false;
+    this.state.textDelta(deltaText, this.shape.isReasoning);
+    return true;
   }
 
   private withinBodyLimit(chunk: unknown, encoding: unknown): boolean {

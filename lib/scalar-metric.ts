@@ -1,5 +1,5 @@
 import type { MetricValue, Registry } from 'prom-client';
-import { labelText, preformattedTextMatches, SampleLines } from './exposition';
+import { braced, labelText, preformattedTextMatches, SampleLines } from './exposition';
 import type { ForEach, Labels, MetricData } from './exposition';
 
 /**
@@ -10,10 +10,7 @@ export class ScalarCell {
   value = 0;
   /** Printed at all: as in prom-client, a labelled series exists from its first update until a reset. */
   exists: boolean;
-  /**
-   * The rendered labels with their braces (`{model="m"}`), or nothing for a series without labels. One flat
-   * string (`join` makes one, where a template makes a tree of its parts), so a scrape has fewer pieces to copy.
-   */
+  /** The rendered labels with their braces (`{model="m"}`), or nothing for a series without labels. */
   readonly labelPart: string;
 
   constructor(
@@ -21,8 +18,7 @@ export class ScalarCell {
     /** A series without labels always exists (prom-client shows it at 0 from the start and after a reset). */
     private readonly existsAtZero = false,
   ) {
-    const text = labelText(labels);
-    this.labelPart = text === '' ? '' : ['{', text, '}'].join('');
+    this.labelPart = braced(labelText(labels));
     this.exists = existsAtZero;
   }
 
