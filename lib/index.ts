@@ -6,5 +6,6 @@ export type { MetricsAuth } from './scrape-auth';
 export type { BucketOptions, DynamoMetricsError, DynamoMetricsOptions } from './options';
 export { DEFAULTS } from './options';
 export { METRIC_SUFFIXES } from './metrics';
-export { dynamoBuckets } from './buckets';
+export type { ExtraLabelOptions, ExtraLabelsOption, ExtraLabelValue } from './metrics';
+export { dynamoBuckets } from './metrics/buckets';
 export { estimateTokens } from './estimate';

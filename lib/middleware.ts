@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { estimateTokens } from './estimate';
 import { hookResponse } from './hook';
 import { MetricsStore } from './metrics';
+import type { ExtraLabelProblem } from './metrics/extra-labels';
 import type { DynamoMetricsError, DynamoMetricsOptions } from './options';
 import { resolveOptions } from './options';
 import { readerFor } from './readers';
@@ -50,6 +51,8 @@ export function dynamoMetrics(options?: DynamoMetricsOptions): DynamoMetricsMidd
           return estimateTokens(text);
         };
 
+  const extraLabelProblem = (problem: ExtraLabelProblem): void => report(makeError(problem.code, problem.message, problem.cause));
+
   const malformed = (endpoint: string, reason: string, detail: string | undefined): void => {
     store.parseError(endpoint, reason);
     report(makeError(reason, detail === undefined ? reason : `${reason}: ${detail}`));
@@ -76,7 +79,8 @@ export function dynamoMetrics(options?: DynamoMetricsOptions): DynamoMetricsMidd
       const observed = res as ServerResponse & Record<symbol, boolean | undefined>;
       if (endpoint !== undefined && observed[store.responseMark] !== true) {
         observed[store.responseMark] = true;
-        const state = new RequestState({ store, endpoint, estimate, malformed }, requestHints(req));
+        const extraLabels = store.extraLabels.valuesFor(req, extraLabelProblem);
+        const state = new RequestState({ store, endpoint, estimate, malformed, extraLabels }, requestHints(req));
         hookResponse(res, new ResponseReader(state, readerFor(endpoint), readerSettings, req));
       }
     } catch (error) {
