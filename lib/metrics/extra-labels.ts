@@ -5,11 +5,11 @@ import { MAX_MODEL_NAME_LENGTH } from '../labels';
 import { BUILT_IN_LABELS } from './definitions';
 
 /** Reads one label's value from a request, e.g. the tenant from an API-key header; `undefined` for none. */
-export type ExtraLabelValue = (req: IncomingMessage) => string | undefined;
+export type ExtraLabelValue<Req extends IncomingMessage = IncomingMessage> = (req: Req) => string | undefined;
 
-export interface ExtraLabelOptions {
+export interface ExtraLabelOptions<Req extends IncomingMessage = IncomingMessage> {
   /** Reads the value, once per request, when the request arrives. */
-  value: ExtraLabelValue;
+  value: ExtraLabelValue<Req>;
   /**
    * Distinct values kept; later new values are counted as `other`.
    * @defaultValue 100
@@ -24,7 +24,9 @@ export interface ExtraLabelOptions {
 }
 
 /** `extraLabels` option: label name → a value function, or `{ value, maxValues, hash }`. */
-export type ExtraLabelsOption = Readonly<Record<string, ExtraLabelValue | ExtraLabelOptions>>;
+export type ExtraLabelsOption<Req extends IncomingMessage = IncomingMessage> = Readonly<
+  Record<string, ExtraLabelValue<Req> | ExtraLabelOptions<Req>>
+>;
 
 /** The value of each extra label for one request, resolved once when it arrives. */
 export interface ExtraLabelValues {
