@@ -4,6 +4,7 @@ import { hookResponse } from './hook';
 import { MetricsStore } from './metrics';
 import type { DynamoMetricsError, DynamoMetricsOptions } from './options';
 import { resolveOptions } from './options';
+import { GenAiRecorder } from './otel';
 import { readerFor } from './readers';
 import { RequestState, requestHints } from './request-state';
 import { ResponseReader } from './response-reader';
@@ -50,6 +51,16 @@ export function dynamoMetrics(options?: DynamoMetricsOptions): DynamoMetricsMidd
           return estimateTokens(text);
         };
 
+  const recorder =
+    config.meter === undefined
+      ? undefined
+      : new GenAiRecorder(config.meter, {
+          estimatedUsage: config.otelEstimatedUsage,
+          models: config.models,
+          maxModels: config.maxModels,
+          failed: (error) => report(makeError('otel_record_failed', 'the OpenTelemetry meter threw while recording a request', error)),
+        });
+
   const malformed = (endpoint: string, reason: string, detail: string | undefined): void => {
     store.parseError(endpoint, reason);
     report(makeError(reason, detail === undefined ? reason : `${reason}: ${detail}`));
@@ -76,7 +87,7 @@ export function dynamoMetrics(options?: DynamoMetricsOptions): DynamoMetricsMidd
       const observed = res as ServerResponse & Record<symbol, boolean | undefined>;
       if (endpoint !== undefined && observed[store.responseMark] !== true) {
         observed[store.responseMark] = true;
-        const state = new RequestState({ store, endpoint, estimate, malformed }, requestHints(req));
+        const state = new RequestState({ store, endpoint, estimate, malformed, recorder }, requestHints(req));
         hookResponse(res, new ResponseReader(state, readerFor(endpoint), readerSettings, req));
       }
     } catch (error) {

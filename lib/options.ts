@@ -5,6 +5,7 @@ import { defaultBuckets } from './buckets';
 import type { HistogramName } from './buckets';
 import { endpointFromPath } from './labels';
 import { configError } from './errors';
+import type { GenAiMeter } from './otel';
 
 /** Bounds for one or more histograms; each replaces Dynamo's default for that histogram. */
 export type BucketOptions = Partial<Record<HistogramName, number[]>>;
@@ -65,6 +66,19 @@ export interface DynamoMetricsOptions {
    * @defaultValue 8388608 (8 MiB)
    */
   maxBodyBytes?: number;
+  /**
+   * An `@opentelemetry/api` `Meter`: every request is also recorded, at its end, to the OpenTelemetry GenAI
+   * semantic-convention instruments (`gen_ai.server.request.duration`, `gen_ai.server.time_to_first_token`, …; see
+   * docs/opentelemetry.md). `@opentelemetry/api` is an optional peer dependency, never loaded by this package.
+   * @defaultValue none: nothing is recorded to OpenTelemetry
+   */
+  meter?: GenAiMeter;
+  /**
+   * Also record output token usage to the OpenTelemetry instruments when it is an estimate of the text (the
+   * response stated no usage), which the conventions allow only as opt-in "offline token counting".
+   * @defaultValue false: only usage the response stated (or counted token by token) is recorded
+   */
+  otelEstimatedUsage?: boolean;
 }
 
 export interface ResolvedOptions {
@@ -78,6 +92,8 @@ export interface ResolvedOptions {
   onError: ((error: DynamoMetricsError) => void) | undefined;
   maxEventBytes: number;
   maxBodyBytes: number;
+  meter: GenAiMeter | undefined;
+  otelEstimatedUsage: boolean;
 }
 
 export const DEFAULTS = {
@@ -98,6 +114,8 @@ const KNOWN_OPTIONS = new Set([
   'onError',
   'maxEventBytes',
   'maxBodyBytes',
+  'meter',
+  'otelEstimatedUsage',
 ]);
 
 const HISTOGRAMS: readonly HistogramName[] = [
@@ -202,6 +220,20 @@ export function resolveOptions(options: DynamoMetricsOptions | undefined): Resol
       }
     : defaultEndpoint;
 
+  const meter = opts.meter;
+  if (
+    meter !== undefined &&
+    (meter === null || typeof meter !== 'object' || typeof meter.createHistogram !== 'function' || typeof meter.createCounter !== 'function')
+  ) {
+    configError('option "meter" must be an @opentelemetry/api Meter, e.g. metrics.getMeter(\'my-gateway\')');
+  }
+  if (opts.otelEstimatedUsage !== undefined && typeof opts.otelEstimatedUsage !== 'boolean') {
+    configError('option "otelEstimatedUsage" must be a boolean');
+  }
+  if (opts.otelEstimatedUsage === true && meter === undefined) {
+    configError('option "otelEstimatedUsage" needs option "meter"; pass the Meter to record to');
+  }
+
   return {
     registry,
     prefix,
@@ -213,5 +245,7 @@ export function resolveOptions(options: DynamoMetricsOptions | undefined): Resol
     onError: opts.onError,
     maxEventBytes: positiveInteger('maxEventBytes', opts.maxEventBytes, DEFAULTS.maxEventBytes),
     maxBodyBytes: positiveInteger('maxBodyBytes', opts.maxBodyBytes, DEFAULTS.maxBodyBytes),
+    meter,
+    otelEstimatedUsage: opts.otelEstimatedUsage ?? false,
   };
 }
