@@ -57,6 +57,8 @@ interface ChatBody {
   stream_options?: { include_usage?: boolean };
   /** Test knob: stop writing after the text and never end the response. */
   hang?: boolean;
+  /** Test knob: send the text this many times. */
+  repeat?: number;
 }
 
 async function start(options: Omit<DynamoMetricsOptions, 'registry' | 'onError'> = {}): Promise<number> {
@@ -82,9 +84,10 @@ async function start(options: Omit<DynamoMetricsOptions, 'registry' | 'onError'>
     }
     res.writeHead(200, { 'Content-Type': 'text/event-stream' });
     res.write(sse(chatChunk(model, [{ delta: { role: 'assistant', content: '' } }])));
+    const pieces = Array.from({ length: body.repeat ?? 1 }, () => PIECES).flat();
     await writeSlowly(
       res,
-      PIECES.map((piece) => sse(chatChunk(model, [{ delta: { content: piece } }]))),
+      pieces.map((piece) => sse(chatChunk(model, [{ delta: { content: piece } }]))),
     );
     if (body.hang === true) return;
     res.write(sse(chatChunk(model, [{ delta: {}, finish_reason: 'stop' }])));
@@ -286,6 +289,33 @@ test('a client that leaves mid-stream: duration with error.type cancelled, no ti
   expect(await otel.histogram(I.timePerOutputToken)).toEqual([]);
   expect(await otel.histogram(I.tokenUsage)).toEqual([]);
   expect(await value(registry, m('model_cancellation_total'), { model: MODEL })).toBe(1);
+});
+
+test('the meter is called per request, never per chunk: ten times the chunks, the same calls', async () => {
+  let calls = 0;
+  const counting = {
+    createHistogram: (name: string, options?: Parameters<typeof otel.meter.createHistogram>[1]) => {
+      const histogram = otel.meter.createHistogram(name, options);
+      return { record: (v: number, a?: Record<string, string | number | boolean>) => (calls++, histogram.record(v, a)) };
+    },
+    createCounter: (name: string, options?: Parameters<typeof otel.meter.createCounter>[1]) => {
+      const counter = otel.meter.createCounter(name, options);
+      return { add: (v: number, a?: Record<string, string | number | boolean>) => (calls++, counter.add(v, a)) };
+    },
+  };
+  const port = await start({ meter: counting });
+  const callsFor = async (repeat: number, done: number): Promise<number> => {
+    const before = calls;
+    await postJson(port, CHAT, { model: MODEL, stream: true, stream_options: { include_usage: true }, repeat, messages: [] });
+    await recordedRequests(done);
+    return calls - before;
+  };
+  const few = await callsFor(1, 1);
+  const many = await callsFor(10, 2);
+  expect(few).toBeGreaterThan(0);
+  expect(many).toBe(few);
+  // Both responses stated 6 output tokens; that, not the live count of the longer text, is the recorded usage.
+  expect(only(await otel.sum(I.usageOutputTokens)).value).toBe(6 + 6);
 });
 
 test('a meter that throws is reported through onError; the response and the Prometheus metrics are untouched', async () => {
