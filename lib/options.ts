@@ -76,7 +76,7 @@ export interface DynamoMetricsOptions {
   /**
    * Also record output token usage to the OpenTelemetry instruments when it is an estimate of the text (the
    * response stated no usage), which the conventions allow only as opt-in "offline token counting".
-   * @defaultValue false: only usage the response stated (or counted token by token) is recorded
+   * @defaultValue false: only usage the response stated is recorded
    */
   otelEstimatedUsage?: boolean;
 }

@@ -65,10 +65,10 @@ export interface GenAiRequest {
   /** Stated by the response (usage), or undefined. */
   inputTokens: number | undefined;
   cachedInputTokens: number | undefined;
-  /** The request's final output token count, stated or counted. */
+  /** The request's final output token count: stated, else counted by the middleware. */
   outputTokens: number;
-  /** False when any part of `outputTokens` is an estimate of text rather than a count the response gave. */
-  outputTokensReported: boolean;
+  /** The response stated its output tokens (usage); otherwise `outputTokens` is the middleware's own count. */
+  outputTokensStated: boolean;
   /** Stated reasoning total, or undefined when the response did not state one. */
   reasoningTokens: number | undefined;
   /** Per-request attributes from the user (tenant labels), added to every record. */
@@ -118,7 +118,8 @@ function counter(meter: GenAiMeter, name: string, description: string): Counter 
 
 /**
  * Records every request once, at its end, to the OpenTelemetry GenAI semantic-convention instruments. Token usage
- * is recorded only when the response reported it (or counted it token by token), unless `estimatedUsage` is set.
+ * is recorded only when the response stated it, unless `estimatedUsage` is set: the conventions allow counting
+ * the system did not report only as an opt-in.
  */
 export class GenAiRecorder implements RequestRecorder {
   private readonly requestDuration: Histogram;
@@ -187,7 +188,7 @@ export class GenAiRecorder implements RequestRecorder {
       this.usageInputTokens.add(request.inputTokens, usage);
       if (request.cachedInputTokens !== undefined) this.usageCacheReadInputTokens.add(request.cachedInputTokens, usage);
     }
-    if (outputTokens > 0 && (request.outputTokensReported || this.settings.estimatedUsage)) {
+    if (request.outputTokensStated || (this.settings.estimatedUsage && outputTokens > 0)) {
       this.tokenUsage.record(outputTokens, { ...attributes, 'gen_ai.token.type': 'output' });
       this.operationOutputTokens.record(outputTokens, withError);
       this.usageOutputTokens.add(outputTokens, usage);

@@ -87,13 +87,12 @@ export class RequestState implements ObservationSink {
   private finishReasonValue: string | undefined;
   private completedMarker = false;
   private reportedError: ErrorType | undefined;
-  // What only the recorder needs: the response's own model name, stated usage, whether counts include estimates.
+  // What only the recorder needs: the response's own model name, time to first token, stated usage.
   private responseModelName: string | undefined;
   private timeToFirstToken: number | undefined;
   private statedInput: number | undefined;
   private statedCached: number | undefined;
   private statedReasoning: number | undefined;
-  private outputEstimated = false;
   /** The body could not be read (compressed beneath us): a missing end marker says nothing then. */
   private bodyUnread = false;
 
@@ -207,7 +206,6 @@ export class RequestState implements ObservationSink {
   }
 
   estimate(text: string): number {
-    this.outputEstimated = true;
     return this.context.estimate(text, this.model ?? UNKNOWN_MODEL);
   }
 
@@ -250,7 +248,7 @@ export class RequestState implements ObservationSink {
       inputTokens: this.statedInput,
       cachedInputTokens: this.statedCached,
       outputTokens,
-      outputTokensReported: this.statedOutput !== undefined || (outputTokens > 0 && !this.outputEstimated),
+      outputTokensStated: this.statedOutput !== undefined,
       reasoningTokens: this.statedReasoning,
       extraAttributes: undefined,
     });
