@@ -7,7 +7,7 @@ import { dynamoMetrics, GEN_AI_INSTRUMENTS } from '../lib';
 import type { DynamoMetricsError, DynamoMetricsOptions } from '../lib';
 import { GEN_AI_BUCKETS } from '../lib/otel';
 import { chatChunk, DONE, sse } from './support/chat-fixtures';
-import { anthropicStream, typedSse } from './support/formats-fixtures';
+import { anthropicStream, responseObject, responsesUsage, typedSse } from './support/formats-fixtures';
 import { eventually, listen, openStream, postJson, sleep } from './support/http-harness';
 import type { RunningServer } from './support/http-harness';
 import { OtelHarness } from './support/otel-reader';
@@ -116,6 +116,25 @@ async function start(options: Omit<DynamoMetricsOptions, 'registry' | 'onError'>
     res.writeHead(200, { 'Content-Type': 'text/event-stream' });
     await writeSlowly(res, events.map((event) => typedSse(event)));
     res.end();
+  });
+  // Unary bodies of the other formats, each stating its usage the way that API does.
+  app.post('/v1/completions', (req, res) => {
+    const { model } = req.body as { model: string };
+    res.json({
+      id: 'cmpl',
+      object: 'text_completion',
+      model: responseModelOf(model),
+      choices: [{ index: 0, text: 'Hello', finish_reason: 'stop' }],
+      usage: { prompt_tokens: 4, completion_tokens: 2, total_tokens: 6 },
+    });
+  });
+  app.post('/v1/responses', (req, res) => {
+    const { model } = req.body as { model: string };
+    res.json(responseObject(responseModelOf(model), 'completed', { usage: responsesUsage({ input_tokens: 13, output_tokens: 8, cached: 4, reasoning: 3 }) }));
+  });
+  app.post('/v1/embeddings', (req, res) => {
+    const { model } = req.body as { model: string };
+    res.json({ object: 'list', model: responseModelOf(model), data: [{ object: 'embedding', index: 0, embedding: [0.1, 0.2] }], usage: { prompt_tokens: 5, total_tokens: 5 } });
   });
   server = await listen(app);
   return server.port;
@@ -244,6 +263,23 @@ test('a unary response records its body usage and no token timing', async () => 
   expect(await otel.histogram(I.timePerOutputToken)).toEqual([]);
   const sums = Object.fromEntries((await otel.histogram(I.tokenUsage)).map((point) => [point.attributes['gen_ai.token.type'], point.sum]));
   expect(sums).toEqual({ input: 9, output: 7 });
+});
+
+test.each([
+  { path: '/v1/completions', operation: 'text_completion', input: 4, output: 2, cached: undefined, reasoning: undefined },
+  { path: '/v1/responses', operation: 'chat', input: 13, output: 8, cached: 4, reasoning: 3 },
+  { path: '/v1/embeddings', operation: 'embeddings', input: 5, output: undefined, cached: undefined, reasoning: undefined },
+])('$path: gen_ai.operation.name $operation and the usage its body states', async ({ path: route, operation, input, output, cached, reasoning }) => {
+  const port = await start();
+  expect((await postJson(port, route, { model: MODEL, input: 'hi', prompt: 'hi' })).status).toBe(200);
+  const attributes = base(operation, 'openai');
+  expect(only(await recordedRequests(1)).attributes).toEqual(attributes);
+  const counted = { ...attributes, 'gen_ai.token.modality': 'unknown' };
+  const totals = async (name: string): Promise<number | undefined> => (await otel.sum(name))[0]?.value;
+  expect(await otel.sum(I.usageInputTokens)).toEqual([{ attributes: counted, value: input }]);
+  expect(await totals(I.usageOutputTokens)).toBe(output);
+  expect(await totals(I.usageCacheReadInputTokens)).toBe(cached);
+  expect(await totals(I.usageReasoningOutputTokens)).toBe(reasoning);
 });
 
 test('an Anthropic stream is provider anthropic, with input including cache reads and the stated output', async () => {
