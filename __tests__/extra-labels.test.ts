@@ -17,6 +17,7 @@ import { garbageCollector, heapAfterGc, MB } from './support/hardening-gc';
 import { chatEvent } from './support/hardening-llm';
 import { listen } from './support/http-harness';
 import type { RunningServer } from './support/http-harness';
+import { OtelHarness } from './support/otel-reader';
 import { pipelined } from './support/pipelined';
 import { seededRandom } from './support/prng';
 import { labelSets, samples, value } from './support/registry-values';
@@ -209,6 +210,23 @@ describe('extra labels over HTTP', () => {
     expect(await value(labelled, `${P}_output_tokens_total`, { model: 'm', tenant: '' })).toBe(6);
     expect(await value(labelled, `${P}_output_tokens_total`, { model: 'm', tenant: 'acme' })).toBe(2);
     await expectNothingLost(labelled, plain, ['tenant']);
+  });
+
+  it('gives the same bounded values to the OpenTelemetry meter, as attributes', async () => {
+    const otel = new OtelHarness();
+    const registry = new Registry();
+    const app = express();
+    app.use(express.json());
+    app.use(dynamoMetrics({ registry, meter: otel.meter, extraLabels: { tenant: { value: header('x-tenant'), maxValues: 1, hash: true } } }));
+    app.post('/v1/chat/completions', (_req: Request, res: Response) => {
+      res.json({ model: 'm', choices: [{ index: 0, message: { content: 'hi' }, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 2 } });
+    });
+    server = await listen(app);
+    await postWithHeaders(server.port, { model: 'm', messages: [] }, { 'x-tenant': 'acme' });
+    await postWithHeaders(server.port, { model: 'm', messages: [] }, { 'x-tenant': 'globex' });
+    const tenants = (await otel.histogram('gen_ai.server.request.duration')).map((point) => point.attributes.tenant);
+    expect(tenants.sort()).toEqual(['other', expect.stringMatching(/^[0-9a-f]{16}$/)].sort());
+    expect(tenants).not.toContain('acme');
   });
 
   it('prints the labels after the built-in ones, and a long value as other', async () => {

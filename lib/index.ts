@@ -9,3 +9,5 @@ export { METRIC_SUFFIXES } from './metrics';
 export type { ExtraLabelOptions, ExtraLabelsOption, ExtraLabelValue } from './metrics';
 export { dynamoBuckets } from './metrics/buckets';
 export { estimateTokens } from './estimate';
+export { GEN_AI_INSTRUMENTS } from './otel';
+export type { GenAiMeter } from './otel';

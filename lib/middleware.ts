@@ -5,6 +5,7 @@ import { MetricsStore } from './metrics';
 import type { ExtraLabelProblem } from './metrics/extra-labels';
 import type { DynamoMetricsError, DynamoMetricsOptions, HttpRequest } from './options';
 import { resolveOptions } from './options';
+import { GenAiRecorder } from './otel';
 import { readerFor } from './readers';
 import { RequestState, requestHints } from './request-state';
 import { ResponseReader } from './response-reader';
@@ -59,6 +60,16 @@ export function dynamoMetrics<Req extends IncomingMessage = HttpRequest>(options
 
   const extraLabelProblem = (problem: ExtraLabelProblem): void => report(makeError(problem.code, problem.message, problem.cause));
 
+  const recorder =
+    config.meter === undefined
+      ? undefined
+      : new GenAiRecorder(config.meter, {
+          estimatedUsage: config.otelEstimatedUsage,
+          models: config.models,
+          maxModels: config.maxModels,
+          failed: (error) => report(makeError('otel_record_failed', 'the OpenTelemetry meter threw while recording a request', error)),
+        });
+
   const malformed = (endpoint: string, reason: string, detail: string | undefined): void => {
     store.parseError(endpoint, reason);
     report(makeError(reason, detail === undefined ? reason : `${reason}: ${detail}`));
@@ -86,7 +97,7 @@ export function dynamoMetrics<Req extends IncomingMessage = HttpRequest>(options
       if (endpoint !== undefined && observed[store.responseMark] !== true) {
         observed[store.responseMark] = true;
         const extraLabels = store.extraLabels.valuesFor(req, extraLabelProblem);
-        const state = new RequestState({ store, endpoint, estimate, malformed, extraLabels }, requestHints(req));
+        const state = new RequestState({ store, endpoint, estimate, malformed, extraLabels, recorder }, requestHints(req));
         hookResponse(res, new ResponseReader(state, readerFor(endpoint), readerSettings, req));
       }
     } catch (error) {
