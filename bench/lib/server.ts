@@ -17,7 +17,7 @@ import { BENCH_MODEL, buildEvents, loadTokens } from './fixture';
  * with IPC, it answers `{type:'ready', port}`, serves the mock model at zero delay, and exits with its parent.
  */
 
-export const CONFIGS = ['bare', 'dynamo', 'promBundle', 'both', 'passthrough', 'hook', 'dynamoBaseline'] as const;
+export const CONFIGS = ['bare', 'dynamo', 'dynamoOtel', 'promBundle', 'both', 'passthrough', 'hook', 'dynamoBaseline'] as const;
 export type ServerConfig = (typeof CONFIGS)[number];
 
 export function isServerConfig(value: unknown): value is ServerConfig {
@@ -88,13 +88,15 @@ async function mountMiddleware(app: Express, config: ServerConfig): Promise<void
       }),
     );
   }
-  if (config === 'dynamo' || config === 'both' || config === 'dynamoBaseline') {
+  if (config === 'dynamo' || config === 'dynamoOtel' || config === 'both' || config === 'dynamoBaseline') {
     // dynamoBaseline: another build of the lib (BENCH_BASELINE_LIB_DIR, set by `npm run bench -- --baseline <ref>`),
     // so that a change and its baseline are measured in the same run, against the same bare rounds.
     const dir = config === 'dynamoBaseline' ? baselineLibDir() : process.env.BENCH_LIB_DIR;
     const { dynamoMetrics, metricsRouter } = await loadLibModule<typeof Lib>('index', dir);
     const registry = new Registry();
-    app.use(dynamoMetrics({ registry }));
+    // dynamoOtel: the same with `meter`, a real OpenTelemetry SDK MeterProvider (nothing exported during the run).
+    const meter = config === 'dynamoOtel' ? new (await import('@opentelemetry/sdk-metrics')).MeterProvider().getMeter('bench') : undefined;
+    app.use(dynamoMetrics(meter === undefined ? { registry } : { registry, meter }));
     app.use(metricsRouter({ registry }));
   }
   if (config === 'hook') {
