@@ -6,12 +6,13 @@ import { pipelineReader } from './lib/pipeline';
 import { formatTable } from './lib/stats';
 
 /**
- * `npx tsx bench/instructions.ts [responses] [strings|buffers|proxy…]`: CPU instructions per event of the response reader's whole path
- * (decode, SSE, chunk shape, reader, request state, metric cells), counted by `valgrind --tool=callgrind`. Unlike
- * time, an instruction count does not move when other processes share the CPU, so a change to the hot path can be
- * judged on a busy machine. Each write shape runs twice in its own process, with no responses and with
- * `responses` (default 300) of 304 events; the difference divided by the events is the figure, so start-up and
- * compilation cancel out (V8 runs single-threaded there: its background compiler and GC threads would add noise). Needs valgrind on PATH; takes a few minutes.
+ * `npx tsx bench/instructions.ts [responses] [strings|buffers|proxy…]`: CPU instructions per event of the response
+ * reader's whole path (decode, SSE, chunk shape, reader, request state, metric cells), counted by
+ * `valgrind --tool=callgrind`. Unlike time, an instruction count does not move when other processes share the CPU,
+ * so a change to the hot path can be judged on a busy machine. Each write shape runs twice in its own process, with
+ * no responses and with `responses` (default 300) of 304 events; the difference divided by the events is the
+ * figure, so start-up and compilation cancel out (V8 runs single-threaded there: its background compiler and GC
+ * threads would add noise). Needs valgrind on PATH; takes several minutes per shape.
  */
 
 export const SHAPES = ['strings', 'buffers', 'proxy'] as const;
@@ -36,7 +37,8 @@ function instructions(shape: Shape, responses: number): number {
   const run = spawnSync(
     'valgrind',
     ['--tool=callgrind', '--callgrind-out-file=/dev/null', process.execPath, '--single-threaded', '--import', pathToFileURL(require.resolve('tsx')).href, __filename, '--worker', shape, String(responses)],
-    { cwd: join(__dirname, '..'), encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 },
+    // tsx's on-disk compile cache would let the second run skip compiling what the first one compiled.
+    { cwd: join(__dirname, '..'), encoding: 'utf8', maxBuffer: 16 * 1024 * 1024, env: { ...process.env, TSX_DISABLE_CACHE: '1' } },
   );
   const match = /Collected : (\d+)/.exec(run.stderr ?? '');
   if (run.status !== 0 || match === null) throw new Error(`callgrind run failed (status ${String(run.status)}): ${(run.stderr ?? String(run.error)).slice(-2000)}`);
