@@ -57,7 +57,8 @@ export class SseParser {
       this.pendingCR = false;
       if (length > 0 && text.charCodeAt(0) === LF) position = 1;
     }
-    let nextCR = text.indexOf('\r', position);
+    // Searched when a line is first split, not before: events the shortcut takes never need it. -2: not yet.
+    let nextCR = -2;
     const shortcut = this.shortcut;
     while (position < length) {
       if (shortcut !== undefined && this.betweenEvents()) {
