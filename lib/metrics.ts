@@ -1,5 +1,6 @@
 import type { Metric, Registry } from 'prom-client';
 import type { HistogramName } from './buckets';
+import { Calibration } from './calibration';
 import { escapeLabelValue } from './exposition';
 import type { ForEach, Labels } from './exposition';
 import { HistogramCells, HistogramMetric } from './histogram-metric';
@@ -28,6 +29,7 @@ export const METRIC_SUFFIXES = {
   reasoningTokens: 'reasoning_tokens_total',
   requestsFinished: 'requests_finished_total',
   outputTokensOvercount: 'output_tokens_overcount_total',
+  outputTokensEstimated: 'output_tokens_estimated_total',
   parseErrors: 'parse_errors_total',
 } as const;
 
@@ -43,6 +45,8 @@ export class ModelSeries {
   /** Reasoning tokens not yet moved into the counter. */
   pendingReasoningTokens = 0;
   readonly interTokenLatency: HistogramCells;
+  /** What this model's earlier streams taught about the default estimate (see calibration.ts). */
+  readonly calibration = new Calibration();
 
   constructor(
     readonly model: string,
@@ -122,6 +126,7 @@ class ModelCells {
   readonly reasoningTokens: ScalarCell;
   readonly inputTokens: ScalarCell;
   readonly outputTokensOvercount: ScalarCell;
+  readonly outputTokensEstimated: ScalarCell;
   readonly inflightRequests: ScalarCell;
   readonly activeRequests: ScalarCell;
   readonly queuedRequests: ScalarCell;
@@ -148,6 +153,7 @@ class ModelCells {
     this.reasoningTokens = new ScalarCell(labels);
     this.inputTokens = new ScalarCell(labels);
     this.outputTokensOvercount = new ScalarCell(labels);
+    this.outputTokensEstimated = new ScalarCell(labels);
     this.inflightRequests = new ScalarCell(labels);
     this.activeRequests = new ScalarCell(labels);
     this.queuedRequests = new ScalarCell(labels);
@@ -348,6 +354,12 @@ export class MetricsStore {
       this.eachModel((model) => model.outputTokensOvercount),
     );
     counter(
+      s.outputTokensEstimated,
+      'Output tokens of requests that ended without a stated usage: the part of output_tokens_total that is an estimate',
+      MODEL,
+      this.eachModel((model) => model.outputTokensEstimated),
+    );
+    counter(
       s.parseErrors,
       'Malformed or oversized response events and bodies the middleware skipped',
       ['endpoint', 'reason'],
@@ -417,6 +429,11 @@ export class MetricsStore {
 
   overcount(model: string, tokens: number): void {
     this.cellsOf(model).outputTokensOvercount.add(tokens);
+  }
+
+  /** A request ended without stated usage: all of its counted output tokens are estimated. */
+  estimatedOutput(model: string, tokens: number): void {
+    this.cellsOf(model).outputTokensEstimated.add(tokens);
   }
 
   parseError(endpoint: string, reason: string): void {
