@@ -50,7 +50,7 @@ export class Calibration {
     if (stated === undefined || stated <= 0 || estimated < MIN_ESTIMATE) return;
     const ratio = stated / estimated;
     // Usage that far from the text is not a count of it (a placeholder, another response's figure).
-    if (ratio < MIN_RATIO || ratio > MAX_RATIO) return;
+    if (!(ratio > MIN_RATIO && ratio < MAX_RATIO)) return;
     this.ratios[0]!.add(ratio);
     if (byScript[main]! >= MAIN_SCRIPT_SHARE * estimated) this.ratios[main + 1]!.add(ratio);
   }
@@ -84,8 +84,9 @@ const MIN_WEIGHT = 0.1;
 const MARGIN = 2;
 /** Spread of the ratio assumed for a model's first streams. */
 const PRIOR_SPREAD = 0.05;
-const MIN_RATIO = 0.125;
-const MAX_RATIO = 8;
+/** Usage ÷ estimate believed: beyond, the usage is not a count of this text. Also the lowest scale used. */
+const MIN_RATIO = 0.25;
+const MAX_RATIO = 4;
 /** Streams estimated at fewer tokens than this teach nothing: their ratio is mostly rounding. */
 const MIN_ESTIMATE = 8;
 /** A stream teaches its script's ratio when that script holds this share of its estimate. */
