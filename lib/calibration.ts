@@ -28,16 +28,26 @@ export class Calibration {
     return this.ratios[0]!.samples > 0 && this.usageShare >= 0.5;
   }
 
+  /** Multipliers for a new request's estimate, one per script. */
+  scales(): Float64Array {
+    const scales = new Float64Array(SCRIPTS);
+    for (let s = 0; s < SCRIPTS; s++) scales[s] = this.scale(s);
+    return scales;
+  }
+
   /** Multiplier for a new request's estimate of text in `script` (-1: any). */
   scale(script: number): number {
+    const all = this.ratios[0]!;
+    if (all.samples === 0) return 1;
     const own = this.ratios[script + 1];
-    const ratio = own !== undefined && own.samples > 0 ? own : this.ratios[0]!;
-    if (ratio.samples === 0) return 1;
-    return this.leansLow() ? ratio.low() : ratio.mean;
+    if (own !== undefined && own.samples > 0) return this.leansLow() ? own.low() : own.mean;
+    // A script this model has not shown alone yet: the model's mix says little about it, so never scale it up
+    // while usage is to top it up.
+    return this.leansLow() ? Math.min(1, all.low()) : all.mean;
   }
 
   /** A stream finished: `stated` is its usage (if any), `byScript` what its text was estimated at, unscaled. */
-  learn(stated: number | undefined, byScript: readonly number[]): void {
+  learn(stated: number | undefined, byScript: ArrayLike<number>): void {
     this.streams++;
     const weight = Math.max(1 / this.streams, MIN_WEIGHT);
     this.usageShare += weight * ((stated === undefined ? 0 : 1) - this.usageShare);
@@ -73,7 +83,8 @@ class Ratio {
   /** Low enough that a stream's estimate rarely ends above its usage. */
   low(): number {
     // Few samples say little about the spread: assume a wider one until the model has shown its own.
-    const spread = Math.sqrt(this.variance + (PRIOR_SPREAD * PRIOR_SPREAD) / this.samples);
+    const prior = PRIOR_SPREAD / this.samples;
+    const spread = Math.sqrt(this.variance + prior * prior);
     return Math.max(MIN_RATIO, this.mean - MARGIN * spread);
   }
 }
@@ -83,7 +94,7 @@ const MIN_WEIGHT = 0.1;
 /** Standard deviations of the ratio kept below its mean when usage will top the count up. */
 const MARGIN = 2;
 /** Spread of the ratio assumed for a model's first streams. */
-const PRIOR_SPREAD = 0.05;
+const PRIOR_SPREAD = 0.1;
 /** Usage ÷ estimate believed: beyond, the usage is not a count of this text. Also the lowest scale used. */
 const MIN_RATIO = 0.25;
 const MAX_RATIO = 4;

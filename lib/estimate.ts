@@ -600,19 +600,25 @@ function isOneCharacter(text: string): boolean {
   return rest === 2 && c >= 0xd800 && c < 0xdc00;
 }
 
-/** Scripts the calibration learns separately: Latin (and anything without letters), CJK, other letters. */
-export const SCRIPTS = 3;
+/**
+ * Scripts the calibration learns separately, because vocabularies split them differently from English and from
+ * each other: 0 ASCII letters (or no letters), 1 Latin with accents (Polish, Czech, French, … words split more),
+ * 2 Han and kana, 3 Hangul, 4 any other script (Cyrillic, Greek, Indic, Thai, Arabic, …).
+ */
+export const SCRIPTS = 5;
 
-/** The script of a delta, from its first letter (0: Latin or none, 1: Han, kana, Hangul, 2: any other script). */
+/** The script of a delta: the first CJK or other-script letter decides, else any accented Latin letter. */
 export function scriptOf(text: string): number {
-  const n = text.length < 8 ? text.length : 8;
-  for (let i = 0; i < n; i++) {
+  let script = 0;
+  for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     const k = CLASS[c]!;
-    if (k === LOWER || k === UPPER) return 0;
-    if (k === CJK) return 1;
-    // Latin-1 and Latin Extended letters (é, ł, ş) are Latin; from IPA on (Greek, Cyrillic, Indic, Thai, …) not.
-    if (k === LETTER_NON_ASCII) return c < 0x250 ? 0 : 2;
+    if (k === CJK) return c >= 0xac00 && c < 0xd7b0 ? 3 : 2;
+    if (k === LETTER_NON_ASCII) {
+      // Latin-1 and Latin Extended letters (é, ł, ş) end at U+024F; IPA, Greek, Cyrillic, Indic, Thai follow.
+      if (c >= 0x250) return 4;
+      script = 1;
+    }
   }
-  return 0;
+  return script;
 }

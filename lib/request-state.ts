@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { scriptOf, StreamEstimator } from './estimate';
+import { SCRIPTS, scriptOf, StreamEstimator } from './estimate';
 import type { ErrorType } from './labels';
 import { errorTypeForStatus, finishReasonLabel, UNKNOWN_MODEL } from './labels';
 import type { MetricsStore, ModelSeries, RequestType } from './metrics';
@@ -16,7 +16,7 @@ const MAX_TOKEN_COUNT = 100_000_000;
 const MAX_CHUNKS_BEFORE_MODEL = 16;
 
 /** Multipliers of a model without calibration: the estimate as it is. */
-const UNSCALED: readonly number[] = [1, 1, 1];
+const UNSCALED: Float64Array = new Float64Array(SCRIPTS).fill(1);
 
 /** How a response ended, as the response hook saw it. */
 export type ResponseOutcome = 'finished' | 'client_left' | 'server_aborted';
@@ -94,15 +94,15 @@ export class RequestState implements ObservationSink {
    * `estimatedRaw` and `reasoningRaw` are its sum and reasoning part), and in all chunks, usage or not
    * (`allByScript`, what the calibration learns from).
    */
-  private readonly liveByScript = [0, 0, 0];
-  private readonly allByScript = [0, 0, 0];
+  private readonly liveByScript = new Float64Array(SCRIPTS);
+  private readonly allByScript = new Float64Array(SCRIPTS);
   private estimatedRaw = 0;
   private reasoningRaw = 0;
   /** What the scaled estimate has added to the counters so far. */
   private estimatedOutput = 0;
   private estimatedReasoning = 0;
   /** The model's calibration: multiplier of each script's estimate, and rounding down (usage will top it up). */
-  private scales: readonly number[] = UNSCALED;
+  private scales: Float64Array = UNSCALED;
   private leanLow = false;
   private firstTokenSeen = false;
   private lastTokenAt = 0;
@@ -147,7 +147,8 @@ export class RequestState implements ObservationSink {
   }
 
   generatedTokens(tokens: number, reasoning: number): void {
-    if (tokens <= 0 && this.pendingEmpty) tokens = this.estimatorFor().count('');
+    // With countTokens the character held back is counted in full once it arrives, so only the default counts "".
+    if (tokens <= 0 && this.pendingEmpty && this.context.estimate === undefined) tokens = this.estimatorFor().count('');
     this.pendingEmpty = false;
     if (!(tokens > 0)) return;
     this.allByScript[this.script]! += tokens;
@@ -160,7 +161,8 @@ export class RequestState implements ObservationSink {
       return;
     }
     const { scales, liveByScript: live } = this;
-    const scaled = scales[0]! * live[0]! + scales[1]! * live[1]! + scales[2]! * live[2]!;
+    let scaled = 0;
+    for (let s = 0; s < SCRIPTS; s++) scaled += scales[s]! * live[s]!;
     const output = Math.max(0, this.whole(scaled) - this.estimatedOutput);
     let reasoningAdded = 0;
     if (this.reasoningRaw > 0) {
@@ -196,7 +198,7 @@ export class RequestState implements ObservationSink {
       return;
     }
     if (chunk.tokens > 0) this.allByScript[this.script]! += chunk.tokens;
-    else if (this.pendingEmpty && live) this.allByScript[this.script]! += this.estimatorFor().count('');
+    else if (this.pendingEmpty && live && this.context.estimate === undefined) this.allByScript[this.script]! += this.estimatorFor().count('');
     this.pendingEmpty = false;
     this.statedOutput = total;
     const increase = total - this.outputTokens;
@@ -312,7 +314,7 @@ export class RequestState implements ObservationSink {
     // Tokens counted before the model was known were not scaled: the scale applies from here on.
     const { calibration } = series;
     if (this.estimatedRaw === 0 && calibration.learned) {
-      this.scales = [calibration.scale(0), calibration.scale(1), calibration.scale(2)];
+      this.scales = calibration.scales();
       this.leanLow = calibration.leansLow();
     }
     if (this.gaugeModel !== model && !this.ended) {
