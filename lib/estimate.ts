@@ -1,22 +1,15 @@
 /**
- * Default token estimator for one generated text delta, used when a chunk does not state its token count.
+ * Token estimates for generated text when a chunk does not state its count (docs/accuracy.md has the numbers).
  *
- * Design, from bench/accuracy (see bench/ACCURACY.md for the numbers):
- * - Every BPE vocabulary in use (o200k, cl100k, Llama 3, Qwen, …) first splits text with a pre-tokenizer regex
- *   into pieces (a word with its leading space, up to 3 digits, a punctuation run, a whitespace run) and never
- *   merges across pieces. So a delta that holds one piece is, in an engine's one-token-per-chunk stream, almost
- *   always exactly one token, whatever its length (" understanding", "\n\n", "        ", "。\n").
- *   Counting pieces gives a median error of 0.0% on one-token streams in o200k, cl100k and Llama 3, where
- *   chars/4 is +37%.
- * - A delta with several pieces is a multi-token chunk (hosted APIs, Anthropic); there each piece is a whole
- *   word, and long words, non-ASCII words, CJK runs, punctuation runs and emoji cost extra tokens (median error
- *   7–8%). The weights differ between the two cases because the one-piece case must not charge for long
- *   whole-token words.
- * - What it cannot see: a token that ends inside a character reaches us as an empty delta (0 here), and
- *   vocabularies disagree on non-Latin text by up to ±50%; a known model's own tokenizer, through
- *   `countTokens`, is exact (bench/ACCURACY.md has the recipe).
- * - One pass over the UTF-16 code units with a 64 KiB class table, no allocation: ≈ 0.06× the JSON.parse of
- *   the chunk for a one-token delta, ≈ 0.5× for a 5–20-token one.
+ * - `estimateTokens` counts one delta on its own. Every BPE vocabulary in use (o200k, cl100k, Llama 3, Qwen, …)
+ *   first splits text with a pre-tokenizer regex into pieces (a word with its leading space, up to 3 digits, a
+ *   punctuation run, a whitespace run) and never merges across pieces, so a delta that holds one piece is, in an
+ *   engine's one-token-per-chunk stream, almost always one token whatever its length. A delta with several pieces
+ *   is a multi-token chunk; there long words, non-ASCII words, CJK runs, punctuation runs and emoji cost extra.
+ *   One pass over the UTF-16 code units with a 64 KiB class table, no allocation.
+ * - `StreamEstimator` counts a whole response's deltas in whatever shape the server cut them: empty deltas of
+ *   tokens that end inside a character, and text re-buffered into fixed-size pieces that cut words.
+ * - `scriptOf` tells the calibration which script a delta's tokens belong to.
  */
 
 /** Tuning knobs; `DEFAULT_WEIGHTS` holds the values chosen by `bench/accuracy/tune.ts`. */
