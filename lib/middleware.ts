@@ -2,13 +2,18 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { estimateTokens } from './estimate';
 import { hookResponse } from './hook';
 import { MetricsStore } from './metrics';
-import type { DynamoMetricsError, DynamoMetricsOptions } from './options';
+import type { DynamoMetricsError, DynamoMetricsOptions, HttpRequest } from './options';
 import { resolveOptions } from './options';
+import { GenAiRecorder } from './otel';
 import { readerFor } from './readers';
 import { RequestState, requestHints } from './request-state';
 import { ResponseReader } from './response-reader';
 import type { ResponseReaderSettings } from './response-reader';
 
+/**
+ * A `(req, res, next)` middleware on Node's own request and response, for Express, Connect, NestJS's `app.use()`
+ * or Fastify through `@fastify/middie`.
+ */
 export type DynamoMetricsMiddleware = (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => void;
 
 function makeError(code: string, message: string, cause?: unknown): DynamoMetricsError {
@@ -18,10 +23,12 @@ function makeError(code: string, message: string, cause?: unknown): DynamoMetric
 }
 
 /**
- * Express middleware that observes every LLM response (streaming or not) and keeps the `dynamo_frontend_*`
- * metrics. Mount it after body parsers and after `compression`, before the LLM routes or proxy.
+ * Middleware that observes every LLM response (streaming or not) and keeps the `dynamo_frontend_*` metrics. Mount
+ * it after body parsers and after `compression`, before the LLM routes or proxy. It uses nothing but Node's
+ * `req`/`res`, so any framework that hands them to middleware can mount it. `Req` is the request type the
+ * `endpoint` callback receives, inferred from its annotation.
  */
-export function dynamoMetrics(options?: DynamoMetricsOptions): DynamoMetricsMiddleware {
+export function dynamoMetrics<Req extends IncomingMessage = HttpRequest>(options?: DynamoMetricsOptions<Req>): DynamoMetricsMiddleware {
   const config = resolveOptions(options);
   const store = MetricsStore.for(config);
   const { countTokens, onError } = config;
@@ -51,6 +58,16 @@ export function dynamoMetrics(options?: DynamoMetricsOptions): DynamoMetricsMidd
           return estimateTokens(text);
         };
 
+  const recorder =
+    config.meter === undefined
+      ? undefined
+      : new GenAiRecorder(config.meter, {
+          estimatedUsage: config.otelEstimatedUsage,
+          models: config.models,
+          maxModels: config.maxModels,
+          failed: (error) => report(makeError('otel_record_failed', 'the OpenTelemetry meter threw while recording a request', error)),
+        });
+
   const malformed = (endpoint: string, reason: string, detail: string | undefined): void => {
     store.parseError(endpoint, reason);
     report(makeError(reason, detail === undefined ? reason : `${reason}: ${detail}`));
@@ -77,7 +94,7 @@ export function dynamoMetrics(options?: DynamoMetricsOptions): DynamoMetricsMidd
       const observed = res as ServerResponse & Record<symbol, boolean | undefined>;
       if (endpoint !== undefined && observed[store.responseMark] !== true) {
         observed[store.responseMark] = true;
-        const state = new RequestState({ store, endpoint, estimate, malformed }, requestHints(req));
+        const state = new RequestState({ store, endpoint, estimate, malformed, recorder }, requestHints(req));
         hookResponse(res, new ResponseReader(state, readerFor(endpoint), readerSettings, req));
       }
     } catch (error) {
