@@ -3,6 +3,7 @@ import type { ErrorRequestHandler, Express } from 'express';
 import type { Registry } from 'prom-client';
 import { dynamoMetrics, metricsRouter } from '../lib';
 import type { DynamoMetricsOptions } from '../lib';
+import { livePage } from './live-page';
 import { mockLlm } from './mock-llm';
 import type { MockOptions } from './mock-llm';
 import { RequestError, sendError } from './openai-error';
@@ -36,7 +37,7 @@ const openAIErrors: ErrorRequestHandler = (error: unknown, _req, res, next) => {
   sendError(res, new RequestError(500, 'internal error in the example app', null, null, 'server_error'));
 };
 
-/** The example gateway: body parser, then the metrics middleware, then the mock model or the upstream proxy. */
+/** The example gateway: body parser, the metrics middleware, `/metrics` and the live page, then the mock model or the upstream proxy. */
 export function createApp(options: ExampleAppOptions = {}): Express {
   const { registry, upstream } = options;
   const app = express();
@@ -45,6 +46,7 @@ export function createApp(options: ExampleAppOptions = {}): Express {
   app.use(express.json({ limit: BODY_LIMIT, verify: upstream ? rememberRawBody : undefined }));
   app.use(dynamoMetrics({ ...options.metrics, registry }));
   app.use(metricsRouter({ registry }));
+  app.use(livePage());
   app.use(upstream ? upstreamProxy(upstream) : mockLlm(options.mock));
   app.use('/v1', (req, res) => {
     sendError(res, new RequestError(404, `no route for ${req.method} ${req.originalUrl}`, null, 'unknown_url'));
