@@ -84,3 +84,19 @@ test("counts a unary completion sent with Fastify's own reply.send(), and leaves
   // Only the LLM request is counted: /health, the 404 and the scrapes are not LLM paths.
   expect(sumOf(metrics.samples, 'dynamo_frontend_requests_total')).toBe(1);
 });
+
+test('serves /metrics as a Fastify route on the raw request and response (the docs/frameworks.md variant)', async () => {
+  await app.close();
+  app = Fastify();
+  const serveMetrics = metricsRouter({ registry });
+  app.get('/metrics', (request, reply) => {
+    reply.hijack();
+    serveMetrics(request.raw, reply.raw);
+  });
+  baseUrl = await app.listen({ port: 0, host: '127.0.0.1' });
+  const metrics = await scrape(`${baseUrl}/metrics`);
+  expect(metrics.status).toBe(200);
+  expect(metrics.contentType).toBe(registry.contentType);
+  // Nothing has run yet, but the families are registered by the middleware created in beforeEach.
+  expect(metrics.samples.some((s) => s.name.startsWith('dynamo_frontend_'))).toBe(true);
+});

@@ -1,7 +1,8 @@
 import express from 'express';
 import express4 from 'express4';
 import type { NextFunction, Request, Response } from 'express';
-import { Counter, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Registry } from 'prom-client';
+import { dynamoMetrics } from '../lib/middleware';
 import { metricsRouter } from '../lib/router';
 import { listen, request } from './support/http-harness';
 import type { RunningServer } from './support/http-harness';
@@ -136,6 +137,21 @@ describe('metricsRouter on plain node:http, without a next()', () => {
     });
     const failed = await request(server.port, 'GET', '/metrics');
     expect({ status: failed.status, body: failed.body.toString() }).toEqual({ status: 500, body: 'could not collect the metrics: collector failed\n' });
+  });
+});
+
+describe("prom-client's default metrics on the same registry", () => {
+  it('are served beside ours in one scrape', async () => {
+    const registry = new Registry();
+    collectDefaultMetrics({ register: registry });
+    const app = express();
+    app.use(dynamoMetrics({ registry }));
+    app.use(metricsRouter({ registry }));
+    server = await listen(app);
+    const text = (await request(server.port, 'GET', '/metrics')).body.toString();
+    expect(text).toMatch(/^process_cpu_user_seconds_total \d/m);
+    expect(text).toMatch(/^nodejs_heap_size_used_bytes \d/m);
+    expect(text).toContain('# TYPE dynamo_frontend_output_tokens_total counter');
   });
 });
 
