@@ -7,6 +7,7 @@ import { livePage } from './live-page';
 import { mockLlm } from './mock-llm';
 import type { MockOptions } from './mock-llm';
 import { RequestError, sendError } from './openai-error';
+import type { OpenTelemetryExport } from './otel';
 import { rememberRawBody, upstreamProxy } from './proxy';
 import type { UpstreamOptions } from './proxy';
 
@@ -19,6 +20,8 @@ export interface ExampleAppOptions {
   mock?: Partial<MockOptions>;
   /** Proxy mode: forward `/v1/*` here instead of answering with the mock. */
   upstream?: UpstreamOptions;
+  /** Also record to OpenTelemetry, served at `/otel/metrics` beside `/metrics`. */
+  openTelemetry?: OpenTelemetryExport;
 }
 
 // LLM prompts are large: body-parser's 100 kB default would reject long conversations.
@@ -39,13 +42,14 @@ const openAIErrors: ErrorRequestHandler = (error: unknown, _req, res, next) => {
 
 /** The example gateway: body parser, the metrics middleware, `/metrics` and the live page, then the mock model or the upstream proxy. */
 export function createApp(options: ExampleAppOptions = {}): Express {
-  const { registry, upstream } = options;
+  const { registry, upstream, openTelemetry } = options;
   const app = express();
   app.disable('x-powered-by');
   // Mounted before dynamoMetrics so it can label requests with the model the client asked for at arrival.
   app.use(express.json({ limit: BODY_LIMIT, verify: upstream ? rememberRawBody : undefined }));
-  app.use(dynamoMetrics({ ...options.metrics, registry }));
+  app.use(dynamoMetrics({ ...options.metrics, registry, meter: openTelemetry?.meter }));
   app.use(metricsRouter({ registry }));
+  if (openTelemetry) app.get('/otel/metrics', openTelemetry.metricsHandler);
   app.use(livePage());
   app.use(upstream ? upstreamProxy(upstream) : mockLlm(options.mock));
   app.use('/v1', (req, res) => {

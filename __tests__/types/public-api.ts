@@ -20,7 +20,7 @@ import type {
   MetricsHandler,
   MetricsRouterOptions,
 } from '../../lib';
-import type { HistogramName } from '../../lib/buckets';
+import type { HistogramName } from '../../lib/metrics/buckets';
 
 // Either kind of prom-client registry.
 const openMetrics = new Registry<OpenMetricsContentType>();
