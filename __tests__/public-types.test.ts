@@ -69,7 +69,12 @@ test('a wrong type in the type tests is caught (the compile above can fail)', ()
 }, 60_000);
 
 describe('doc comments', () => {
-  const program = ts.createProgram([path.join(ROOT, 'lib', 'index.ts')], { strict: true, target: ts.ScriptTarget.ES2022 });
+  const program = ts.createProgram([path.join(ROOT, 'lib', 'index.ts')], {
+    strict: true,
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.CommonJS,
+    moduleResolution: ts.ModuleResolutionKind.Node10,
+  });
   const checker = program.getTypeChecker();
   const index = program.getSourceFile(path.join(ROOT, 'lib', 'index.ts')) as ts.SourceFile;
   const exported = checker.getExportsOfModule(checker.getSymbolAtLocation(index) as ts.Symbol);
