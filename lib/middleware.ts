@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { estimateTokens } from './estimate';
 import { hookResponse } from './hook';
 import { MetricsStore } from './metrics';
+import type { ExtraLabelProblem } from './metrics/extra-labels';
 import type { DynamoMetricsError, DynamoMetricsOptions, HttpRequest } from './options';
 import { resolveOptions } from './options';
 import { GenAiRecorder } from './otel';
@@ -57,6 +58,8 @@ export function dynamoMetrics<Req extends IncomingMessage = HttpRequest>(options
           return estimateTokens(text);
         };
 
+  const extraLabelProblem = (problem: ExtraLabelProblem): void => report(makeError(problem.code, problem.message, problem.cause));
+
   const recorder =
     config.meter === undefined
       ? undefined
@@ -93,7 +96,8 @@ export function dynamoMetrics<Req extends IncomingMessage = HttpRequest>(options
       const observed = res as ServerResponse & Record<symbol, boolean | undefined>;
       if (endpoint !== undefined && observed[store.responseMark] !== true) {
         observed[store.responseMark] = true;
-        const state = new RequestState({ store, endpoint, estimate, malformed, recorder }, requestHints(req));
+        const extraLabels = store.extraLabels.valuesFor(req, extraLabelProblem);
+        const state = new RequestState({ store, endpoint, estimate, malformed, extraLabels, recorder }, requestHints(req));
         hookResponse(res, new ResponseReader(state, readerFor(endpoint), readerSettings, req));
       }
     } catch (error) {
