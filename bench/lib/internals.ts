@@ -38,6 +38,16 @@ export function requestContext(registry: Registry, recorder?: RequestRecorder): 
   return { store, endpoint: 'chat_completions', estimate: undefined, malformed: () => undefined, recorder };
 }
 
+/**
+ * Registers the metrics on `registry` as `dynamoMetrics({ registry, maxModels })` will, but rendered through
+ * prom-client's own formatter: the path any prom-client other than the tested 15.1 releases takes. The middleware
+ * created afterwards on the same registry shares these metrics.
+ */
+export function registerWithPublicTextOnly(registry: Registry, maxModels: number): void {
+  const options = resolveOptions({ registry, maxModels });
+  MetricsStore.for({ ...options, publicTextOnly: true });
+}
+
 /** The response reader's per-middleware settings, with the defaults' limits; a listener bug fails the bench loudly. */
 export function readerSettings(): ConstructorParameters<typeof ResponseReader>[2] {
   return {

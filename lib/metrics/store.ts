@@ -7,7 +7,7 @@ import { HistogramCounts, Tally, TallyMap } from './cells';
 import type { ForEach } from './cells';
 import { CollectedCounter, CollectedGauge, HistogramCollector } from './collectors';
 import { HISTOGRAM_NAMES, METRIC_KEYS, METRICS } from './definitions';
-import type { CounterKey, GaugeKey, HistogramName } from './definitions';
+import type { CounterKey, GaugeKey, HistogramName, MetricDefinition } from './definitions';
 import { ExtraLabels, NO_EXTRA_LABELS } from './extra-labels';
 import type { ExtraLabelValues } from './extra-labels';
 import { CounterSet, ModelMetrics } from './series';
@@ -109,7 +109,7 @@ export class MetricsStore {
     const histograms = this.histogramSources();
     const fastText = fastTextSupported && settings.publicTextOnly !== true;
     for (const key of METRIC_KEYS) {
-      const definition: { suffix: string; help: string; type: string; labels: readonly string[]; extraLabels?: true } = METRICS[key];
+      const definition: MetricDefinition = METRICS[key];
       const identity = {
         name: `${prefix}_${definition.suffix}`,
         help: definition.help,
