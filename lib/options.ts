@@ -42,7 +42,8 @@ export interface DynamoMetricsOptions {
    * Decides which requests are LLM requests and their `endpoint` label: return a label value, or `undefined`/`false`
    * to leave the request alone. The label picks the wire-format reader (`chat_completions`, `completions`,
    * `responses`, `anthropic_messages`, `embeddings`); other labels are read as OpenAI chat/completions.
-   * @defaultValue by path suffix: `/chat/completions`, `/completions`, `/responses`, `/messages`, `/embeddings`
+   * @defaultValue `POST` requests, by path suffix: `/chat/completions`, `/completions`, `/responses`, `/messages`,
+   * `/embeddings`
    */
   endpoint?: (req: IncomingMessage) => string | undefined | false | null;
   /**
@@ -117,8 +118,9 @@ export function looksLikeRequest(value: unknown): boolean {
 }
 
 function defaultEndpoint(req: IncomingMessage): string | undefined {
-  // CORS preflights and HEAD probes share LLM paths but are not LLM requests.
-  if (req.method === 'OPTIONS' || req.method === 'HEAD') return undefined;
+  // As in Dynamo, an LLM request is a POST: `GET /v1/chat/completions` lists stored completions, `GET
+  // /v1/threads/:id/messages` reads a thread, `DELETE` removes one, and preflights and probes share the paths too.
+  if (req.method !== 'POST') return undefined;
   const url = (req as IncomingMessage & { originalUrl?: string }).originalUrl ?? req.url;
   return endpointFromPath(url);
 }

@@ -65,7 +65,7 @@ export class ResponseReader implements ResponseListener, SseHandler {
       this.mode = 'json';
       this.declaredJson = contentType !== '';
     }
-    this.state.responseStarted(isEventStream, requestHints(this.req));
+    this.state.responseStarted(isEventStream, requestHints(this.req), statusCode);
   }
 
   onBody(chunk: unknown, encoding: unknown): void {
