@@ -77,7 +77,7 @@ export function dynamoMetrics(options?: DynamoMetricsOptions): DynamoMetricsMidd
       if (endpoint !== undefined && observed[store.responseMark] !== true) {
         observed[store.responseMark] = true;
         const state = new RequestState({ store, endpoint, estimate, malformed }, requestHints(req));
-        hookResponse(res, new ResponseReader(state, readerFor(endpoint), readerSettings, req));
+        hookResponse(res, new ResponseReader(state, readerFor(endpoint), readerSettings, req), req.socket);
       }
     } catch (error) {
       report(makeError('internal', 'express-dynamo-metrics could not observe a request', error));
