@@ -802,7 +802,7 @@ describe.each(variants)('HTTP suite on %s', (variant, expressLib, packageName) =
     expect(await get('parse_errors_total')).toBe(0);
   });
 
-  it('leaves a gzip stream from compression() mounted after it untouched, counts it as compressed_body, and never throws', async () => {
+  it('leaves a gzip stream from compression() mounted after it untouched and counts it from a decoded copy', async () => {
     const errors: DynamoMetricsError[] = [];
     const pieces = [chunk('m', 'Hello'), finishChunk('m'), DONE];
     const app = expressLib() as unknown as Application;
@@ -836,9 +836,11 @@ describe.each(variants)('HTTP suite on %s', (variant, expressLib, packageName) =
     } finally {
       process.off('warning', onWarning);
     }
-    expect(await get('requests_total', { model: 'm' })).toBe(1);
-    expect(await get('parse_errors_total', { endpoint: 'chat_completions', reason: 'compressed_body' })).toBe(1);
-    expect(errors.map((e) => e.code)).toContain('compressed_body');
+    expect(await get('requests_total', { model: 'm', status: 'success' })).toBe(1);
+    expect(await get('output_tokens_total', { model: 'm' })).toBe(5);
+    expect(await get('parse_errors_total')).toBe(0);
+    expect(errors).toEqual([]);
+    expect(warnings.filter((w) => (w as Error & { code?: string }).code === 'DYNAMO_METRICS_COMPRESSED')).toEqual([]);
     expect(await gauges('m')).toEqual([0, 0, 0]);
   });
 

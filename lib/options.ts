@@ -121,8 +121,10 @@ export interface DynamoMetricsOptions<Req extends IncomingMessage = HttpRequest>
    */
   maxEventBytes?: number | undefined;
   /**
-   * Largest unary (non-stream) JSON body buffered for reading usage, in bytes; larger bodies are counted as
-   * requests but not read (`parse_errors_total{reason="body_too_large"}`).
+   * How much of a unary (non-stream) JSON body is kept while it is read, in characters: bodies of any size are
+   * read as they are written, and past this their text is no longer kept (it only matters when a body states no
+   * usage; `parse_errors_total{reason="body_too_large"}`), while model, usage, finish reason and error are still
+   * read. Numbers inside arrays (embedding vectors, token ids) are never kept.
    * @defaultValue 8388608 (8 MiB)
    */
   maxBodyBytes?: number | undefined;
@@ -159,7 +161,7 @@ export const DEFAULTS = {
    */
   maxEventBytes: 1024 * 1024,
   /**
-   * Largest unary JSON body buffered, in bytes.
+   * How much of a unary JSON body is kept while it is read, in characters.
    * @defaultValue 8388608 (8 MiB)
    */
   maxBodyBytes: 8 * 1024 * 1024,
