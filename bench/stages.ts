@@ -9,13 +9,15 @@ import { hookResponse } from '../lib/hook';
 import type { ResponseListener } from '../lib/hook';
 import { MetricsStore } from '../lib/metrics';
 import { resolveOptions } from '../lib/options';
+import { GenAiRecorder } from '../lib/otel';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { openAiReader } from '../lib/readers/openai';
 import type { ObservationSink } from '../lib/readers/types';
 import { RequestState } from '../lib/request-state';
 import type { RequestStateContext } from '../lib/request-state';
 import { ResponseReader } from '../lib/response-reader';
 import { SseParser } from '../lib/sse';
-import { HistogramCells } from '../lib/histogram-metric';
+import { HistogramCounts } from '../lib/metrics/cells';
 import { loadFixture } from './fixture';
 import { formatTable, median } from './stats';
 
@@ -363,8 +365,8 @@ async function buildStages(fx: Fixture): Promise<Stage[]> {
     for (let k = 0; k < r; k++) for (let i = 0; i < n; i++) plain.pending += 1;
     return plain.pending;
   });
-  const cells = new HistogramCells([0, 0.0019, 0.0035, 0.0067, 0.013, 0.024, 0.045, 0.084, 0.16, 0.3, 0.56, 1.1, 2]);
-  add('metric update', 'lib HistogramCells.record (ITL histogram as plain numbers)', (r) => {
+  const cells = new HistogramCounts([0, 0.0019, 0.0035, 0.0067, 0.013, 0.024, 0.045, 0.084, 0.16, 0.3, 0.56, 1.1, 2]);
+  add('metric update', 'lib HistogramCounts.record (ITL histogram as plain numbers)', (r) => {
     for (let k = 0; k < r; k++) for (let i = 0; i < n; i++) cells.record(0.004, 1);
     return cells.count;
   });
@@ -374,6 +376,20 @@ async function buildStages(fx: Fixture): Promise<Stage[]> {
   add('request state', 'lib openAiReader.readEvent → RequestState → metrics (start, events, end)', (r) => {
     for (let k = 0; k < r; k++) {
       const state = new RequestState(context, hints);
+      state.responseStarted(true, hints);
+      for (let i = 0; i < n; i++) openAiReader.readEvent(data[i] as string, undefined, state);
+      state.end('finished', 200);
+    }
+    return r;
+  });
+  // The same with `meter` set: a real SDK MeterProvider (no reader exporting), so the difference is what a meter
+  // adds per event, its per-request records spread over the events.
+  const meter = new MeterProvider().getMeter('bench');
+  const recorder = new GenAiRecorder(meter, { estimatedUsage: false, models: undefined, maxModels: 100, failed: () => undefined });
+  const otelContext: RequestStateContext = { ...libContext(new Registry()), recorder };
+  add('request state', 'lib openAiReader.readEvent → RequestState → metrics, with meter (OpenTelemetry SDK)', (r) => {
+    for (let k = 0; k < r; k++) {
+      const state = new RequestState(otelContext, hints);
       state.responseStarted(true, hints);
       for (let i = 0; i < n; i++) openAiReader.readEvent(data[i] as string, undefined, state);
       state.end('finished', 200);

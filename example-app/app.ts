@@ -6,6 +6,7 @@ import type { DynamoMetricsOptions } from '../lib';
 import { mockLlm } from './mock-llm';
 import type { MockOptions } from './mock-llm';
 import { RequestError, sendError } from './openai-error';
+import type { OpenTelemetryExport } from './otel';
 import { rememberRawBody, upstreamProxy } from './proxy';
 import type { UpstreamOptions } from './proxy';
 
@@ -18,6 +19,8 @@ export interface ExampleAppOptions {
   mock?: Partial<MockOptions>;
   /** Proxy mode: forward `/v1/*` here instead of answering with the mock. */
   upstream?: UpstreamOptions;
+  /** Also record to OpenTelemetry, served at `/otel/metrics` beside `/metrics`. */
+  openTelemetry?: OpenTelemetryExport;
 }
 
 // LLM prompts are large: body-parser's 100 kB default would reject long conversations.
@@ -38,13 +41,14 @@ const openAIErrors: ErrorRequestHandler = (error: unknown, _req, res, next) => {
 
 /** The example gateway: body parser, then the metrics middleware, then the mock model or the upstream proxy. */
 export function createApp(options: ExampleAppOptions = {}): Express {
-  const { registry, upstream } = options;
+  const { registry, upstream, openTelemetry } = options;
   const app = express();
   app.disable('x-powered-by');
   // Mounted before dynamoMetrics so it can label requests with the model the client asked for at arrival.
   app.use(express.json({ limit: BODY_LIMIT, verify: upstream ? rememberRawBody : undefined }));
-  app.use(dynamoMetrics({ ...options.metrics, registry }));
+  app.use(dynamoMetrics({ ...options.metrics, registry, meter: openTelemetry?.meter }));
   app.use(metricsRouter({ registry }));
+  if (openTelemetry) app.get('/otel/metrics', openTelemetry.metricsHandler);
   app.use(upstream ? upstreamProxy(upstream) : mockLlm(options.mock));
   app.use('/v1', (req, res) => {
     sendError(res, new RequestError(404, `no route for ${req.method} ${req.originalUrl}`, null, 'unknown_url'));

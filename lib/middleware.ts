@@ -2,8 +2,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { estimateTokens } from './estimate';
 import { hookResponse } from './hook';
 import { MetricsStore } from './metrics';
+import type { ExtraLabelProblem } from './metrics/extra-labels';
 import type { DynamoMetricsError, DynamoMetricsOptions, HttpRequest } from './options';
 import { resolveOptions } from './options';
+import { GenAiRecorder } from './otel';
 import { readerFor } from './readers';
 import { RequestState, requestHints } from './request-state';
 import { ResponseReader } from './response-reader';
@@ -57,6 +59,18 @@ export function dynamoMetrics<Req extends IncomingMessage = HttpRequest>(options
           return estimateTokens(text);
         };
 
+  const extraLabelProblem = (problem: ExtraLabelProblem): void => report(makeError(problem.code, problem.message, problem.cause));
+
+  const recorder =
+    config.meter === undefined
+      ? undefined
+      : new GenAiRecorder(config.meter, {
+          estimatedUsage: config.otelEstimatedUsage,
+          models: config.models,
+          maxModels: config.maxModels,
+          failed: (error) => report(makeError('otel_record_failed', 'the OpenTelemetry meter threw while recording a request', error)),
+        });
+
   const malformed = (endpoint: string, reason: string, detail: string | undefined): void => {
     store.parseError(endpoint, reason);
     report(makeError(reason, detail === undefined ? reason : `${reason}: ${detail}`));
@@ -83,7 +97,8 @@ export function dynamoMetrics<Req extends IncomingMessage = HttpRequest>(options
       const observed = res as ServerResponse & Record<symbol, boolean | undefined>;
       if (endpoint !== undefined && observed[store.responseMark] !== true) {
         observed[store.responseMark] = true;
-        const state = new RequestState({ store, endpoint, estimate, malformed }, requestHints(req));
+        const extraLabels = store.extraLabels.valuesFor(req, extraLabelProblem);
+        const state = new RequestState({ store, endpoint, estimate, malformed, extraLabels, recorder }, requestHints(req));
         hookResponse(res, new ResponseReader(state, readerFor(endpoint), readerSettings, req), req.socket);
       }
     } catch (error) {

@@ -1,10 +1,13 @@
 import { IncomingMessage } from 'node:http';
 import { register as globalRegistry } from 'prom-client';
 import type { Registry, RegistryContentType } from 'prom-client';
-import { defaultBuckets } from './buckets';
-import type { HistogramName } from './buckets';
+import { resolveBuckets } from './metrics/buckets';
+import type { HistogramBounds } from './metrics/buckets';
+import { ExtraLabels } from './metrics/extra-labels';
+import type { ExtraLabelsOption } from './metrics/extra-labels';
 import { endpointFromPath } from './labels';
 import { configError } from './errors';
+import type { GenAiMeter } from './otel';
 
 /**
  * A prom-client registry of either exposition format: `new Registry()` (Prometheus text) or
@@ -95,6 +98,15 @@ export interface DynamoMetricsOptions<Req extends IncomingMessage = HttpRequest>
    */
   buckets?: BucketOptions | undefined;
   /**
+   * Labels of your own on every counter that carries `model` (not on gauges or histograms), read once per request:
+   * `{ tenant: (req) => req.headers['x-tenant'] as string | undefined }`, or `{ tenant: { value, maxValues, hash } }`
+   * to change the cap of distinct values (beyond it a value is counted as `other`) or print a digest instead of the
+   * value. A function that throws or returns a non-string counts the request with `""` and reports to `onError`.
+   * See docs/tenant-labels.md.
+   * @defaultValue none; each label keeps at most 100 distinct values unless `maxValues` says otherwise
+   */
+  extraLabels?: ExtraLabelsOption<Req> | undefined;
+  /**
    * Decides which requests are LLM requests and their `endpoint` label: return a label value, or `undefined`/`false`
    * to leave the request alone. The label picks the wire-format reader (`chat_completions`, `completions`,
    * `responses`, `anthropic_messages`, `embeddings`); other labels are read as OpenAI chat/completions.
@@ -128,6 +140,19 @@ export interface DynamoMetricsOptions<Req extends IncomingMessage = HttpRequest>
    * @defaultValue 8388608 (8 MiB)
    */
   maxBodyBytes?: number | undefined;
+  /**
+   * An `@opentelemetry/api` `Meter`: every request is also recorded, at its end, to the OpenTelemetry GenAI
+   * semantic-convention instruments (`gen_ai.server.request.duration`, `gen_ai.server.time_to_first_token`, …; see
+   * docs/opentelemetry.md). `@opentelemetry/api` is an optional peer dependency, never loaded by this package.
+   * @defaultValue none: nothing is recorded to OpenTelemetry
+   */
+  meter?: GenAiMeter | undefined;
+  /**
+   * Also record output token usage to the OpenTelemetry instruments when it is an estimate of the text (the
+   * response stated no usage), which the conventions allow only as opt-in "offline token counting".
+   * @defaultValue false: only usage the response stated is recorded
+   */
+  otelEstimatedUsage?: boolean | undefined;
 }
 
 export interface ResolvedOptions {
@@ -135,12 +160,15 @@ export interface ResolvedOptions {
   prefix: string;
   models: ReadonlySet<string> | undefined;
   maxModels: number;
-  buckets: Record<HistogramName, number[]>;
+  buckets: HistogramBounds;
+  extraLabels: ExtraLabels;
   endpoint: (req: IncomingMessage) => string | undefined;
   countTokens: ((text: string, model: string) => number) | undefined;
   onError: ((error: DynamoMetricsError) => void) | undefined;
   maxEventBytes: number;
   maxBodyBytes: number;
+  meter: GenAiMeter | undefined;
+  otelEstimatedUsage: boolean;
 }
 
 /** The defaults of `dynamoMetrics()`'s numeric and naming options, for code that wants to show or derive from them. */
@@ -173,21 +201,15 @@ const KNOWN_OPTIONS = new Set([
   'models',
   'maxModels',
   'buckets',
+  'extraLabels',
   'endpoint',
   'countTokens',
   'onError',
   'maxEventBytes',
   'maxBodyBytes',
+  'meter',
+  'otelEstimatedUsage',
 ]);
-
-const HISTOGRAMS: readonly HistogramName[] = [
-  'requestDuration',
-  'timeToFirstToken',
-  'interTokenLatency',
-  'inputSequenceTokens',
-  'outputSequenceTokens',
-  'cachedTokens',
-];
 
 /** Express calling the factory itself as middleware passes a request where options belong. */
 export function looksLikeRequest(value: unknown): boolean {
@@ -210,35 +232,6 @@ function positiveInteger(name: string, value: unknown, fallback: number): number
     configError(`option "${name}" must be a positive integer (got ${String(value)})`);
   }
   return value;
-}
-
-function resolveBuckets(buckets: unknown): Record<HistogramName, number[]> {
-  if (buckets !== undefined && (buckets === null || typeof buckets !== 'object')) {
-    configError('option "buckets" must be an object such as { timeToFirstToken: [0.1, 0.5, 1] }');
-  }
-  const given = (buckets ?? {}) as Record<string, unknown>;
-  for (const key of Object.keys(given)) {
-    if (!HISTOGRAMS.includes(key as HistogramName)) {
-      configError(`option "buckets.${key}" is not a histogram; use one of ${HISTOGRAMS.join(', ')}`);
-    }
-  }
-  const resolved = {} as Record<HistogramName, number[]>;
-  for (const name of HISTOGRAMS) {
-    const bounds = given[name];
-    if (bounds === undefined) {
-      resolved[name] = defaultBuckets(name);
-      continue;
-    }
-    if (
-      !Array.isArray(bounds) ||
-      bounds.length === 0 ||
-      !bounds.every((b, i) => typeof b === 'number' && Number.isFinite(b) && (i === 0 || b > (bounds[i - 1] as number)))
-    ) {
-      configError(`option "buckets.${name}" must be a non-empty array of finite numbers in increasing order`);
-    }
-    resolved[name] = [...(bounds as number[])];
-  }
-  return resolved;
 }
 
 /** Validates the options once, at creation; a mistake throws a TypeError that names the option and the fix. */
@@ -284,6 +277,20 @@ export function resolveOptions<Req extends IncomingMessage>(options: DynamoMetri
       }
     : defaultEndpoint;
 
+  const meter = opts.meter;
+  if (
+    meter !== undefined &&
+    (meter === null || typeof meter !== 'object' || typeof meter.createHistogram !== 'function' || typeof meter.createCounter !== 'function')
+  ) {
+    configError('option "meter" must be an @opentelemetry/api Meter, e.g. metrics.getMeter(\'my-gateway\')');
+  }
+  if (opts.otelEstimatedUsage !== undefined && typeof opts.otelEstimatedUsage !== 'boolean') {
+    configError('option "otelEstimatedUsage" must be a boolean');
+  }
+  if (opts.otelEstimatedUsage === true && meter === undefined) {
+    configError('option "otelEstimatedUsage" needs option "meter"; pass the Meter to record to');
+  }
+
   return {
     // Only the bound content type differs between the two kinds of registry; the methods used are the same.
     registry: registry as Registry,
@@ -291,10 +298,13 @@ export function resolveOptions<Req extends IncomingMessage>(options: DynamoMetri
     models,
     maxModels: positiveInteger('maxModels', opts.maxModels, DEFAULTS.maxModels),
     buckets: resolveBuckets(opts.buckets),
+    extraLabels: new ExtraLabels(opts.extraLabels),
     endpoint,
     countTokens: opts.countTokens,
     onError: opts.onError,
     maxEventBytes: positiveInteger('maxEventBytes', opts.maxEventBytes, DEFAULTS.maxEventBytes),
     maxBodyBytes: positiveInteger('maxBodyBytes', opts.maxBodyBytes, DEFAULTS.maxBodyBytes),
+    meter,
+    otelEstimatedUsage: opts.otelEstimatedUsage ?? false,
   };
 }

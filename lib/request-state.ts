@@ -2,7 +2,9 @@ import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { ErrorType } from './labels';
 import { errorTypeForStatus, finishReasonLabel, UNKNOWN_MODEL } from './labels';
-import type { MetricsStore, ModelSeries, RequestType } from './metrics';
+import type { CounterSet, ExtraLabelValues, MetricsStore, RequestType } from './metrics';
+import { NO_EXTRA_LABELS } from './metrics';
+import type { RequestRecorder } from './otel';
 import type { ChunkCount, ObservationSink } from './readers/types';
 
 /** Largest usage count believed; beyond it a stated count is malformed, not a request's size. */
@@ -40,6 +42,10 @@ export interface RequestStateContext {
   endpoint: string;
   estimate: (text: string, model: string) => number;
   malformed: (endpoint: string, reason: string, detail: string | undefined) => void;
+  /** The request's `extraLabels` values, read once when it arrived. */
+  extraLabels?: ExtraLabelValues;
+  /** Another metrics system fed once per request, at its end (OpenTelemetry when `meter` is set). */
+  recorder?: RequestRecorder | undefined;
 }
 
 /**
@@ -64,14 +70,15 @@ function isTokenCount(value: unknown): value is number {
  */
 export class RequestState implements ObservationSink {
   private readonly arrivedAt = performance.now();
+  private readonly extra: ExtraLabelValues;
   private model: string | undefined;
   /** A name not admitted to a label of its own yet: the response's status decides (see `ModelLabels`). */
   private pendingName: string | undefined;
   /** Whether the response succeeded (2xx head, or tokens written); unknown before the head. */
   private succeeded: boolean | undefined;
-  private series: ModelSeries | undefined;
+  private series: CounterSet | undefined;
   /** Where tokens counted before the model is known wait for their label. */
-  private heldSeries: ModelSeries | undefined;
+  private heldSeries: CounterSet | undefined;
   private heldChunks = 0;
   private heldTimeToFirstToken: number | undefined;
   /** The model label the in-flight gauges are counted under right now. */
@@ -92,6 +99,12 @@ export class RequestState implements ObservationSink {
   private finishReasonValue: string | undefined;
   private completedMarker = false;
   private reportedError: ErrorType | undefined;
+  // What only the recorder needs: the response's own model name, time to first token, stated usage.
+  private responseModelName: string | undefined;
+  private timeToFirstToken: number | undefined;
+  private statedInput: number | undefined;
+  private statedCached: number | undefined;
+  private statedReasoning: number | undefined;
   /** The body could not be read (compressed beneath us): a missing end marker says nothing then. */
   private bodyUnread = false;
 
@@ -100,6 +113,7 @@ export class RequestState implements ObservationSink {
     hints: RequestHints | undefined,
   ) {
     const { store } = context;
+    this.extra = context.extraLabels ?? NO_EXTRA_LABELS;
     if (hints !== undefined && typeof hints.model === 'string') {
       const label = store.modelLabels.labelOf(hints.model);
       if (label !== undefined) this.gaugeModel = label;
@@ -130,11 +144,18 @@ export class RequestState implements ObservationSink {
     this.countStart();
   }
 
+  /** The request's `extraLabels` values (label name → value), for recorders besides Prometheus. */
+  get extraLabels(): Readonly<Record<string, string>> {
+    return this.extra.labels;
+  }
+
   // ---- observations from the readers -------------------------------------------------------------------------
 
   responseModel(model: unknown): void {
     // A missing or malformed name decides nothing: a later event may still name the model.
-    if (this.model === undefined && this.pendingName === undefined && typeof model === 'string' && model.length > 0) this.nameModel(model);
+    if (this.responseModelName !== undefined || typeof model !== 'string' || model.length === 0) return;
+    this.responseModelName = model;
+    if (this.model === undefined && this.pendingName === undefined) this.nameModel(model);
   }
 
   generatedTokens(tokens: number, reasoning: number): void {
@@ -167,6 +188,7 @@ export class RequestState implements ObservationSink {
     }
     if (reasoningStated) {
       const reasoningIncrease = reasoningTotal - this.reasoningTokens;
+      this.statedReasoning = reasoningTotal;
       if (reasoningIncrease > 0) {
         this.reasoningTokens += reasoningIncrease;
         this.seriesOrResolve().pendingReasoningTokens += reasoningIncrease;
@@ -184,7 +206,9 @@ export class RequestState implements ObservationSink {
     }
     this.promptSeen = true;
     this.seriesOrResolve();
-    this.context.store.promptTokens(this.model as string, input, isTokenCount(cached) ? cached : undefined);
+    this.statedInput = input;
+    this.statedCached = isTokenCount(cached) ? cached : undefined;
+    this.context.store.promptTokens(this.model as string, input, this.statedCached, this.extra);
   }
 
   finishReason(reason: unknown): void {
@@ -225,19 +249,37 @@ export class RequestState implements ObservationSink {
     this.countStart();
 
     if (this.statedOutput !== undefined && this.outputTokens > this.statedOutput) {
-      store.overcount(model, this.outputTokens - this.statedOutput);
+      store.overcount(model, this.outputTokens - this.statedOutput, this.extra);
     }
     store.requestInFlight(this.gaugeModel, -1, this.queued);
+    const errorType = this.errorType(outcome, statusCode);
+    const durationSeconds = (performance.now() - this.arrivedAt) / 1000;
+    const outputTokens = this.statedOutput ?? this.outputTokens;
     store.requestEnded(
-      { model, endpoint: this.context.endpoint, requestType: this.requestType },
+      { model, endpoint: this.context.endpoint, requestType: this.requestType, extra: this.extra },
       {
-        errorType: this.errorType(outcome, statusCode),
+        errorType,
         clientDisconnected: outcome === 'client_left',
-        durationSeconds: (performance.now() - this.arrivedAt) / 1000,
-        outputTokens: this.statedOutput ?? this.outputTokens,
+        durationSeconds,
+        outputTokens,
         finishReason: this.finishReasonValue,
       },
     );
+    this.context.recorder?.requestEnded({
+      endpoint: this.context.endpoint,
+      model,
+      responseModel: this.responseModelName,
+      streaming: this.streaming,
+      errorType,
+      durationSeconds,
+      timeToFirstTokenSeconds: this.timeToFirstToken,
+      inputTokens: this.statedInput,
+      cachedInputTokens: this.statedCached,
+      outputTokens,
+      outputTokensStated: this.statedOutput !== undefined,
+      reasoningTokens: this.statedReasoning,
+      extraAttributes: this.extra === NO_EXTRA_LABELS ? undefined : this.extra.labels,
+    });
   }
 
   private errorType(outcome: ResponseOutcome, statusCode: number): ErrorType | undefined {
@@ -276,7 +318,7 @@ export class RequestState implements ObservationSink {
   private resolveModel(model: string): string {
     const { store } = this.context;
     this.model = model;
-    const series = store.seriesFor(model);
+    const series = store.seriesFor(model, this.extra);
     this.series = series;
     if (this.gaugeModel !== model && !this.ended) {
       store.requestInFlight(this.gaugeModel, -1, this.queued);
@@ -295,12 +337,12 @@ export class RequestState implements ObservationSink {
     return model;
   }
 
-  private seriesOrResolve(): ModelSeries {
-    return this.series ?? (this.resolveModel(UNKNOWN_MODEL), this.series as unknown as ModelSeries);
+  private seriesOrResolve(): CounterSet {
+    return this.series ?? (this.resolveModel(UNKNOWN_MODEL), this.series as unknown as CounterSet);
   }
 
   /** The series tokens go to: the model's, or a holding one until an event names the model. */
-  private tokenSeries(): ModelSeries {
+  private tokenSeries(): CounterSet {
     if (this.series !== undefined) return this.series;
     if (++this.heldChunks > MAX_CHUNKS_BEFORE_MODEL) return this.seriesOrResolve();
     return (this.heldSeries ??= this.context.store.detachedSeries());
@@ -309,7 +351,12 @@ export class RequestState implements ObservationSink {
   private countStart(): void {
     if (this.startCounted || this.model === undefined || this.requestType === undefined) return;
     this.startCounted = true;
-    this.context.store.requestStarted({ model: this.model, endpoint: this.context.endpoint, requestType: this.requestType });
+    this.context.store.requestStarted({
+      model: this.model,
+      endpoint: this.context.endpoint,
+      requestType: this.requestType,
+      extra: this.extra,
+    });
   }
 
   private addTokens(tokens: number, reasoning: number, timed: boolean): void {
@@ -331,6 +378,7 @@ export class RequestState implements ObservationSink {
       if (this.queued) {
         this.queued = false;
         const seconds = (now - this.arrivedAt) / 1000;
+        this.timeToFirstToken = seconds;
         this.context.store.firstToken(this.gaugeModel);
         if (this.model === undefined) this.heldTimeToFirstToken = seconds;
         else this.context.store.observeTimeToFirstToken(this.model, seconds);
