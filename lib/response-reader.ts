@@ -4,7 +4,7 @@ import type { ResponseListener } from './hook';
 import { JsonBodyReader } from './json-body';
 import { BodyDecompressor } from './decompress';
 import type { DecodedBodySink } from './decompress';
-import type { PlainTextDelta, WireFormatReader } from './readers/types';
+import type { WireFormatReader } from './readers/types';
 import type { IncomingMessage } from 'node:http';
 import { requestHints } from './request-state';
 import type { RequestState, ResponseOutcome } from './request-state';
@@ -25,42 +25,36 @@ type BodyMode = 'events' | 'json' | 'ignore';
 
 /**
  * Turns the response's bytes into observations: decides at the head how to read the body (an SSE stream event by
- * event, a JSON body at its end, or not at all), decodes the text, splits events, and hands each to the
- * wire-format reader, which reports to the request state.
+ * event, a JSON body as it arrives, or not at all; a compressed one from a decoded copy), decodes the text, splits
+ * events, and hands each to the wire-format reader, which reports to the request state.
  */
 export class ResponseReader implements ResponseListener, SseHandler, DecodedBodySink {
   private mode: BodyMode = 'ignore';
   private readonly decoder = new ResponseTextDecoder();
   private sse: SseParser | undefined;
-  private readonly shape = new ChunkShape();
-  /** While a write that started between events is being split: its events, to learn its shape from. */
-  private writeEvents = 0;
-  private lastPlainData = '';
-  private lastPlain: PlainTextDelta | undefined;
+  /** The stream's learned chunk shape: events like the last plain text delta are counted without being parsed. */
+  private readonly shape: ChunkShape;
   /** The body as it is written, when it is compressed: what we read is its decoded copy. */
   private decompressor: BodyDecompressor | undefined;
   private json: JsonBodyReader | undefined;
   /** The body says it is JSON; an undeclared body that does not parse is simply not JSON, not a parse error. */
   private declaredJson = false;
-  /**
-   * Between events of a stream whose chunk shape is known, with nothing held in the decoder: a UTF-8 string write
-   * can then be matched against the shape as it is, before any other work (see `onBody`).
-   */
-  private shortcut = false;
 
   constructor(
     private readonly state: RequestState,
     private readonly reader: WireFormatReader,
     private readonly settings: ResponseReaderSettings,
     private readonly req: IncomingMessage,
-  ) {}
+  ) {
+    this.shape = new ChunkShape(state);
+  }
 
   onHead(statusCode: number, header: (name: string) => string | undefined): void {
     const contentType = (header('content-type') ?? '').toLowerCase();
     const isEventStream = contentType.startsWith('text/event-stream');
     if (isEventStream) {
       this.mode = 'events';
-      this.sse = new SseParser(this, this.settings.maxEventBytes);
+      this.sse = new SseParser(this, this.settings.maxEventBytes, this.shape);
     } else if (statusCode !== 204 && statusCode !== 304 && (contentType.includes('json') || contentType === '')) {
       this.mode = 'json';
       this.declaredJson = contentType !== '';
@@ -78,14 +72,8 @@ export class ResponseReader implements ResponseListener, SseHandler, DecodedBody
   }
 
   onBody(chunk: unknown, encoding: unknown): void {
-    if (this.decompressor !== undefined) {
-      this.decompressor.write(chunk, encoding);
-      return;
-    }
-    // Most writes of a stream: one whole chunk shaped like the previous plain text delta, as a UTF-8 string.
-    if (this.shortcut && typeof chunk === 'string' && (encoding === undefined || encoding === 'utf8') && this.countShaped(chunk)) return;
-    this.readBody(chunk, encoding);
-    this.shortcut = this.mode === 'events' && this.shape.known && this.decoder.passesStrings && (this.sse as SseParser).idle;
+    if (this.decompressor !== undefined) this.decompressor.write(chunk, encoding);
+    else this.readBody(chunk, encoding);
   }
 
   /** Decoded bytes of a compressed body. */
@@ -99,14 +87,13 @@ export class ResponseReader implements ResponseListener, SseHandler, DecodedBody
     const text = this.decoder.write(chunk, encoding);
     if (text.length === 0) return;
     if (this.mode === 'events') {
-      this.readEvents(text);
+      (this.sse as SseParser).feed(text);
     } else {
       (this.json as JsonBodyReader).write(text);
     }
   }
 
   onBodyEnd(): void {
-    this.shortcut = false;
     if (this.decompressor !== undefined) {
       // The rest of the decoded copy arrives asynchronously; the body ends (and so may the request) after it.
       this.decompressor.end();
@@ -152,7 +139,6 @@ export class ResponseReader implements ResponseListener, SseHandler, DecodedBody
   }
 
   onListenerError(error: unknown): void {
-    this.shortcut = false;
     this.mode = 'ignore';
     this.state.bodyUnreadable();
     this.settings.internalError(error);
@@ -160,7 +146,6 @@ export class ResponseReader implements ResponseListener, SseHandler, DecodedBody
 
   /** The body cannot be read (an encoding we do not decode, a corrupt compressed stream); the request still counts. */
   unreadable(detail: string, encoding?: string): void {
-    this.shortcut = false;
     this.mode = 'ignore';
     this.json = undefined;
     this.state.bodyUnreadable();
@@ -168,46 +153,15 @@ export class ResponseReader implements ResponseListener, SseHandler, DecodedBody
     if (encoding !== undefined) this.settings.compressedBody(encoding);
   }
 
-  // SSE events from the parser.
+  // SSE events from the parser (those the chunk shape did not take in its input).
   onEvent(data: string, eventType: string | undefined): void {
-    this.writeEvents++;
+    if (this.shape.takeEvent(data, eventType)) return;
     const plain = this.reader.readEvent(data, eventType, this.state);
-    this.lastPlain = plain;
-    if (plain !== undefined) this.lastPlainData = data;
+    if (plain !== undefined) this.shape.learn(data, eventType, plain);
   }
 
   onEventTooLarge(eventType: string | undefined): void {
     this.state.malformed('event_too_large', `an SSE event exceeded maxEventBytes (${this.settings.maxEventBytes})`);
     this.reader.readOversizedEvent?.(eventType, this.state);
-  }
-
-  /** Events of one write: a write shaped like an earlier plain text delta is counted without being parsed. */
-  private readEvents(text: string): void {
-    const sse = this.sse as SseParser;
-    if (!sse.idle) {
-      sse.feed(text);
-      return;
-    }
-    if (this.countShaped(text)) return;
-    this.writeEvents = 0;
-    this.lastPlain = undefined;
-    sse.feed(text);
-    if (this.writeEvents === 1 && this.lastPlain !== undefined && sse.idle) {
-      this.shape.learn(text, this.lastPlainData, this.lastPlain);
-    }
-    this.lastPlain = undefined;
-    this.lastPlainData = '';
-  }
-
-  /**
-   * Counts a whole write, between events, that has the learned shape; false if it has not. An oversized write
-   * takes the full path, where the event size limit is enforced.
-   */
-  private countShaped(text: string): boolean {
-    if (text.length > this.settings.maxEventBytes) return false;
-    const deltaText = this.shape.match(text);
-    if (deltaText === undefined) return false;
-    this.state.textDelta(deltaText, this.shape.isReasoning);
-    return true;
   }
 }
