@@ -3,6 +3,7 @@ import type { ErrorRequestHandler, Express } from 'express';
 import type { Registry } from 'prom-client';
 import { dynamoMetrics, metricsRouter } from '../lib';
 import type { DynamoMetricsOptions } from '../lib';
+import { livePage } from './live-page';
 import { mockLlm } from './mock-llm';
 import type { MockOptions } from './mock-llm';
 import { RequestError, sendError } from './openai-error';
@@ -39,7 +40,7 @@ const openAIErrors: ErrorRequestHandler = (error: unknown, _req, res, next) => {
   sendError(res, new RequestError(500, 'internal error in the example app', null, null, 'server_error'));
 };
 
-/** The example gateway: body parser, then the metrics middleware, then the mock model or the upstream proxy. */
+/** The example gateway: body parser, the metrics middleware, `/metrics` and the live page, then the mock model or the upstream proxy. */
 export function createApp(options: ExampleAppOptions = {}): Express {
   const { registry, upstream, openTelemetry } = options;
   const app = express();
@@ -49,6 +50,7 @@ export function createApp(options: ExampleAppOptions = {}): Express {
   app.use(dynamoMetrics({ ...options.metrics, registry, meter: openTelemetry?.meter }));
   app.use(metricsRouter({ registry }));
   if (openTelemetry) app.get('/otel/metrics', openTelemetry.metricsHandler);
+  app.use(livePage());
   app.use(upstream ? upstreamProxy(upstream) : mockLlm(options.mock));
   app.use('/v1', (req, res) => {
     sendError(res, new RequestError(404, `no route for ${req.method} ${req.originalUrl}`, null, 'unknown_url'));

@@ -25,7 +25,8 @@ function makeError(code: string, message: string, cause?: unknown): DynamoMetric
 
 /**
  * Middleware that observes every LLM response (streaming or not) and keeps the `dynamo_frontend_*` metrics. Mount
- * it after body parsers and after `compression`, before the LLM routes or proxy. It uses nothing but Node's
+ * it first: it reads the parsed request body when the response starts, and a compressed response from a decoded
+ * copy, so body parsers and `compression` may come before or after it. It uses nothing but Node's
  * `req`/`res`, so any framework that hands them to middleware can mount it. `Req` is the request type the
  * `endpoint` callback receives, inferred from its annotation.
  */
@@ -44,9 +45,10 @@ export function dynamoMetrics<Req extends IncomingMessage = HttpRequest>(options
     }
   };
 
+  // Without countTokens each request state keeps its own default estimator (it follows the stream's shape).
   const estimate =
     countTokens === undefined
-      ? (text: string): number => estimateTokens(text)
+      ? undefined
       : (text: string, model: string): number => {
           try {
             const count = countTokens(text, model);
@@ -84,7 +86,7 @@ export function dynamoMetrics<Req extends IncomingMessage = HttpRequest>(options
       if (warnedCompressed) return;
       warnedCompressed = true;
       process.emitWarning(
-        `express-dynamo-metrics sees ${encoding}-compressed response bodies, so it cannot count their tokens: mount compression() before dynamoMetrics()`,
+        `express-dynamo-metrics sees response bodies with Content-Encoding "${encoding}", which it does not decode (it reads gzip, deflate and br), so it cannot count their tokens`,
         { code: 'DYNAMO_METRICS_COMPRESSED' },
       );
     },
@@ -98,7 +100,7 @@ export function dynamoMetrics<Req extends IncomingMessage = HttpRequest>(options
         observed[store.responseMark] = true;
         const extraLabels = store.extraLabels.valuesFor(req, extraLabelProblem);
         const state = new RequestState({ store, endpoint, estimate, malformed, extraLabels, recorder }, requestHints(req));
-        hookResponse(res, new ResponseReader(state, readerFor(endpoint), readerSettings, req));
+        hookResponse(res, new ResponseReader(state, readerFor(endpoint), readerSettings, req), req.socket);
       }
     } catch (error) {
       report(makeError('internal', 'express-dynamo-metrics could not observe a request', error));

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { SCRIPTS, scriptOf, StreamEstimator } from './estimate';
 import type { ErrorType } from './labels';
 import { errorTypeForStatus, finishReasonLabel, UNKNOWN_MODEL } from './labels';
 import type { CounterSet, ExtraLabelValues, MetricsStore, RequestType } from './metrics';
@@ -16,8 +17,15 @@ const MAX_TOKEN_COUNT = 100_000_000;
  */
 const MAX_CHUNKS_BEFORE_MODEL = 16;
 
-/** How a response ended, as the response hook saw it. */
-export type ResponseOutcome = 'finished' | 'client_left' | 'server_aborted';
+/** Multipliers of a model without calibration: the estimate as it is. */
+const UNSCALED: Float64Array = new Float64Array(SCRIPTS).fill(1);
+
+/**
+ * How a response ended, as the response hook saw it: sent in full; the client left; the server broke it off (the
+ * app destroyed the response or its socket, an error after the head); the server's socket timeout fired; or its
+ * connection died before it was its turn to be sent (pipelined behind another), with the client still there.
+ */
+export type ResponseOutcome = 'finished' | 'client_left' | 'server_aborted' | 'timed_out' | 'never_sent';
 
 /** What the request itself says, when a body parser ran before us or by the time the response starts. */
 export interface RequestHints {
@@ -36,7 +44,8 @@ export function requestHints(req: IncomingMessage): RequestHints | undefined {
 export interface RequestStateContext {
   store: MetricsStore;
   endpoint: string;
-  estimate: (text: string, model: string) => number;
+  /** The user's `countTokens`; without one, each response gets the default {@link StreamEstimator}. */
+  estimate: ((text: string, model: string) => number) | undefined;
   malformed: (endpoint: string, reason: string, detail: string | undefined) => void;
   /** The request's `extraLabels` values, read once when it arrived. */
   extraLabels?: ExtraLabelValues;
@@ -68,6 +77,10 @@ export class RequestState implements ObservationSink {
   private readonly arrivedAt = performance.now();
   private readonly extra: ExtraLabelValues;
   private model: string | undefined;
+  /** A name not admitted to a label of its own yet: the response's status decides (see `ModelLabels`). */
+  private pendingName: string | undefined;
+  /** Whether the response succeeded (2xx head, or tokens written); unknown before the head. */
+  private succeeded: boolean | undefined;
   private series: CounterSet | undefined;
   /** Where tokens counted before the model is known wait for their label. */
   private heldSeries: CounterSet | undefined;
@@ -85,6 +98,27 @@ export class RequestState implements ObservationSink {
   private outputTokens = 0;
   private reasoningTokens = 0;
   private statedOutput: number | undefined;
+  /** The default estimator's state for this response (created on the first text it counts). */
+  private estimator: StreamEstimator | undefined;
+  /** A text field of the current chunk was an empty string (a token that ended inside a character). */
+  private pendingEmpty = false;
+  /** Script of the text last estimated (see `scriptOf`): the calibration scales each script's tokens by its own. */
+  private script = 0;
+  /**
+   * Estimated tokens as the readers reported them, unscaled, by script: in chunks counted live (`liveByScript`;
+   * `estimatedRaw` and `reasoningRaw` are its sum and reasoning part), and in all chunks, usage or not
+   * (`allByScript`, what the calibration learns from).
+   */
+  private readonly liveByScript = new Float64Array(SCRIPTS);
+  private readonly allByScript = new Float64Array(SCRIPTS);
+  private estimatedRaw = 0;
+  private reasoningRaw = 0;
+  /** What the scaled estimate has added to the counters so far. */
+  private estimatedOutput = 0;
+  private estimatedReasoning = 0;
+  /** The model's calibration: multiplier of each script's estimate, and rounding down (usage will top it up). */
+  private scales: Float64Array = UNSCALED;
+  private leanLow = false;
   private firstTokenSeen = false;
   private lastTokenAt = 0;
   private promptSeen = false;
@@ -107,21 +141,30 @@ export class RequestState implements ObservationSink {
     const { store } = context;
     this.extra = context.extraLabels ?? NO_EXTRA_LABELS;
     if (hints !== undefined && typeof hints.model === 'string') {
-      this.gaugeModel = store.modelLabels.resolve(hints.model);
+      const label = store.modelLabels.labelOf(hints.model);
+      if (label !== undefined) this.gaugeModel = label;
       store.requestInFlight(this.gaugeModel, 1, true);
       this.requestType = requestTypeOf(hints);
-      this.resolveModel(hints.model);
+      this.nameModel(hints.model);
     } else {
       store.requestInFlight(this.gaugeModel, 1, true);
     }
   }
 
-  /** The response head is known: its type decides `request_type` unless the request body already did. */
-  responseStarted(isEventStream: boolean, hints: RequestHints | undefined): void {
+  /**
+   * The response head is known: its status decides whether a name not admitted yet gets its label, its type
+   * decides `request_type` unless the request body already did.
+   */
+  responseStarted(isEventStream: boolean, hints: RequestHints | undefined, statusCode = 200): void {
     this.streaming = isEventStream;
-    if (this.model === undefined && hints !== undefined && typeof hints.model === 'string') {
-      this.requestType ??= requestTypeOf(hints);
-      this.resolveModel(hints.model);
+    this.succeeded = statusCode >= 200 && statusCode < 300;
+    if (this.model === undefined) {
+      if (this.pendingName !== undefined) {
+        this.nameModel(this.pendingName);
+      } else if (hints !== undefined && typeof hints.model === 'string') {
+        this.requestType ??= requestTypeOf(hints);
+        this.nameModel(hints.model);
+      }
     }
     this.requestType ??= isEventStream ? 'stream' : 'unary';
     this.countStart();
@@ -138,11 +181,40 @@ export class RequestState implements ObservationSink {
     // A missing or malformed name decides nothing: a later event may still name the model.
     if (this.responseModelName !== undefined || typeof model !== 'string' || model.length === 0) return;
     this.responseModelName = model;
-    if (this.model === undefined) this.resolveModel(model);
+    if (this.model === undefined && this.pendingName === undefined) this.nameModel(model);
   }
 
   generatedTokens(tokens: number, reasoning: number): void {
-    if (tokens > 0) this.addTokens(tokens, Math.min(reasoning, tokens), true);
+    // With countTokens the character held back is counted in full once it arrives, so only the default counts "".
+    if (tokens <= 0 && this.pendingEmpty && this.context.estimate === undefined) tokens = this.estimatorFor().count('');
+    this.pendingEmpty = false;
+    if (!(tokens > 0)) return;
+    this.allByScript[this.script]! += tokens;
+    this.liveByScript[this.script]! += tokens;
+    this.estimatedRaw += tokens;
+    if (reasoning > 0) this.reasoningRaw += Math.min(reasoning, tokens);
+    if (this.scales === UNSCALED) {
+      this.estimatedOutput += tokens;
+      this.addTokens(tokens, Math.min(reasoning, tokens), tokens, true);
+      return;
+    }
+    const { scales, liveByScript: live } = this;
+    let scaled = 0;
+    for (let s = 0; s < SCRIPTS; s++) scaled += scales[s]! * live[s]!;
+    const output = Math.max(0, this.whole(scaled) - this.estimatedOutput);
+    let reasoningAdded = 0;
+    if (this.reasoningRaw > 0) {
+      const reasoningScaled = this.whole((this.reasoningRaw * scaled) / this.estimatedRaw);
+      reasoningAdded = Math.max(0, Math.min(output, reasoningScaled - this.estimatedReasoning));
+    }
+    this.estimatedOutput += output;
+    this.estimatedReasoning += reasoningAdded;
+    this.addTokens(output, reasoningAdded, tokens, true);
+  }
+
+  /** An empty text field: counted once per chunk, and only if nothing else in the chunk had text. */
+  emptyText(): void {
+    this.pendingEmpty = true;
   }
 
   /** A chunk whose whole meaning is this generated text (all of it reasoning, or none). */
@@ -153,6 +225,7 @@ export class RequestState implements ObservationSink {
 
   statedOutputTokens(total: unknown, reasoningTotal: unknown, chunk: ChunkCount, live: boolean): void {
     if (!isTokenCount(total)) {
+      // generatedTokens handles this chunk's empty text field, if any.
       this.malformed('invalid_usage', `completion tokens: ${String(total)}`);
       this.generatedTokens(chunk.tokens, chunk.reasoning);
       return;
@@ -162,12 +235,15 @@ export class RequestState implements ObservationSink {
       this.malformed('usage_backwards', `${total} after ${this.statedOutput}`);
       return;
     }
+    if (chunk.tokens > 0) this.allByScript[this.script]! += chunk.tokens;
+    else if (this.pendingEmpty && live && this.context.estimate === undefined) this.allByScript[this.script]! += this.estimatorFor().count('');
+    this.pendingEmpty = false;
     this.statedOutput = total;
     const increase = total - this.outputTokens;
     const reasoningStated = isTokenCount(reasoningTotal);
     if (increase > 0) {
       const reasoning = reasoningStated ? 0 : Math.min(chunk.reasoning, increase);
-      this.addTokens(increase, reasoning, live);
+      this.addTokens(increase, reasoning, increase, live);
     }
     if (reasoningStated) {
       const reasoningIncrease = reasoningTotal - this.reasoningTokens;
@@ -216,7 +292,13 @@ export class RequestState implements ObservationSink {
   }
 
   estimate(text: string): number {
-    return this.context.estimate(text, this.model ?? UNKNOWN_MODEL);
+    if (text.length === 0) {
+      this.pendingEmpty = true;
+      return 0;
+    }
+    this.script = scriptOf(text);
+    const custom = this.context.estimate;
+    return custom === undefined ? this.estimatorFor().count(text) : custom(text, this.model ?? UNKNOWN_MODEL);
   }
 
   // ---- end -------------------------------------------------------------------------------------------------
@@ -226,12 +308,19 @@ export class RequestState implements ObservationSink {
     if (this.ended) return;
     this.ended = true;
     const { store } = this.context;
-    const model = this.model ?? this.resolveModel(undefined);
+    // A name still waiting for its label belongs to a request that never succeeded.
+    const model = this.model ?? this.resolveModel(UNKNOWN_MODEL);
     this.requestType ??= this.streaming ? 'stream' : 'unary';
     this.countStart();
 
-    if (this.statedOutput !== undefined && this.outputTokens > this.statedOutput) {
+    if (this.statedOutput === undefined) {
+      if (this.outputTokens > 0) store.estimatedOutput(model, this.outputTokens, this.extra);
+    } else if (this.outputTokens > this.statedOutput) {
       store.overcount(model, this.outputTokens - this.statedOutput, this.extra);
+    }
+    // Only streams that ran to their end say whether this model's streams state usage, and how the estimate fares.
+    if (this.streaming && outcome === 'finished' && this.series !== undefined) {
+      this.series.calibration.learn(this.statedOutput, this.allByScript);
     }
     store.requestInFlight(this.gaugeModel, -1, this.queued);
     const errorType = this.errorType(outcome, statusCode);
@@ -265,10 +354,13 @@ export class RequestState implements ObservationSink {
   }
 
   private errorType(outcome: ResponseOutcome, statusCode: number): ErrorType | undefined {
-    if (outcome === 'client_left') return 'cancelled';
-    if (statusCode < 200 || statusCode >= 300) return errorTypeForStatus(statusCode);
+    if (outcome === 'client_left' || outcome === 'never_sent') return 'cancelled';
+    if (outcome === 'timed_out') return 'response_timeout';
+    if (statusCode >= 400) return errorTypeForStatus(statusCode);
     if (this.reportedError !== undefined) return this.reportedError;
     if (outcome === 'server_aborted') return 'internal';
+    // Informational and redirect statuses (a 304 too) are answers, and have no stream to complete.
+    if (statusCode < 200 || statusCode >= 300) return undefined;
     // A 2xx stream that ended without its end marker was cut upstream.
     if (this.streaming && !this.completedMarker && !this.bodyUnread) return 'internal';
     return undefined;
@@ -276,12 +368,35 @@ export class RequestState implements ObservationSink {
 
   // ---- internals -------------------------------------------------------------------------------------------
 
-  private resolveModel(name: unknown): string {
+  /**
+   * A name for the request: its label if it has one, else it waits for the response's status (a request that
+   * failed with a name not admitted yet counts under `unknown_model`).
+   */
+  private nameModel(name: unknown): void {
+    const labels = this.context.store.modelLabels;
+    const label = this.succeeded === true ? labels.admit(name) : labels.labelOf(name);
+    if (label !== undefined) {
+      this.pendingName = undefined;
+      this.resolveModel(label);
+    } else if (this.succeeded === false) {
+      this.pendingName = undefined;
+      this.resolveModel(UNKNOWN_MODEL);
+    } else {
+      this.pendingName = name as string;
+    }
+  }
+
+  private resolveModel(model: string): string {
     const { store } = this.context;
-    const model = store.modelLabels.resolve(name);
     this.model = model;
     const series = store.seriesFor(model, this.extra);
     this.series = series;
+    // Tokens counted before the model was known were not scaled: the scale applies from here on.
+    const { calibration } = series;
+    if (this.estimatedRaw === 0 && calibration.learned) {
+      this.scales = calibration.scales();
+      this.leanLow = calibration.leansLow();
+    }
     if (this.gaugeModel !== model && !this.ended) {
       store.requestInFlight(this.gaugeModel, -1, this.queued);
       store.requestInFlight(model, 1, this.queued);
@@ -300,7 +415,7 @@ export class RequestState implements ObservationSink {
   }
 
   private seriesOrResolve(): CounterSet {
-    return this.series ?? (this.resolveModel(undefined), this.series as unknown as CounterSet);
+    return this.series ?? (this.resolveModel(UNKNOWN_MODEL), this.series as unknown as CounterSet);
   }
 
   /** The series tokens go to: the model's, or a holding one until an event names the model. */
@@ -321,10 +436,27 @@ export class RequestState implements ObservationSink {
     });
   }
 
-  private addTokens(tokens: number, reasoning: number, timed: boolean): void {
+  private estimatorFor(): StreamEstimator {
+    return (this.estimator ??= new StreamEstimator());
+  }
+
+  /** A scaled estimate as whole tokens: rounded down when usage will top it up, else to the nearest. */
+  private whole(value: number): number {
+    return this.leanLow ? Math.floor(value) : Math.round(value);
+  }
+
+  /**
+   * Adds `tokens` to the counters; `chunkTokens` is the chunk's own token count, for timing (the scaled count of a
+   * chunk can be 0 while the chunk still carried tokens).
+   */
+  private addTokens(tokens: number, reasoning: number, chunkTokens: number, timed: boolean): void {
+    // A response that produces tokens succeeded, whatever its status said; a name it reports later is admitted.
+    if (this.model === undefined && chunkTokens > 0) this.succeeded = true;
     const series = this.tokenSeries();
-    this.outputTokens += tokens;
-    series.pendingOutputTokens += tokens;
+    if (tokens > 0) {
+      this.outputTokens += tokens;
+      series.pendingOutputTokens += tokens;
+    }
     if (reasoning > 0) {
       this.reasoningTokens += reasoning;
       series.pendingReasoningTokens += reasoning;
@@ -332,7 +464,7 @@ export class RequestState implements ObservationSink {
     if (!timed || !this.streaming) return;
     const now = performance.now();
     if (this.firstTokenSeen) {
-      series.interTokenLatency.record((now - this.lastTokenAt) / 1000, tokens);
+      series.interTokenLatency.record((now - this.lastTokenAt) / 1000, chunkTokens);
     } else {
       this.firstTokenSeen = true;
       if (this.queued) {
