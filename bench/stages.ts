@@ -11,7 +11,7 @@ import { MetricsStore } from '../lib/metrics';
 import { resolveOptions } from '../lib/options';
 import { openAiReader } from '../lib/readers/openai';
 import type { ObservationSink } from '../lib/readers/types';
-import { RequestState } from '../lib/request-state';
+import { RequestState, requestHints } from '../lib/request-state';
 import type { RequestStateContext } from '../lib/request-state';
 import { ResponseReader } from '../lib/response-reader';
 import { SseParser } from '../lib/sse';
@@ -178,8 +178,11 @@ function readerSettings(): ConstructorParameters<typeof ResponseReader>[2] {
       throw error;
     },
     compressedBody: () => undefined,
+    hints: (req) => requestHints(req),
   };
 }
+
+const CHAT_REQUEST = { endpoint: 'chat_completions', byOption: false, url: '/v1/chat/completions' };
 
 async function buildStages(fx: Fixture): Promise<Stage[]> {
   // A request whose parsed body names the model, as when express.json() runs before the middleware.
@@ -392,7 +395,7 @@ async function buildStages(fx: Fixture): Promise<Stage[]> {
   add('pipeline', 'lib ResponseReader: decode + SSE + reader + state + metrics', (r) => {
     for (let k = 0; k < r; k++) {
       const state = new RequestState(context, hints);
-      const reader = new ResponseReader(state, openAiReader, readerSettings(), fakeRequest);
+      const reader = new ResponseReader(state, CHAT_REQUEST, readerSettings(), fakeRequest);
       reader.onHead(200, header);
       for (let i = 0; i < n; i++) reader.onBody(events[i], undefined);
       reader.onBodyEnd();
@@ -405,7 +408,7 @@ async function buildStages(fx: Fixture): Promise<Stage[]> {
     for (let k = 0; k < r; k++) {
       const res = new FakeResponse();
       const state = new RequestState(context, hints);
-      hookResponse(res as never, new ResponseReader(state, openAiReader, readerSettings(), fakeRequest));
+      hookResponse(res as never, new ResponseReader(state, CHAT_REQUEST, readerSettings(), fakeRequest));
       res.writeHead(200, SSE_HEADERS);
       for (let i = 0; i < n; i++) res.write(events[i] as string);
       res.end();

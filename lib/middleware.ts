@@ -4,10 +4,12 @@ import { hookResponse } from './hook';
 import { MetricsStore } from './metrics';
 import type { DynamoMetricsError, DynamoMetricsOptions } from './options';
 import { resolveOptions } from './options';
-import { readerFor } from './readers';
-import { RequestState, requestHints } from './request-state';
+import { requestModelHints } from './request-model';
+import { RequestState } from './request-state';
+import type { RequestHints } from './request-state';
 import { ResponseReader } from './response-reader';
 import type { ResponseReaderSettings } from './response-reader';
+import { UnmatchedResponse } from './unmatched-response';
 
 export type DynamoMetricsMiddleware = (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => void;
 
@@ -55,6 +57,15 @@ export function dynamoMetrics(options?: DynamoMetricsOptions): DynamoMetricsMidd
     report(makeError(reason, detail === undefined ? reason : `${reason}: ${detail}`));
   };
 
+  const hints = (req: IncomingMessage, endpoint: string): RequestHints | undefined => {
+    try {
+      return requestModelHints(req, endpoint, config.model);
+    } catch (error) {
+      report(makeError('model_option_failed', 'the model option threw; using the request body', error));
+      return requestModelHints(req, endpoint, undefined);
+    }
+  };
+
   // The same for every response: per-request work is paid on every stream, so it is kept to the request's own state.
   const readerSettings: ResponseReaderSettings = {
     maxEventBytes: config.maxEventBytes,
@@ -68,16 +79,28 @@ export function dynamoMetrics(options?: DynamoMetricsOptions): DynamoMetricsMidd
         { code: 'DYNAMO_METRICS_COMPRESSED' },
       );
     },
+    hints,
+  };
+
+  const observe = (req: IncomingMessage, endpoint: string, url: string | undefined, arrivedAt: number | undefined): ResponseReader => {
+    const state = new RequestState({ store, endpoint, estimate, malformed, arrivedAt }, hints(req, endpoint));
+    return new ResponseReader(state, { endpoint, byOption: config.endpointByOption, url }, readerSettings, req);
   };
 
   return function dynamoMetricsMiddleware(req, res, next) {
     try {
       const endpoint = config.endpoint(req);
       const observed = res as ServerResponse & Record<symbol, boolean | undefined>;
-      if (endpoint !== undefined && observed[store.responseMark] !== true) {
-        observed[store.responseMark] = true;
-        const state = new RequestState({ store, endpoint, estimate, malformed }, requestHints(req));
-        hookResponse(res, new ResponseReader(state, readerFor(endpoint), readerSettings, req));
+      if (observed[store.responseMark] !== true) {
+        const url = (req as IncomingMessage & { originalUrl?: string }).originalUrl ?? req.url;
+        if (endpoint !== undefined) {
+          observed[store.responseMark] = true;
+          hookResponse(res, observe(req, endpoint, url, undefined));
+        } else if (!config.endpointByOption && req.method === 'POST') {
+          // Any route may send an AI SDK stream; only its response head tells.
+          observed[store.responseMark] = true;
+          hookResponse(res, new UnmatchedResponse((label, arrivedAt) => observe(req, label, url, arrivedAt), readerSettings.internalError));
+        }
       }
     } catch (error) {
       report(makeError('internal', 'express-dynamo-metrics could not observe a request', error));

@@ -36,6 +36,8 @@ export interface RequestStateContext {
   endpoint: string;
   estimate: (text: string, model: string) => number;
   malformed: (endpoint: string, reason: string, detail: string | undefined) => void;
+  /** When the request arrived, if before this state was created (a response recognised only at its head). */
+  arrivedAt?: number;
 }
 
 /**
@@ -59,7 +61,7 @@ function isTokenCount(value: unknown): value is number {
  * when the name is known; `requests_started_total` waits for its labels.
  */
 export class RequestState implements ObservationSink {
-  private readonly arrivedAt = performance.now();
+  private readonly arrivedAt: number;
   private model: string | undefined;
   private series: ModelSeries | undefined;
   /** Where tokens counted before the model is known wait for their label. */
@@ -92,6 +94,7 @@ export class RequestState implements ObservationSink {
     hints: RequestHints | undefined,
   ) {
     const { store } = context;
+    this.arrivedAt = context.arrivedAt ?? performance.now();
     if (hints !== undefined && typeof hints.model === 'string') {
       this.gaugeModel = store.modelLabels.resolve(hints.model);
       store.requestInFlight(this.gaugeModel, 1, true);
@@ -111,6 +114,11 @@ export class RequestState implements ObservationSink {
     }
     this.requestType ??= isEventStream ? 'stream' : 'unary';
     this.countStart();
+  }
+
+  /** The response head showed another format than the path did: the label follows while nothing is counted under it. */
+  recognisedAs(endpoint: string): void {
+    if (!this.startCounted) this.context.endpoint = endpoint;
   }
 
   // ---- observations from the readers -------------------------------------------------------------------------

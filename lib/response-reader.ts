@@ -1,10 +1,12 @@
 import { ChunkShape } from './chunk-shape';
 import { ResponseTextDecoder } from './decode';
 import type { ResponseListener } from './hook';
+import { LineSplitter } from './lines';
 import type { PlainTextDelta, WireFormatReader } from './readers/types';
+import { responseFormat } from './recognise';
+import type { BodyMode, RequestFormat } from './recognise';
 import type { IncomingMessage } from 'node:http';
-import { requestHints } from './request-state';
-import type { RequestState, ResponseOutcome } from './request-state';
+import type { RequestHints, RequestState, ResponseOutcome } from './request-state';
 import { SseParser } from './sse';
 import type { SseHandler } from './sse';
 
@@ -16,19 +18,23 @@ export interface ResponseReaderSettings {
   internalError: (error: unknown) => void;
   /** Our wrapper sees compressed bytes (compression mounted after us): reported once per middleware. */
   compressedBody: (encoding: string) => void;
+  /** What the request names (model, stream), read again when the response starts: a body parser may have run since. */
+  hints: (req: IncomingMessage, endpoint: string) => RequestHints | undefined;
 }
-
-type BodyMode = 'events' | 'json' | 'ignore';
 
 /**
  * Turns the response's bytes into observations: decides at the head how to read the body (an SSE stream event by
- * event, a JSON body at its end, or not at all), decodes the text, splits events, and hands each to the
- * wire-format reader, which reports to the request state.
+ * event, an NDJSON stream line by line, a JSON body at its end, streamed plain text, or not at all) and with which
+ * wire-format reader, decodes the text, splits events, and hands each to the reader, which reports to the request
+ * state.
  */
 export class ResponseReader implements ResponseListener, SseHandler {
   private mode: BodyMode = 'ignore';
   private readonly decoder = new ResponseTextDecoder();
   private sse: SseParser | undefined;
+  private lines: LineSplitter | undefined;
+  /** Chosen when the head shows what the response is. */
+  private reader: WireFormatReader | undefined;
   private readonly shape = new ChunkShape();
   /** While a write that started between events is being split: its events, to learn its shape from. */
   private writeEvents = 0;
@@ -48,24 +54,27 @@ export class ResponseReader implements ResponseListener, SseHandler {
 
   constructor(
     private readonly state: RequestState,
-    private readonly reader: WireFormatReader,
+    private readonly request: RequestFormat,
     private readonly settings: ResponseReaderSettings,
     private readonly req: IncomingMessage,
   ) {}
 
   onHead(statusCode: number, header: (name: string) => string | undefined): void {
     const contentType = (header('content-type') ?? '').toLowerCase();
-    const isEventStream = contentType.startsWith('text/event-stream');
     const encoding = (header('content-encoding') ?? '').trim().toLowerCase();
     this.encoding = encoding === '' || encoding === 'identity' ? undefined : encoding;
-    if (isEventStream) {
-      this.mode = 'events';
+    const format = responseFormat(this.request, statusCode, contentType, header);
+    this.reader = format.reader;
+    this.mode = format.body;
+    if (format.body === 'events') {
       this.sse = new SseParser(this, this.settings.maxEventBytes);
-    } else if (statusCode !== 204 && statusCode !== 304 && (contentType.includes('json') || contentType === '')) {
-      this.mode = 'json';
+    } else if (format.body === 'lines') {
+      this.lines = new LineSplitter(this, this.settings.maxEventBytes);
+    } else if (format.body === 'json') {
       this.declaredJson = contentType !== '';
     }
-    this.state.responseStarted(isEventStream, requestHints(this.req));
+    if (format.endpoint !== this.request.endpoint) this.state.recognisedAs(format.endpoint);
+    this.state.responseStarted(format.streaming, this.settings.hints(this.req, format.endpoint));
   }
 
   onBody(chunk: unknown, encoding: unknown): void {
@@ -92,6 +101,10 @@ export class ResponseReader implements ResponseListener, SseHandler {
     if (text.length === 0) return;
     if (this.mode === 'events') {
       this.readEvents(text);
+    } else if (this.mode === 'lines') {
+      (this.lines as LineSplitter).feed(text);
+    } else if (this.mode === 'text') {
+      this.state.textDelta(text, false);
     } else {
       this.bodyParts.push(text);
     }
@@ -107,6 +120,18 @@ export class ResponseReader implements ResponseListener, SseHandler {
       sse.end();
       return;
     }
+    if (this.mode === 'lines') {
+      const lines = this.lines as LineSplitter;
+      if (rest.length > 0) lines.feed(rest);
+      lines.end();
+      return;
+    }
+    if (this.mode === 'text') {
+      if (rest.length > 0) this.state.textDelta(rest, false);
+      // Plain text has no end marker: a body that ends is complete.
+      this.state.completed();
+      return;
+    }
     if (rest.length > 0) this.bodyParts.push(rest);
     const body = this.bodyParts.join('');
     this.bodyParts = [];
@@ -118,7 +143,7 @@ export class ResponseReader implements ResponseListener, SseHandler {
       if (this.declaredJson) this.state.malformed('invalid_json', `unary body of ${body.length} characters`);
       return;
     }
-    this.reader.readBody(parsed, this.state);
+    (this.reader as WireFormatReader).readBody(parsed, this.state);
   }
 
   onDone(outcome: ResponseOutcome, statusCode: number): void {
@@ -136,14 +161,15 @@ export class ResponseReader implements ResponseListener, SseHandler {
   // SSE events from the parser.
   onEvent(data: string, eventType: string | undefined): void {
     this.writeEvents++;
-    const plain = this.reader.readEvent(data, eventType, this.state);
+    const plain = (this.reader as WireFormatReader).readEvent(data, eventType, this.state);
     this.lastPlain = plain;
     if (plain !== undefined) this.lastPlainData = data;
   }
 
   onEventTooLarge(eventType: string | undefined): void {
-    this.state.malformed('event_too_large', `an SSE event exceeded maxEventBytes (${this.settings.maxEventBytes})`);
-    this.reader.readOversizedEvent?.(eventType, this.state);
+    const what = this.mode === 'lines' ? 'an NDJSON line' : 'an SSE event';
+    this.state.malformed('event_too_large', `${what} exceeded maxEventBytes (${this.settings.maxEventBytes})`);
+    this.reader?.readOversizedEvent?.(eventType, this.state);
   }
 
   /** Events of one write: a write shaped like an earlier plain text delta is counted without being parsed. */
@@ -198,6 +224,8 @@ export class ResponseReader implements ResponseListener, SseHandler {
 function looksLikeText(chunk: unknown, mode: BodyMode): boolean {
   if (typeof chunk === 'string') return true;
   if (!(chunk instanceof Uint8Array) || chunk.length === 0) return true;
+  // Plain text may start with any byte: only a string write is known to be text.
+  if (mode === 'text') return false;
   let first = chunk[0] as number;
   if (first === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf) first = chunk[3] ?? 0x0a;
   if (mode === 'events') {
