@@ -164,6 +164,34 @@ describe('Gemini streamGenerateContent?alt=sse on a real server', () => {
   });
 });
 
+describe('SSE streams that change format halfway', () => {
+  it('Gemini, then NDJSON lines: each JSON line is reported, tokens counted so far stay, the response is untouched', async () => {
+    const chunks = geminiChunks({ model: 'g', pieces: PIECES });
+    const body = geminiSse(chunks.slice(0, 3)) + chunks.slice(3).map((chunk) => `${JSON.stringify(chunk)}\r\n`).join('');
+    const app = await serve(writePieces('text/event-stream', cutAtRandom(Buffer.from(body), 40, seededRandom(8))));
+    const response = await postJson(app.port, '/v1beta/models/g:streamGenerateContent?alt=sse', {});
+    expect(response.body.toString('utf8')).toBe(body);
+    await app.ended();
+    expect(await app.get('parse_errors_total', { endpoint: 'gemini_generate_content', reason: 'invalid_sse_line' })).toBe(chunks.length - 3);
+    expect(await app.get('output_tokens_total', { model: 'g' })).toBe(6);
+    // No finishReason was read: the stream did not end as a Gemini stream ends.
+    expect(await app.get('requests_total', { endpoint: 'gemini_generate_content', status: 'error', error_type: 'internal' })).toBe(1);
+  });
+
+  it('an AI SDK UI message stream, then raw JSON lines', async () => {
+    const sse = (chunk: unknown): string => `data: ${JSON.stringify(chunk)}\n\n`;
+    const body = sse({ type: 'start' }) + sse({ type: 'text-start', id: '0' }) + sse({ type: 'text-delta', id: '0', delta: 'Hé' }) + '{"type":"text-delta","id":"0","delta":"llo"}\n[1]\n';
+    const app = await serve((_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'text/event-stream', 'x-vercel-ai-ui-message-stream': 'v1' });
+      res.end(body);
+    });
+    await postJson(app.port, '/chat', {});
+    await app.ended();
+    expect(await app.get('parse_errors_total', { endpoint: 'ai_sdk_ui', reason: 'invalid_sse_line' })).toBe(2);
+    expect(await app.get('output_tokens_total')).toBe(2);
+  });
+});
+
 // ---- Ollama ----------------------------------------------------------------------------------------------------
 
 const OLLAMA_SHAPE = { model: 'llama3.2', pieces: PIECES, thinking: THOUGHT_PIECES, evalCount: 44, promptEvalCount: 26 };

@@ -172,6 +172,10 @@ export class ResponseReader implements ResponseListener, SseHandler {
     this.reader?.readOversizedEvent?.(eventType, this.state);
   }
 
+  onJsonLine(): void {
+    this.state.malformed('invalid_sse_line', 'a JSON line where an SSE field belongs');
+  }
+
   /** Events of one write: a write shaped like an earlier plain text delta is counted without being parsed. */
   private readEvents(text: string): void {
     const sse = this.sse as SseParser;
