@@ -62,6 +62,40 @@ const server = http.createServer(app).listen(0, '127.0.0.1', () => {
 });
 `;
 
+/** No framework at all: Node's http server, the middleware and the metrics handler, and express not installed. */
+const PLAIN_NODE = `'use strict';
+const http = require('node:http');
+const { Registry } = require('prom-client');
+const { dynamoMetrics, metricsRouter } = require('express-dynamo-metrics');
+let expressFound = true;
+try { require.resolve('express'); } catch { expressFound = false; }
+const registry = new Registry();
+const observe = dynamoMetrics({ registry });
+const serveMetrics = metricsRouter({ registry });
+const chunk = (body) => 'data: ' + JSON.stringify({ id: 'c', object: 'chat.completion.chunk', model: 'packed-model', ...body }) + '\\n\\n';
+const server = http.createServer((req, res) => {
+  observe(req, res, () => {
+    if (req.url !== '/v1/chat/completions') return serveMetrics(req, res);
+    res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+    res.write(chunk({ choices: [{ index: 0, delta: { content: 'Hello there' }, finish_reason: null }] }));
+    res.write(chunk({ choices: [], usage: { prompt_tokens: 4, completion_tokens: 3, total_tokens: 7 } }));
+    res.end('data: [DONE]\\n\\n');
+  });
+}).listen(0, '127.0.0.1', async () => {
+  const base = 'http://127.0.0.1:' + server.address().port;
+  await (await fetch(base + '/v1/chat/completions', { method: 'POST', body: '{"model":"packed-model","stream":true}' })).text();
+  const metrics = await fetch(base + '/metrics');
+  const text = await metrics.text();
+  const missing = await fetch(base + '/nothing-here');
+  console.log(JSON.stringify({
+    expressFound,
+    outputTokensLine: text.split('\\n').find((l) => l.startsWith('dynamo_frontend_output_tokens_total{model="packed-model"}')),
+    otherPathStatus: missing.status,
+  }));
+  server.close();
+});
+`;
+
 const CJS = `'use strict';
 const http = require('node:http');
 const express = require('express');
@@ -77,16 +111,23 @@ ${CONSUMER_BODY}`;
 
 beforeAll(() => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), 'edm-pack-'));
-  // Build into a staging copy of the package, so the repo's own dist/ (used by others) is left alone.
-  const stage = path.join(work, 'stage');
-  fs.mkdirSync(stage);
-  for (const file of ['package.json', 'README.md', 'LICENSE']) {
-    if (fs.existsSync(path.join(ROOT, file))) fs.copyFileSync(path.join(ROOT, file), path.join(stage, file));
+  // What a fresh clone holds: the files git tracks (plus new ones not ignored), without dist/. Packed with its
+  // scripts on, so `prepack` has to build dist/ itself; the repo's own dist/ (used by others) is left alone.
+  const clone = path.join(work, 'clone');
+  const files = run('git', ['ls-files', '--cached', '--others', '--exclude-standard', '-z'], ROOT).split('\0').filter(Boolean);
+  for (const file of files) {
+    if (!fs.existsSync(path.join(ROOT, file))) continue; // deleted in the working tree
+    fs.mkdirSync(path.dirname(path.join(clone, file)), { recursive: true });
+    fs.copyFileSync(path.join(ROOT, file), path.join(clone, file));
   }
-  run(bin('tsc'), ['-p', path.join(ROOT, 'tsconfig.build.json'), '--outDir', path.join(stage, 'dist')], ROOT);
-  const packed = JSON.parse(run('npm', ['pack', stage, '--pack-destination', work, '--ignore-scripts', '--json'], work)) as { filename: string }[];
+  expect(fs.existsSync(path.join(clone, 'dist'))).toBe(false);
+  // `npm ci` would install the same dev dependencies; linking them keeps the test off the network.
+  fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(clone, 'node_modules'), 'dir');
+  const output = run('npm', ['pack', '--pack-destination', work, '--json', '--loglevel=error'], clone);
+  // prepack's own output comes first; the report is the JSON array at the end.
+  const packed = JSON.parse(output.slice(output.search(/^\[/m))) as { filename: string }[];
   tarball = path.join(work, (packed[0] as { filename: string }).filename);
-}, 120_000);
+}, 180_000);
 
 afterAll(() => {
   if (work) fs.rmSync(work, { recursive: true, force: true });
@@ -106,6 +147,45 @@ function consumer(name: string, type: 'commonjs' | 'module', file: string, sourc
   return dir;
 }
 
+/** As strict as a careful consumer sets it, `exactOptionalPropertyTypes` included; skipLibCheck off for our files. */
+const STRICT_TS = {
+  strict: true,
+  exactOptionalPropertyTypes: true,
+  noUncheckedIndexedAccess: true,
+  module: 'commonjs',
+  moduleResolution: 'node',
+  target: 'ES2022',
+  esModuleInterop: true,
+  noEmit: true,
+  skipLibCheck: false,
+};
+
+function typeCheck(dir: string): string {
+  try {
+    return run(bin('tsc'), ['-p', 'tsconfig.json'], dir);
+  } catch (error) {
+    return String((error as { stdout?: string }).stdout ?? error);
+  }
+}
+
+const TS_PLAIN_CONSUMER = `import http from 'node:http';
+import { Registry, openMetricsContentType } from 'prom-client';
+import type { OpenMetricsContentType } from 'prom-client';
+import { dynamoMetrics, metricsRouter } from 'express-dynamo-metrics';
+import type { DynamoMetricsOptions } from 'express-dynamo-metrics';
+
+const registry = new Registry<OpenMetricsContentType>();
+registry.setContentType(openMetricsContentType);
+const options: DynamoMetricsOptions = {
+  registry,
+  prefix: process.env.METRICS_PREFIX,
+  endpoint: (req) => (req.url?.startsWith('/generate') ? 'generate' : undefined),
+};
+const observe = dynamoMetrics(options);
+const serveMetrics = metricsRouter({ registry, path: process.env.METRICS_PATH });
+http.createServer((req, res) => observe(req, res, () => serveMetrics(req, res))).listen(0);
+`;
+
 interface ConsumerReport {
   dynamoMetrics: string;
   metricsRouter: string;
@@ -114,7 +194,9 @@ interface ConsumerReport {
 }
 
 const TS_CONSUMER = `import express from 'express';
+import type { Request } from 'express';
 import { Registry } from 'prom-client';
+import type { OpenMetricsContentType } from 'prom-client';
 import { dynamoMetrics, metricsRouter } from 'express-dynamo-metrics';
 import type { DynamoMetricsOptions, MetricsRouterOptions } from 'express-dynamo-metrics';
 
@@ -137,6 +219,8 @@ app.use(express.json());
 app.use(dynamoMetrics(options));
 app.use(metricsRouter(routerOptions));
 app.use(dynamoMetrics());
+app.use(dynamoMetrics({ registry: new Registry<OpenMetricsContentType>(), prefix: process.env.METRICS_PREFIX, endpoint: (req) => req.path }));
+app.use(dynamoMetrics({ endpoint: (req: Request) => (req.path.startsWith('/v1') ? req.baseUrl + req.path : undefined) }));
 // @ts-expect-error maxModels is a number
 dynamoMetrics({ maxModels: 'many' });
 // @ts-expect-error unknown options are rejected by the type as well
@@ -181,19 +265,36 @@ describe('the packed package', () => {
     120_000,
   );
 
+  it('runs on plain node:http with express not installed (express is an optional peer)', () => {
+    const dir = consumer('plain-node-consumer', 'commonjs', 'index.js', PLAIN_NODE, ['prom-client']);
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'node_modules', 'express-dynamo-metrics', 'package.json'), 'utf8')) as {
+      peerDependenciesMeta?: Record<string, { optional?: boolean }>;
+    };
+    expect(manifest.peerDependenciesMeta?.express?.optional).toBe(true);
+    const report = JSON.parse(run(process.execPath, ['index.js'], dir).trim().split('\n').pop() ?? '') as Record<string, unknown>;
+    expect(report).toEqual({
+      expressFound: false,
+      outputTokensLine: 'dynamo_frontend_output_tokens_total{model="packed-model"} 3',
+      otherPathStatus: 404,
+    });
+  }, 120_000);
+
+  it('type-checks a strict TypeScript consumer on plain node:http without @types/express', () => {
+    const dir = consumer('ts-plain-consumer', 'commonjs', 'index.ts', TS_PLAIN_CONSUMER, ['prom-client', '@types/node', 'undici-types']);
+    expect(fs.existsSync(path.join(dir, 'node_modules', '@types', 'express'))).toBe(false);
+    fs.writeFileSync(
+      path.join(dir, 'tsconfig.json'),
+      JSON.stringify({ compilerOptions: { ...STRICT_TS, types: ['node'] }, files: ['index.ts'] }),
+    );
+    expect(typeCheck(dir)).toBe('');
+  }, 120_000);
+
   it('type-checks a TypeScript consumer against the packed declarations', () => {
     const dir = consumer('ts-consumer', 'commonjs', 'index.ts', TS_CONSUMER, ['express', 'prom-client', '@types/express', '@types/express-serve-static-core', '@types/serve-static', '@types/body-parser', '@types/qs', '@types/range-parser', '@types/send', '@types/http-errors', '@types/connect', '@types/node']);
     fs.writeFileSync(
       path.join(dir, 'tsconfig.json'),
-      JSON.stringify({ compilerOptions: { strict: true, module: 'commonjs', moduleResolution: 'node', target: 'ES2022', esModuleInterop: true, noEmit: true, skipLibCheck: true, types: ['node'] }, files: ['index.ts'] }),
+      JSON.stringify({ compilerOptions: { ...STRICT_TS, types: ['node'] }, files: ['index.ts'] }),
     );
-    const typeCheck = (): string => {
-      try {
-        return run(bin('tsc'), ['-p', 'tsconfig.json'], dir);
-      } catch (error) {
-        return String((error as { stdout?: string }).stdout ?? error);
-      }
-    };
-    expect(typeCheck()).toBe('');
+    expect(typeCheck(dir)).toBe('');
   }, 120_000);
 });

@@ -48,7 +48,7 @@ describe.each(variants)('metricsRouter on %s', (_name, expressLib) => {
     const registry = new Registry<typeof Registry.OPENMETRICS_CONTENT_TYPE>();
     registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
     new Counter({ name: 'probe_total', help: 'probe', registers: [registry] }).inc();
-    const port = await serve(metricsRouter({ registry: registry as unknown as Registry }));
+    const port = await serve(metricsRouter({ registry }));
     const response = await request(port, 'GET', '/metrics');
     expect(response.headers['content-type']).toBe(Registry.OPENMETRICS_CONTENT_TYPE);
     expect(response.body.toString()).toContain('# EOF');

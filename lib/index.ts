@@ -1,9 +1,9 @@
 export { dynamoMetrics } from './middleware';
 export type { DynamoMetricsMiddleware } from './middleware';
 export { enableClusterWorkerMetrics, metricsRouter } from './router';
-export type { MetricsRouterOptions } from './router';
+export type { MetricsHandler, MetricsRouterOptions } from './router';
 export type { MetricsAuth } from './scrape-auth';
-export type { BucketOptions, DynamoMetricsError, DynamoMetricsOptions } from './options';
+export type { BucketOptions, DynamoMetricsError, DynamoMetricsOptions, HttpRequest, MetricsRegistry } from './options';
 export { DEFAULTS } from './options';
 export { METRIC_SUFFIXES } from './metrics';
 export { dynamoBuckets } from './buckets';

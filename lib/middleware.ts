@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { estimateTokens } from './estimate';
 import { hookResponse } from './hook';
 import { MetricsStore } from './metrics';
-import type { DynamoMetricsError, DynamoMetricsOptions } from './options';
+import type { DynamoMetricsError, DynamoMetricsOptions, HttpRequest } from './options';
 import { resolveOptions } from './options';
 import { requestModelHints } from './request-model';
 import { RequestState } from './request-state';
@@ -11,6 +11,10 @@ import { ResponseReader } from './response-reader';
 import type { ResponseReaderSettings } from './response-reader';
 import { UnmatchedResponse } from './unmatched-response';
 
+/**
+ * A `(req, res, next)` middleware on Node's own request and response, for Express, Connect, NestJS's `app.use()`
+ * or Fastify through `@fastify/middie`.
+ */
 export type DynamoMetricsMiddleware = (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => void;
 
 function makeError(code: string, message: string, cause?: unknown): DynamoMetricsError {
@@ -20,10 +24,12 @@ function makeError(code: string, message: string, cause?: unknown): DynamoMetric
 }
 
 /**
- * Express middleware that observes every LLM response (streaming or not) and keeps the `dynamo_frontend_*`
- * metrics. Mount it after body parsers and after `compression`, before the LLM routes or proxy.
+ * Middleware that observes every LLM response (streaming or not) and keeps the `dynamo_frontend_*` metrics. Mount
+ * it after body parsers and after `compression`, before the LLM routes or proxy. It uses nothing but Node's
+ * `req`/`res`, so any framework that hands them to middleware can mount it. `Req` is the request type the
+ * `endpoint` callback receives, inferred from its annotation.
  */
-export function dynamoMetrics(options?: DynamoMetricsOptions): DynamoMetricsMiddleware {
+export function dynamoMetrics<Req extends IncomingMessage = HttpRequest>(options?: DynamoMetricsOptions<Req>): DynamoMetricsMiddleware {
   const config = resolveOptions(options);
   const store = MetricsStore.for(config);
   const { countTokens, onError } = config;

@@ -1,13 +1,62 @@
 import { IncomingMessage } from 'node:http';
 import { register as globalRegistry } from 'prom-client';
-import type { Registry } from 'prom-client';
+import type { Registry, RegistryContentType } from 'prom-client';
 import { defaultBuckets } from './buckets';
 import type { HistogramName } from './buckets';
 import { endpointFromPath } from './labels';
 import { configError } from './errors';
 
-/** Bounds for one or more histograms; each replaces Dynamo's default for that histogram. */
-export type BucketOptions = Partial<Record<HistogramName, number[]>>;
+/**
+ * A prom-client registry of either exposition format: `new Registry()` (Prometheus text) or
+ * `new Registry(openMetricsContentType)` (OpenMetrics).
+ */
+export type MetricsRegistry = Registry<RegistryContentType>;
+
+/**
+ * The request as option callbacks receive it: Node's `IncomingMessage` plus whatever the framework added
+ * (Express's `path`, `originalUrl` and `body`, NestJS's and Fastify's raw request), so `(req) => req.path` compiles
+ * without importing a framework's types. Annotate the parameter (`(req: Request) => …`) for the framework's exact type.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- what a framework adds to the request is its own business
+export type HttpRequest = IncomingMessage & Record<string, any>;
+
+/**
+ * Histogram bounds, in the histogram's unit, in increasing order; each one given replaces Dynamo's default for that
+ * histogram. Dynamo's defaults are `[0]` then log-spaced bounds, overridable with
+ * `DYN_METRICS_<METRIC SUFFIX>_{MIN,MAX,COUNT}` as in Dynamo.
+ */
+export interface BucketOptions {
+  /**
+   * `request_duration_seconds`, in seconds.
+   * @defaultValue `[0, 2, 4, 8, 16, 32, 64, 130, 260, 510]`
+   */
+  requestDuration?: readonly number[] | undefined;
+  /**
+   * `time_to_first_token_seconds`, in seconds.
+   * @defaultValue `[0, 0.0022, 0.0047, 0.01, 0.022, 0.047, 0.1, 0.22, 0.47, 1, 2.2, 4.7, 10, 22, 48, 100, 220, 480]`
+   */
+  timeToFirstToken?: readonly number[] | undefined;
+  /**
+   * `inter_token_latency_seconds`, in seconds.
+   * @defaultValue `[0, 0.0019, 0.0035, 0.0067, 0.013, 0.024, 0.045, 0.084, 0.16, 0.3, 0.56, 1.1, 2]`
+   */
+  interTokenLatency?: readonly number[] | undefined;
+  /**
+   * `input_sequence_tokens`, in tokens.
+   * @defaultValue `[0, 100, 210, 430, 870, 1800, 3600, 7400, 15000, 31000, 63000, 130000]`
+   */
+  inputSequenceTokens?: readonly number[] | undefined;
+  /**
+   * `output_sequence_tokens`, in tokens.
+   * @defaultValue `[0, 100, 210, 430, 880, 1800, 3700, 7600, 16000, 32000]`
+   */
+  outputSequenceTokens?: readonly number[] | undefined;
+  /**
+   * `cached_tokens`, in tokens.
+   * @defaultValue `[0, 100, 210, 430, 870, 1800, 3600, 7400, 15000, 31000, 63000, 130000]`
+   */
+  cachedTokens?: readonly number[] | undefined;
+}
 
 /** Something went wrong inside the middleware; the response was left untouched. */
 export interface DynamoMetricsError extends Error {
@@ -15,29 +64,36 @@ export interface DynamoMetricsError extends Error {
   code: string;
 }
 
-export interface DynamoMetricsOptions {
+/**
+ * Options of `dynamoMetrics()`. Every field may be omitted or `undefined` (which means the default), so
+ * `{ prefix: process.env.PREFIX }` compiles under `exactOptionalPropertyTypes`.
+ */
+export interface DynamoMetricsOptions<Req extends IncomingMessage = HttpRequest> {
   /**
    * Registry the metrics are registered in. Two middleware instances on the same registry share the metrics.
    * @defaultValue prom-client's global `register`
    */
-  registry?: Registry;
+  registry?: MetricsRegistry | undefined;
   /**
    * Metric name prefix; names are `${prefix}_${suffix}`.
    * @defaultValue `process.env.DYN_METRICS_PREFIX`, else `dynamo_frontend`
    */
-  prefix?: string;
+  prefix?: string | undefined;
   /**
    * Allow-list of model label values. Other model names are counted as `unknown_model`.
    * @defaultValue every name, up to `maxModels`
    */
-  models?: readonly string[];
+  models?: readonly string[] | undefined;
   /**
    * Cap on distinct model label values; names seen after the cap is reached are counted as `unknown_model`.
    * @defaultValue 100
    */
-  maxModels?: number;
-  /** Histogram bounds replacing Dynamo's defaults, per histogram. */
-  buckets?: BucketOptions;
+  maxModels?: number | undefined;
+  /**
+   * Histogram bounds replacing Dynamo's defaults, per histogram.
+   * @defaultValue Dynamo's bounds for every histogram
+   */
+  buckets?: BucketOptions | undefined;
   /**
    * Decides which requests are LLM requests and their `endpoint` label: return a label value, or `undefined`/`false`
    * to leave the request alone. The label picks the wire-format reader (`chat_completions`, `completions`,
@@ -48,7 +104,7 @@ export interface DynamoMetricsOptions {
    * `:generateContent`, `:streamGenerateContent`, `/api/chat`, `/api/generate`; and any POST whose response is an
    * AI SDK UI message stream
    */
-  endpoint?: (req: IncomingMessage) => string | undefined | false | null;
+  endpoint?: ((req: Req) => string | undefined | false | null) | undefined;
   /**
    * The model label of a request, for apps whose requests name no model (an AI SDK app picks the model on the
    * server): return its name, or `undefined` to fall back to the request body's `model`, then the model the
@@ -61,22 +117,26 @@ export interface DynamoMetricsOptions {
    * Counts the tokens of one generated text delta when the stream does not state the count itself.
    * @defaultValue a cheap length-based estimator (see README, "How accurate the counts are")
    */
-  countTokens?: (text: string, model: string) => number;
-  /** Called for problems the middleware skipped (malformed events, oversized bodies, internal errors). Never throws into the request. */
-  onError?: (error: DynamoMetricsError) => void;
+  countTokens?: ((text: string, model: string) => number) | undefined;
+  /**
+   * Called for problems the middleware skipped (malformed events, oversized bodies, internal errors). Never throws
+   * into the request.
+   * @defaultValue none: problems are only counted in `parse_errors_total`
+   */
+  onError?: ((error: DynamoMetricsError) => void) | undefined;
   /**
    * Largest SSE event kept for parsing, in decoded characters of its `data` values plus its other lines (comments,
    * `event:`), counted the same however the stream is cut; larger events are skipped and counted in
    * `parse_errors_total{reason="event_too_large"}`.
    * @defaultValue 1048576 (1 MiB)
    */
-  maxEventBytes?: number;
+  maxEventBytes?: number | undefined;
   /**
    * Largest unary (non-stream) JSON body buffered for reading usage, in bytes; larger bodies are counted as
    * requests but not read (`parse_errors_total{reason="body_too_large"}`).
    * @defaultValue 8388608 (8 MiB)
    */
-  maxBodyBytes?: number;
+  maxBodyBytes?: number | undefined;
 }
 
 export interface ResolvedOptions {
@@ -95,10 +155,27 @@ export interface ResolvedOptions {
   maxBodyBytes: number;
 }
 
+/** The defaults of `dynamoMetrics()`'s numeric and naming options, for code that wants to show or derive from them. */
 export const DEFAULTS = {
+  /**
+   * Metric name prefix when neither the `prefix` option nor `DYN_METRICS_PREFIX` is set.
+   * @defaultValue `'dynamo_frontend'`
+   */
   prefix: 'dynamo_frontend',
+  /**
+   * Cap on distinct `model` label values.
+   * @defaultValue 100
+   */
   maxModels: 100,
+  /**
+   * Largest SSE event read, in characters.
+   * @defaultValue 1048576 (1 MiB)
+   */
   maxEventBytes: 1024 * 1024,
+  /**
+   * Largest unary JSON body buffered, in bytes.
+   * @defaultValue 8388608 (8 MiB)
+   */
   maxBodyBytes: 8 * 1024 * 1024,
 } as const;
 
@@ -177,14 +254,14 @@ function resolveBuckets(buckets: unknown): Record<HistogramName, number[]> {
 }
 
 /** Validates the options once, at creation; a mistake throws a TypeError that names the option and the fix. */
-export function resolveOptions(options: DynamoMetricsOptions | undefined): ResolvedOptions {
+export function resolveOptions<Req extends IncomingMessage>(options: DynamoMetricsOptions<Req> | undefined): ResolvedOptions {
   if (typeof options === 'function' || looksLikeRequest(options)) {
     configError('`app.use(dynamoMetrics)` should be `app.use(dynamoMetrics())`');
   }
   if (options !== undefined && (options === null || typeof options !== 'object')) {
     configError('options must be an object');
   }
-  const opts = options ?? {};
+  const opts: DynamoMetricsOptions<Req> = options ?? {};
   for (const key of Object.keys(opts)) {
     if (!KNOWN_OPTIONS.has(key)) configError(`unknown option "${key}"; known options are ${[...KNOWN_OPTIONS].join(', ')}`);
   }
@@ -213,13 +290,15 @@ export function resolveOptions(options: DynamoMetricsOptions | undefined): Resol
   const endpointOption = opts.endpoint;
   const endpoint = endpointOption
     ? (req: IncomingMessage): string | undefined => {
-        const label = endpointOption(req);
+        // Called with the request the framework handed the middleware, which is the Req the caller typed.
+        const label = endpointOption(req as Req);
         return typeof label === 'string' && label.length > 0 ? label : undefined;
       }
     : defaultEndpoint;
 
   return {
-    registry,
+    // Only the bound content type differs between the two kinds of registry; the methods used are the same.
+    registry: registry as Registry,
     prefix,
     models,
     maxModels: positiveInteger('maxModels', opts.maxModels, DEFAULTS.maxModels),

@@ -1,41 +1,63 @@
-import { Router } from 'express';
-import type { NextFunction, Request, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AggregatorRegistry, register as globalRegistry } from 'prom-client';
 import type { Registry } from 'prom-client';
 import { checkCredentials } from './scrape-auth';
 import type { MetricsAuth } from './scrape-auth';
 import { configError } from './errors';
 import { looksLikeRequest } from './options';
+import type { MetricsRegistry } from './options';
 
 export interface MetricsRouterOptions {
   /**
-   * Registry to serve.
+   * Registry to serve (Prometheus text or OpenMetrics).
    * @defaultValue prom-client's global `register`
    */
-  registry?: Registry;
+  registry?: MetricsRegistry | undefined;
   /**
-   * Path of the metrics endpoint.
+   * Path of the metrics endpoint, relative to where the handler is mounted.
    * @defaultValue `process.env.DYN_HTTP_SVC_METRICS_PATH`, else `/metrics`
    */
-  path?: string;
+  path?: string | undefined;
   /**
    * Require credentials (compared in constant time); a scrape without them gets 401.
    * @defaultValue none: anyone who reaches the path can read the metrics
    */
-  auth?: MetricsAuth;
+  auth?: MetricsAuth | undefined;
   /**
    * Serve the sum over all Node cluster workers (prom-client's `AggregatorRegistry`). Mount this router in the
    * primary process; each worker calls `enableClusterWorkerMetrics()`.
    * @defaultValue false
    */
-  cluster?: boolean;
+  cluster?: boolean | undefined;
 }
 
 /**
- * An Express router serving `GET <path>` in the registry's own content type (Prometheus text or OpenMetrics,
- * whichever the registry was created with).
+ * A `(req, res, next)` handler on Node's own request and response: Express `app.use()`, Connect, NestJS
+ * `app.use()`, Fastify through `@fastify/middie`, or `http.createServer()` itself (without `next`, other paths
+ * get 404).
  */
-export function metricsRouter(options?: MetricsRouterOptions): Router {
+export type MetricsHandler = (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void;
+
+/** The path part of a request target, without its query string. */
+function pathOf(url: string | undefined): string {
+  if (url === undefined) return '';
+  const query = url.indexOf('?');
+  return query === -1 ? url : url.slice(0, query);
+}
+
+function notFound(res: ServerResponse): void {
+  res.statusCode = 404;
+  res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+  res.end('not found\n');
+}
+
+/**
+ * A handler serving `GET <path>` (and `HEAD`) in the registry's own content type (Prometheus text or OpenMetrics,
+ * whichever the registry was created with) and passing every other request to `next`. It needs no web framework:
+ * it reads Node's `req.url`, so under a mount point (`app.use('/internal', metricsRouter())`) the path is relative
+ * to it, as with an Express router.
+ */
+export function metricsRouter(options?: MetricsRouterOptions): MetricsHandler {
   if (typeof options === 'function' || looksLikeRequest(options)) {
     configError('`app.use(metricsRouter)` should be `app.use(metricsRouter())`');
   }
@@ -50,13 +72,22 @@ export function metricsRouter(options?: MetricsRouterOptions): Router {
     configError('auth needs { bearerToken } or { username, password }');
   }
   const authorized = options?.auth === undefined ? undefined : checkCredentials(options.auth);
+  const challenge = options?.auth !== undefined && 'bearerToken' in options.auth ? 'Bearer realm="metrics"' : 'Basic realm="metrics"';
   const aggregator = options?.cluster === true ? new AggregatorRegistry() : undefined;
+  // As an Express router matched it: case-insensitive, with or without one trailing slash.
+  const wanted = (path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path).toLowerCase();
 
-  const router = Router();
-  router.get(path, (req: Request, res: Response, next: NextFunction) => {
+  return function metricsHandler(req, res, next) {
+    const requested = pathOf(req.url).toLowerCase();
+    const matches = (req.method === 'GET' || req.method === 'HEAD') && (requested === wanted || requested === `${wanted}/`);
+    if (!matches) {
+      if (next) next();
+      else notFound(res);
+      return;
+    }
     if (authorized !== undefined && !authorized(req.headers.authorization)) {
       res.statusCode = 401;
-      res.setHeader('WWW-Authenticate', 'bearerToken' in (options?.auth ?? {}) ? 'Bearer realm="metrics"' : 'Basic realm="metrics"');
+      res.setHeader('WWW-Authenticate', challenge);
       res.setHeader('Content-Type', 'text/plain; charset=utf-8');
       res.end('unauthorized\n');
       return;
@@ -67,17 +98,24 @@ export function metricsRouter(options?: MetricsRouterOptions): Router {
         res.setHeader('Content-Type', aggregator ? aggregator.contentType : registry.contentType);
         res.end(text);
       },
-      (error: unknown) => next(error),
+      (error: unknown) => {
+        if (next) {
+          next(error);
+          return;
+        }
+        res.statusCode = 500;
+        res.setHeader('Content-Type', 'text/plain; charset=utf-8');
+        res.end(`could not collect the metrics: ${error instanceof Error ? error.message : String(error)}\n`);
+      },
     );
-  });
-  return router;
+  };
 }
 
 /**
  * In a cluster worker: answer the primary's metric requests with this registry (prom-client's
  * `AggregatorRegistry` installs that listener when it is constructed; without it, scrapes time out).
  */
-export function enableClusterWorkerMetrics(registry: Registry = globalRegistry): void {
-  AggregatorRegistry.setRegistries([registry]);
+export function enableClusterWorkerMetrics(registry: MetricsRegistry = globalRegistry): void {
+  AggregatorRegistry.setRegistries([registry as Registry]);
   new AggregatorRegistry();
 }

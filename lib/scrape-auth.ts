@@ -2,7 +2,27 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { configError } from './errors';
 
 /** Credentials a scrape must present: a bearer token, or HTTP basic auth. */
-export type MetricsAuth = { bearerToken: string } | { username: string; password: string };
+export type MetricsAuth =
+  | {
+      /**
+       * The token Prometheus sends as `Authorization: Bearer <token>` (`authorization.credentials` in its scrape
+       * config); a non-empty string.
+       * @defaultValue none: required in this form
+       */
+      bearerToken: string;
+    }
+  | {
+      /**
+       * Basic-auth user name (`basic_auth.username` in Prometheus' scrape config); a non-empty string.
+       * @defaultValue none: required in this form
+       */
+      username: string;
+      /**
+       * Basic-auth password (`basic_auth.password`); a non-empty string.
+       * @defaultValue none: required in this form
+       */
+      password: string;
+    };
 
 /** SHA-256 first, so the comparison takes the same time whatever the lengths of the two values. */
 function sameSecret(given: string, expected: Buffer): boolean {
