@@ -112,7 +112,7 @@ export interface DynamoMetricsOptions<Req extends IncomingMessage = HttpRequest>
    * routing), so `req.body` and `req.params` can be used.
    * @defaultValue the request body's `model` (for Gemini, the model in the path), else the response's, else `unknown_model`
    */
-  model?: (req: IncomingMessage) => string | undefined | null;
+  model?: ((req: Req) => string | undefined | null) | undefined;
   /**
    * Counts the tokens of one generated text delta when the stream does not state the count itself.
    * @defaultValue a cheap length-based estimator (see README, "How accurate the counts are")
@@ -305,7 +305,8 @@ export function resolveOptions<Req extends IncomingMessage>(options: DynamoMetri
     buckets: resolveBuckets(opts.buckets),
     endpoint,
     endpointByOption: endpointOption !== undefined,
-    model: opts.model,
+    // Called with the request the framework handed the middleware, as for `endpoint`.
+    model: opts.model as ((req: IncomingMessage) => unknown) | undefined,
     countTokens: opts.countTokens,
     onError: opts.onError,
     maxEventBytes: positiveInteger('maxEventBytes', opts.maxEventBytes, DEFAULTS.maxEventBytes),
