@@ -18,7 +18,7 @@ import { formatTable, median } from './stats';
  *
  * Options: BENCH_SECONDS (window, default 2.5), BENCH_WARMUP (default 1), BENCH_ROUNDS (default 4),
  * BENCH_CONCURRENCY (comma list, default 64,512), BENCH_CONFIGS (default bare,dynamo,promBundle,both; also
- * passthrough, hook, and dynamoAlt, dynamoAlt2: the lib built in BENCH_ALT_LIB_DIR, BENCH_ALT2_LIB_DIR, to compare a change in one run), BENCH_OUT (default bench/results/bench.json), BENCH_YIELD_EVERY (server, default 4);
+ * dynamoOtel (dynamo with a real OpenTelemetry SDK `meter`), passthrough, hook, and dynamoAlt, dynamoAlt2: the lib built in BENCH_ALT_LIB_DIR, BENCH_ALT2_LIB_DIR, to compare a change in one run), BENCH_OUT (default bench/results/bench.json), BENCH_YIELD_EVERY (server, default 4);
  * flags --quick (a few-second smoke: 16 streams, 1 round of 1 s, client in this process) and --dist (lib from a tsc
  * build). The default run takes 3.5–4 minutes (longer on a loaded machine, where process starts slow down).
  */

@@ -17,7 +17,7 @@ import { BENCH_MODEL, buildEvents, loadTokens } from './fixture';
  * with IPC, it answers `{type:'ready', port}`, serves the mock model at zero delay, and exits with its parent.
  */
 
-export const CONFIGS = ['bare', 'dynamo', 'promBundle', 'both', 'passthrough', 'hook', 'dynamoAlt', 'dynamoAlt2'] as const;
+export const CONFIGS = ['bare', 'dynamo', 'dynamoOtel', 'promBundle', 'both', 'passthrough', 'hook', 'dynamoAlt', 'dynamoAlt2'] as const;
 export type ServerConfig = (typeof CONFIGS)[number];
 
 export function isServerConfig(value: unknown): value is ServerConfig {
@@ -88,14 +88,16 @@ async function mountMiddleware(app: Express, config: ServerConfig): Promise<void
       }),
     );
   }
-  if (config === 'dynamo' || config === 'both' || config === 'dynamoAlt' || config === 'dynamoAlt2') {
+  if (config === 'dynamo' || config === 'dynamoOtel' || config === 'both' || config === 'dynamoAlt' || config === 'dynamoAlt2') {
     // dynamoAlt/dynamoAlt2 load other builds of the lib (BENCH_ALT_LIB_DIR, BENCH_ALT2_LIB_DIR: tsc output
     // directories), to compare changes with the current build in the same run: `BENCH_CONFIGS=bare,dynamo,dynamoAlt`.
     const dir =
       config === 'dynamoAlt' ? process.env.BENCH_ALT_LIB_DIR : config === 'dynamoAlt2' ? process.env.BENCH_ALT2_LIB_DIR : process.env.BENCH_LIB_DIR;
     const { dynamoMetrics, metricsRouter } = await loadLibModule<typeof Lib>('index', dir);
     const registry = new Registry();
-    app.use(dynamoMetrics({ registry }));
+    // dynamoOtel: the same with `meter`, a real OpenTelemetry SDK MeterProvider (nothing exported during the run).
+    const meter = config === 'dynamoOtel' ? new (await import('@opentelemetry/sdk-metrics')).MeterProvider().getMeter('bench') : undefined;
+    app.use(dynamoMetrics({ registry, meter }));
     app.use(metricsRouter({ registry }));
   }
   if (config === 'hook') {

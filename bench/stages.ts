@@ -9,6 +9,8 @@ import { hookResponse } from '../lib/hook';
 import type { ResponseListener } from '../lib/hook';
 import { MetricsStore } from '../lib/metrics';
 import { resolveOptions } from '../lib/options';
+import { GenAiRecorder } from '../lib/otel';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { openAiReader } from '../lib/readers/openai';
 import type { ObservationSink } from '../lib/readers/types';
 import { RequestState, requestHints } from '../lib/request-state';
@@ -377,6 +379,20 @@ async function buildStages(fx: Fixture): Promise<Stage[]> {
   add('request state', 'lib openAiReader.readEvent → RequestState → metrics (start, events, end)', (r) => {
     for (let k = 0; k < r; k++) {
       const state = new RequestState(context, hints);
+      state.responseStarted(true, hints);
+      for (let i = 0; i < n; i++) openAiReader.readEvent(data[i] as string, undefined, state);
+      state.end('finished', 200);
+    }
+    return r;
+  });
+  // The same with `meter` set: a real SDK MeterProvider (no reader exporting), so the difference is what a meter
+  // adds per event, its per-request records spread over the events.
+  const meter = new MeterProvider().getMeter('bench');
+  const recorder = new GenAiRecorder(meter, { estimatedUsage: false, models: undefined, maxModels: 100, failed: () => undefined });
+  const otelContext: RequestStateContext = { ...libContext(new Registry()), recorder };
+  add('request state', 'lib openAiReader.readEvent → RequestState → metrics, with meter (OpenTelemetry SDK)', (r) => {
+    for (let k = 0; k < r; k++) {
+      const state = new RequestState(otelContext, hints);
       state.responseStarted(true, hints);
       for (let i = 0; i < n; i++) openAiReader.readEvent(data[i] as string, undefined, state);
       state.end('finished', 200);

@@ -9,6 +9,7 @@ import type { MockOptions } from './mock-llm';
 import { AI_SDK_ROUTE, mockAiSdk } from './mock-ai-sdk';
 import { mockOllama } from './mock-ollama';
 import { RequestError, sendError } from './openai-error';
+import type { OpenTelemetryExport } from './otel';
 import { rememberRawBody, upstreamProxy } from './proxy';
 import type { UpstreamOptions } from './proxy';
 
@@ -21,6 +22,8 @@ export interface ExampleAppOptions {
   mock?: Partial<MockOptions>;
   /** Proxy mode: forward `/v1/*`, Gemini's `/v1beta/*` and Ollama's `/api/chat`, `/api/generate` here instead of answering with the mock. */
   upstream?: UpstreamOptions;
+  /** Also record to OpenTelemetry, served at `/otel/metrics` beside `/metrics`. */
+  openTelemetry?: OpenTelemetryExport;
 }
 
 // LLM prompts are large: body-parser's 100 kB default would reject long conversations.
@@ -44,7 +47,7 @@ const openAIErrors: ErrorRequestHandler = (error: unknown, _req, res, next) => {
  * Ollama-compatible `/api/chat` and an AI SDK route) or the upstream proxy.
  */
 export function createApp(options: ExampleAppOptions = {}): Express {
-  const { registry, upstream } = options;
+  const { registry, upstream, openTelemetry } = options;
   const app = express();
   app.disable('x-powered-by');
   // Mounted before dynamoMetrics so it can label requests with the model the client asked for at arrival.
@@ -52,8 +55,9 @@ export function createApp(options: ExampleAppOptions = {}): Express {
   const mock: MockOptions = { ...MOCK_DEFAULTS, ...options.mock };
   // The AI SDK route's requests name no model (the app picks it): the model option names it.
   const aiSdkModel = (req: IncomingMessage): string | undefined => (!upstream && req.url?.split('?')[0] === AI_SDK_ROUTE ? mock.models[0] : undefined);
-  app.use(dynamoMetrics({ model: aiSdkModel, ...options.metrics, registry }));
+  app.use(dynamoMetrics({ model: aiSdkModel, ...options.metrics, registry, meter: openTelemetry?.meter }));
   app.use(metricsRouter({ registry }));
+  if (openTelemetry) app.get('/otel/metrics', openTelemetry.metricsHandler);
   if (upstream) {
     app.use(upstreamProxy(upstream));
   } else {

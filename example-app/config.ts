@@ -1,5 +1,6 @@
 import type { ExampleAppOptions } from './app';
 import { MOCK_DEFAULTS } from './mock-llm';
+import { prometheusOpenTelemetry } from './otel';
 
 export interface ServerConfig {
   port: number;
@@ -16,6 +17,14 @@ function numberFrom(env: NodeJS.ProcessEnv, name: string, fallback: number, isVa
 }
 
 const DEFAULT_UPSTREAM_TIMEOUT_MS = 300_000;
+
+/** `OTEL_METRICS=prometheus`: record to OpenTelemetry too, served at `/otel/metrics`. */
+function openTelemetryFrom(env: NodeJS.ProcessEnv): ExampleAppOptions['openTelemetry'] {
+  const mode = env.OTEL_METRICS;
+  if (mode === undefined || mode === '' || mode === 'none') return undefined;
+  if (mode !== 'prometheus') throw new TypeError(`OTEL_METRICS=${mode} is not a valid value (prometheus or none)`);
+  return prometheusOpenTelemetry();
+}
 
 /** Every knob of `npm run example`, read once from the environment so a typo fails at start, not mid-request. */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServerConfig {
@@ -36,6 +45,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServerConfi
             apiKey: env.UPSTREAM_API_KEY,
           }
         : undefined,
+      openTelemetry: openTelemetryFrom(env),
     },
   };
 }

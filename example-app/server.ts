@@ -23,10 +23,13 @@ async function main(): Promise<void> {
     console.log(`  curl -N ${url}/api/assistant -H 'Content-Type: application/json' -d '{"messages":[]}'   (Vercel AI SDK)`);
   }
   console.log(`\nmetrics: ${url}/metrics   (watch: watch -n1 "curl -s ${url}/metrics | grep output_tokens_total")`);
+  if (config.app.openTelemetry) console.log(`OpenTelemetry (GenAI conventions, via exporter-prometheus): ${url}/otel/metrics`);
   console.log(`load:    BASE_URL=${url} npm run example:load`);
 
   const stop = (): void => {
-    void close().then(() => process.exit(0));
+    void close()
+      .then(() => config.app.openTelemetry?.shutdown())
+      .then(() => process.exit(0));
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

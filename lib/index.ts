@@ -8,3 +8,5 @@ export { DEFAULTS } from './options';
 export { METRIC_SUFFIXES } from './metrics';
 export { dynamoBuckets } from './buckets';
 export { estimateTokens } from './estimate';
+export { GEN_AI_INSTRUMENTS } from './otel';
+export type { GenAiMeter } from './otel';

@@ -4,6 +4,7 @@ import { hookResponse } from './hook';
 import { MetricsStore } from './metrics';
 import type { DynamoMetricsError, DynamoMetricsOptions, HttpRequest } from './options';
 import { resolveOptions } from './options';
+import { GenAiRecorder } from './otel';
 import { requestModelHints } from './request-model';
 import { RequestState } from './request-state';
 import type { RequestHints } from './request-state';
@@ -58,6 +59,16 @@ export function dynamoMetrics<Req extends IncomingMessage = HttpRequest>(options
           return estimateTokens(text);
         };
 
+  const recorder =
+    config.meter === undefined
+      ? undefined
+      : new GenAiRecorder(config.meter, {
+          estimatedUsage: config.otelEstimatedUsage,
+          models: config.models,
+          maxModels: config.maxModels,
+          failed: (error) => report(makeError('otel_record_failed', 'the OpenTelemetry meter threw while recording a request', error)),
+        });
+
   const malformed = (endpoint: string, reason: string, detail: string | undefined): void => {
     store.parseError(endpoint, reason);
     report(makeError(reason, detail === undefined ? reason : `${reason}: ${detail}`));
@@ -89,7 +100,7 @@ export function dynamoMetrics<Req extends IncomingMessage = HttpRequest>(options
   };
 
   const observe = (req: IncomingMessage, endpoint: string, url: string | undefined, arrivedAt: number | undefined): ResponseReader => {
-    const state = new RequestState({ store, endpoint, estimate, malformed, arrivedAt }, hints(req, endpoint));
+    const state = new RequestState({ store, endpoint, estimate, malformed, recorder, arrivedAt }, hints(req, endpoint));
     return new ResponseReader(state, { endpoint, byOption: config.endpointByOption, url }, readerSettings, req);
   };
 

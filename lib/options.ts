@@ -5,6 +5,7 @@ import { defaultBuckets } from './buckets';
 import type { HistogramName } from './buckets';
 import { endpointFromPath } from './labels';
 import { configError } from './errors';
+import type { GenAiMeter } from './otel';
 
 /**
  * A prom-client registry of either exposition format: `new Registry()` (Prometheus text) or
@@ -137,6 +138,19 @@ export interface DynamoMetricsOptions<Req extends IncomingMessage = HttpRequest>
    * @defaultValue 8388608 (8 MiB)
    */
   maxBodyBytes?: number | undefined;
+  /**
+   * An `@opentelemetry/api` `Meter`: every request is also recorded, at its end, to the OpenTelemetry GenAI
+   * semantic-convention instruments (`gen_ai.server.request.duration`, `gen_ai.server.time_to_first_token`, …; see
+   * docs/opentelemetry.md). `@opentelemetry/api` is an optional peer dependency, never loaded by this package.
+   * @defaultValue none: nothing is recorded to OpenTelemetry
+   */
+  meter?: GenAiMeter | undefined;
+  /**
+   * Also record output token usage to the OpenTelemetry instruments when it is an estimate of the text (the
+   * response stated no usage), which the conventions allow only as opt-in "offline token counting".
+   * @defaultValue false: only usage the response stated is recorded
+   */
+  otelEstimatedUsage?: boolean | undefined;
 }
 
 export interface ResolvedOptions {
@@ -153,6 +167,8 @@ export interface ResolvedOptions {
   onError: ((error: DynamoMetricsError) => void) | undefined;
   maxEventBytes: number;
   maxBodyBytes: number;
+  meter: GenAiMeter | undefined;
+  otelEstimatedUsage: boolean;
 }
 
 /** The defaults of `dynamoMetrics()`'s numeric and naming options, for code that wants to show or derive from them. */
@@ -191,6 +207,8 @@ const KNOWN_OPTIONS = new Set([
   'onError',
   'maxEventBytes',
   'maxBodyBytes',
+  'meter',
+  'otelEstimatedUsage',
 ]);
 
 const HISTOGRAMS: readonly HistogramName[] = [
@@ -296,6 +314,20 @@ export function resolveOptions<Req extends IncomingMessage>(options: DynamoMetri
       }
     : defaultEndpoint;
 
+  const meter = opts.meter;
+  if (
+    meter !== undefined &&
+    (meter === null || typeof meter !== 'object' || typeof meter.createHistogram !== 'function' || typeof meter.createCounter !== 'function')
+  ) {
+    configError('option "meter" must be an @opentelemetry/api Meter, e.g. metrics.getMeter(\'my-gateway\')');
+  }
+  if (opts.otelEstimatedUsage !== undefined && typeof opts.otelEstimatedUsage !== 'boolean') {
+    configError('option "otelEstimatedUsage" must be a boolean');
+  }
+  if (opts.otelEstimatedUsage === true && meter === undefined) {
+    configError('option "otelEstimatedUsage" needs option "meter"; pass the Meter to record to');
+  }
+
   return {
     // Only the bound content type differs between the two kinds of registry; the methods used are the same.
     registry: registry as Registry,
@@ -311,5 +343,7 @@ export function resolveOptions<Req extends IncomingMessage>(options: DynamoMetri
     onError: opts.onError,
     maxEventBytes: positiveInteger('maxEventBytes', opts.maxEventBytes, DEFAULTS.maxEventBytes),
     maxBodyBytes: positiveInteger('maxBodyBytes', opts.maxBodyBytes, DEFAULTS.maxBodyBytes),
+    meter,
+    otelEstimatedUsage: opts.otelEstimatedUsage ?? false,
   };
 }

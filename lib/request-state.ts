@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import type { ErrorType } from './labels';
 import { errorTypeForStatus, finishReasonLabel, UNKNOWN_MODEL } from './labels';
 import type { MetricsStore, ModelSeries, RequestType } from './metrics';
+import type { RequestRecorder } from './otel';
 import type { ChunkCount, ObservationSink } from './readers/types';
 
 /** Largest usage count believed; beyond it a stated count is malformed, not a request's size. */
@@ -38,6 +39,8 @@ export interface RequestStateContext {
   malformed: (endpoint: string, reason: string, detail: string | undefined) => void;
   /** When the request arrived, if before this state was created (a response recognised only at its head). */
   arrivedAt?: number;
+  /** Another metrics system fed once per request, at its end (OpenTelemetry when `meter` is set). */
+  recorder?: RequestRecorder | undefined;
 }
 
 /**
@@ -86,6 +89,12 @@ export class RequestState implements ObservationSink {
   private finishReasonValue: string | undefined;
   private completedMarker = false;
   private reportedError: ErrorType | undefined;
+  // What only the recorder needs: the response's own model name, time to first token, stated usage.
+  private responseModelName: string | undefined;
+  private timeToFirstToken: number | undefined;
+  private statedInput: number | undefined;
+  private statedCached: number | undefined;
+  private statedReasoning: number | undefined;
   /** The body could not be read (compressed beneath us): a missing end marker says nothing then. */
   private bodyUnread = false;
 
@@ -125,7 +134,9 @@ export class RequestState implements ObservationSink {
 
   responseModel(model: unknown): void {
     // A missing or malformed name decides nothing: a later event may still name the model.
-    if (this.model === undefined && typeof model === 'string' && model.length > 0) this.resolveModel(model);
+    if (this.responseModelName !== undefined || typeof model !== 'string' || model.length === 0) return;
+    this.responseModelName = model;
+    if (this.model === undefined) this.resolveModel(model);
   }
 
   generatedTokens(tokens: number, reasoning: number): void {
@@ -158,6 +169,7 @@ export class RequestState implements ObservationSink {
     }
     if (reasoningStated) {
       const reasoningIncrease = reasoningTotal - this.reasoningTokens;
+      this.statedReasoning = reasoningTotal;
       if (reasoningIncrease > 0) {
         this.reasoningTokens += reasoningIncrease;
         this.seriesOrResolve().pendingReasoningTokens += reasoningIncrease;
@@ -175,7 +187,9 @@ export class RequestState implements ObservationSink {
     }
     this.promptSeen = true;
     this.seriesOrResolve();
-    this.context.store.promptTokens(this.model as string, input, isTokenCount(cached) ? cached : undefined);
+    this.statedInput = input;
+    this.statedCached = isTokenCount(cached) ? cached : undefined;
+    this.context.store.promptTokens(this.model as string, input, this.statedCached);
   }
 
   finishReason(reason: unknown): void {
@@ -218,16 +232,34 @@ export class RequestState implements ObservationSink {
       store.overcount(model, this.outputTokens - this.statedOutput);
     }
     store.requestInFlight(this.gaugeModel, -1, this.queued);
+    const errorType = this.errorType(outcome, statusCode);
+    const durationSeconds = (performance.now() - this.arrivedAt) / 1000;
+    const outputTokens = this.statedOutput ?? this.outputTokens;
     store.requestEnded(
       { model, endpoint: this.context.endpoint, requestType: this.requestType },
       {
-        errorType: this.errorType(outcome, statusCode),
+        errorType,
         clientDisconnected: outcome === 'client_left',
-        durationSeconds: (performance.now() - this.arrivedAt) / 1000,
-        outputTokens: this.statedOutput ?? this.outputTokens,
+        durationSeconds,
+        outputTokens,
         finishReason: this.finishReasonValue,
       },
     );
+    this.context.recorder?.requestEnded({
+      endpoint: this.context.endpoint,
+      model,
+      responseModel: this.responseModelName,
+      streaming: this.streaming,
+      errorType,
+      durationSeconds,
+      timeToFirstTokenSeconds: this.timeToFirstToken,
+      inputTokens: this.statedInput,
+      cachedInputTokens: this.statedCached,
+      outputTokens,
+      outputTokensStated: this.statedOutput !== undefined,
+      reasoningTokens: this.statedReasoning,
+      extraAttributes: undefined,
+    });
   }
 
   private errorType(outcome: ResponseOutcome, statusCode: number): ErrorType | undefined {
@@ -299,6 +331,7 @@ export class RequestState implements ObservationSink {
       if (this.queued) {
         this.queued = false;
         const seconds = (now - this.arrivedAt) / 1000;
+        this.timeToFirstToken = seconds;
         this.context.store.firstToken(this.gaugeModel);
         if (this.model === undefined) this.heldTimeToFirstToken = seconds;
         else this.context.store.observeTimeToFirstToken(this.model, seconds);
