@@ -1,5 +1,6 @@
-import { BUCKET_SPECS, defaultBuckets, dynamoBuckets } from '../lib/buckets';
-import type { HistogramName } from '../lib/buckets';
+import { bucketEnvKey, defaultBuckets, dynamoBuckets } from '../lib/metrics/buckets';
+import type { HistogramName } from '../lib/metrics/buckets';
+import { HISTOGRAM_NAMES, METRICS } from '../lib/metrics/definitions';
 
 // The bounds tables of the contract (metrics.md, "Buckets").
 const CONTRACT: Record<HistogramName, number[]> = {
@@ -43,8 +44,10 @@ describe('dynamoBuckets', () => {
     expect(() => dynamoBuckets(min, max, count)).toThrow(TypeError);
   });
 
-  it('has a spec for every histogram of the contract, with the contract suffix', () => {
-    expect(Object.fromEntries(Object.entries(BUCKET_SPECS).map(([k, spec]) => [k, spec.suffix]))).toEqual({
+  it('has a bucket range for every histogram of the contract, with the contract suffix and environment key', () => {
+    expect(HISTOGRAM_NAMES.map((name) => METRICS[name].buckets)).not.toContain(undefined);
+    expect(bucketEnvKey('timeToFirstToken')).toBe('DYN_METRICS_TIME_TO_FIRST_TOKEN_SECONDS');
+    expect(Object.fromEntries(HISTOGRAM_NAMES.map((name) => [name, METRICS[name].suffix]))).toEqual({
       requestDuration: 'request_duration_seconds',
       timeToFirstToken: 'time_to_first_token_seconds',
       interTokenLatency: 'inter_token_latency_seconds',

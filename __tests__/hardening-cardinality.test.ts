@@ -5,7 +5,6 @@
  * response text ever appears in a label of `/metrics`.
  */
 import http from 'node:http';
-import net from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import express from 'express';
 import type { Request, Response } from 'express';
@@ -13,6 +12,7 @@ import { Registry } from 'prom-client';
 import { dynamoMetrics, metricsRouter } from '../lib';
 import type { DynamoMetricsOptions } from '../lib';
 import { listen } from './support/http-harness';
+import { pipelined } from './support/pipelined';
 import type { RunningServer } from './support/http-harness';
 import { seededRandom } from './support/prng';
 import { chatEvent } from './support/hardening-llm';
@@ -39,40 +39,6 @@ function post(port: number, path: string, body: unknown, headers: Record<string,
     );
     req.on('error', reject);
     req.end(payload);
-  });
-}
-
-/**
- * Sends requests pipelined on one keep-alive connection (the server answers them in order) and resolves with the
- * number of `200` responses once the server closes after the last one: cheap enough for 10,000 requests.
- */
-function pipelined(port: number, requests: { path: string; body: unknown; headers: Record<string, string> }[]): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const text = requests
-      .map(({ path, body, headers }, i) => {
-        const payload = JSON.stringify(body);
-        const extra = Object.entries(headers)
-          .map(([key, value]) => `${key}: ${value}\r\n`)
-          .join('');
-        const connection = i === requests.length - 1 ? 'close' : 'keep-alive';
-        return `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: ${connection}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(payload)}\r\n${extra}\r\n${payload}`;
-      })
-      .join('');
-    const socket = net.connect(port, '127.0.0.1', () => socket.end(text));
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error('pipelined requests not answered within 60 s'));
-    }, 60_000);
-    const parts: Buffer[] = [];
-    socket.on('data', (part: Buffer) => parts.push(part));
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(Buffer.concat(parts).toString('latin1').split('HTTP/1.1 200 OK\r\n').length - 1);
-    });
-    socket.on('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
   });
 }
 

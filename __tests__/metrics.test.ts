@@ -2,8 +2,8 @@ import express from 'express';
 import { Counter, Registry } from 'prom-client';
 import type { Metric } from 'prom-client';
 import { dynamoMetrics, metricsRouter } from '../lib';
-import { defaultBuckets } from '../lib/buckets';
-import type { HistogramName } from '../lib/buckets';
+import { defaultBuckets } from '../lib/metrics/buckets';
+import { HISTOGRAM_NAMES } from '../lib/metrics/definitions';
 import { MetricsStore } from '../lib/metrics';
 import type { StoreSettings } from '../lib/metrics';
 import { DONE, chatChunk, codePoints, sse } from './support/chat-fixtures';
@@ -12,17 +12,8 @@ import type { RunningServer } from './support/http-harness';
 import { registryOf } from './support/registries';
 import { m, value, valueFromText } from './support/registry-values';
 
-const HISTOGRAMS: HistogramName[] = [
-  'requestDuration',
-  'timeToFirstToken',
-  'interTokenLatency',
-  'inputSequenceTokens',
-  'outputSequenceTokens',
-  'cachedTokens',
-];
-
 function settings(registry: Registry, overrides: Partial<StoreSettings> = {}): StoreSettings {
-  const buckets = Object.fromEntries(HISTOGRAMS.map((name) => [name, defaultBuckets(name, {})])) as StoreSettings['buckets'];
+  const buckets = Object.fromEntries(HISTOGRAM_NAMES.map((name) => [name, defaultBuckets(name, {})])) as StoreSettings['buckets'];
   return { registry, prefix: 'dynamo_frontend', models: undefined, maxModels: 100, buckets, ...overrides };
 }
 

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { Registry, register as globalRegistry } from 'prom-client';
-import { defaultBuckets } from '../lib/buckets';
+import { defaultBuckets } from '../lib/metrics/buckets';
 import { DEFAULTS, resolveOptions } from '../lib/options';
 import type { DynamoMetricsOptions } from '../lib/options';
 

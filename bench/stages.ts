@@ -17,7 +17,7 @@ import { RequestState, requestHints } from '../lib/request-state';
 import type { RequestStateContext } from '../lib/request-state';
 import { ResponseReader } from '../lib/response-reader';
 import { SseParser } from '../lib/sse';
-import { HistogramCells } from '../lib/histogram-metric';
+import { HistogramCounts } from '../lib/metrics/cells';
 import { loadFixture } from './fixture';
 import { formatTable, median } from './stats';
 
@@ -368,8 +368,8 @@ async function buildStages(fx: Fixture): Promise<Stage[]> {
     for (let k = 0; k < r; k++) for (let i = 0; i < n; i++) plain.pending += 1;
     return plain.pending;
   });
-  const cells = new HistogramCells([0, 0.0019, 0.0035, 0.0067, 0.013, 0.024, 0.045, 0.084, 0.16, 0.3, 0.56, 1.1, 2]);
-  add('metric update', 'lib HistogramCells.record (ITL histogram as plain numbers)', (r) => {
+  const cells = new HistogramCounts([0, 0.0019, 0.0035, 0.0067, 0.013, 0.024, 0.045, 0.084, 0.16, 0.3, 0.56, 1.1, 2]);
+  add('metric update', 'lib HistogramCounts.record (ITL histogram as plain numbers)', (r) => {
     for (let k = 0; k < r; k++) for (let i = 0; i < n; i++) cells.record(0.004, 1);
     return cells.count;
   });

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { estimateTokens } from './estimate';
 import { hookResponse } from './hook';
 import { MetricsStore } from './metrics';
+import type { ExtraLabelProblem } from './metrics/extra-labels';
 import type { DynamoMetricsError, DynamoMetricsOptions, HttpRequest } from './options';
 import { resolveOptions } from './options';
 import { GenAiRecorder } from './otel';
@@ -59,6 +60,8 @@ export function dynamoMetrics<Req extends IncomingMessage = HttpRequest>(options
           return estimateTokens(text);
         };
 
+  const extraLabelProblem = (problem: ExtraLabelProblem): void => report(makeError(problem.code, problem.message, problem.cause));
+
   const recorder =
     config.meter === undefined
       ? undefined
@@ -100,7 +103,8 @@ export function dynamoMetrics<Req extends IncomingMessage = HttpRequest>(options
   };
 
   const observe = (req: IncomingMessage, endpoint: string, url: string | undefined, arrivedAt: number | undefined): ResponseReader => {
-    const state = new RequestState({ store, endpoint, estimate, malformed, recorder, arrivedAt }, hints(req, endpoint));
+    const extraLabels = store.extraLabels.valuesFor(req, extraLabelProblem);
+    const state = new RequestState({ store, endpoint, estimate, malformed, extraLabels, recorder, arrivedAt }, hints(req, endpoint));
     return new ResponseReader(state, { endpoint, byOption: config.endpointByOption, url }, readerSettings, req);
   };
 

@@ -1,8 +1,10 @@
 import { IncomingMessage } from 'node:http';
 import { register as globalRegistry } from 'prom-client';
 import type { Registry, RegistryContentType } from 'prom-client';
-import { defaultBuckets } from './buckets';
-import type { HistogramName } from './buckets';
+import { resolveBuckets } from './metrics/buckets';
+import type { HistogramBounds } from './metrics/buckets';
+import { ExtraLabels } from './metrics/extra-labels';
+import type { ExtraLabelsOption } from './metrics/extra-labels';
 import { endpointFromPath } from './labels';
 import { configError } from './errors';
 import type { GenAiMeter } from './otel';
@@ -96,6 +98,15 @@ export interface DynamoMetricsOptions<Req extends IncomingMessage = HttpRequest>
    */
   buckets?: BucketOptions | undefined;
   /**
+   * Labels of your own on every counter that carries `model` (not on gauges or histograms), read once per request:
+   * `{ tenant: (req) => req.headers['x-tenant'] as string | undefined }`, or `{ tenant: { value, maxValues, hash } }`
+   * to change the cap of distinct values (beyond it a value is counted as `other`) or print a digest instead of the
+   * value. A function that throws or returns a non-string counts the request with `""` and reports to `onError`.
+   * See docs/tenant-labels.md.
+   * @defaultValue none; each label keeps at most 100 distinct values unless `maxValues` says otherwise
+   */
+  extraLabels?: ExtraLabelsOption<Req> | undefined;
+  /**
    * Decides which requests are LLM requests and their `endpoint` label: return a label value, or `undefined`/`false`
    * to leave the request alone. The label picks the wire-format reader (`chat_completions`, `completions`,
    * `responses`, `anthropic_messages`, `embeddings`, `gemini_generate_content`, `ollama_chat`, `ollama_generate`,
@@ -158,7 +169,8 @@ export interface ResolvedOptions {
   prefix: string;
   models: ReadonlySet<string> | undefined;
   maxModels: number;
-  buckets: Record<HistogramName, number[]>;
+  buckets: HistogramBounds;
+  extraLabels: ExtraLabels;
   endpoint: (req: IncomingMessage) => string | undefined;
   /** The endpoint option was given: its label stands, and no unmatched request is watched for its response head. */
   endpointByOption: boolean;
@@ -201,6 +213,7 @@ const KNOWN_OPTIONS = new Set([
   'models',
   'maxModels',
   'buckets',
+  'extraLabels',
   'endpoint',
   'model',
   'countTokens',
@@ -210,15 +223,6 @@ const KNOWN_OPTIONS = new Set([
   'meter',
   'otelEstimatedUsage',
 ]);
-
-const HISTOGRAMS: readonly HistogramName[] = [
-  'requestDuration',
-  'timeToFirstToken',
-  'interTokenLatency',
-  'inputSequenceTokens',
-  'outputSequenceTokens',
-  'cachedTokens',
-];
 
 /** Express calling the factory itself as middleware passes a request where options belong. */
 export function looksLikeRequest(value: unknown): boolean {
@@ -240,35 +244,6 @@ function positiveInteger(name: string, value: unknown, fallback: number): number
     configError(`option "${name}" must be a positive integer (got ${String(value)})`);
   }
   return value;
-}
-
-function resolveBuckets(buckets: unknown): Record<HistogramName, number[]> {
-  if (buckets !== undefined && (buckets === null || typeof buckets !== 'object')) {
-    configError('option "buckets" must be an object such as { timeToFirstToken: [0.1, 0.5, 1] }');
-  }
-  const given = (buckets ?? {}) as Record<string, unknown>;
-  for (const key of Object.keys(given)) {
-    if (!HISTOGRAMS.includes(key as HistogramName)) {
-      configError(`option "buckets.${key}" is not a histogram; use one of ${HISTOGRAMS.join(', ')}`);
-    }
-  }
-  const resolved = {} as Record<HistogramName, number[]>;
-  for (const name of HISTOGRAMS) {
-    const bounds = given[name];
-    if (bounds === undefined) {
-      resolved[name] = defaultBuckets(name);
-      continue;
-    }
-    if (
-      !Array.isArray(bounds) ||
-      bounds.length === 0 ||
-      !bounds.every((b, i) => typeof b === 'number' && Number.isFinite(b) && (i === 0 || b > (bounds[i - 1] as number)))
-    ) {
-      configError(`option "buckets.${name}" must be a non-empty array of finite numbers in increasing order`);
-    }
-    resolved[name] = [...(bounds as number[])];
-  }
-  return resolved;
 }
 
 /** Validates the options once, at creation; a mistake throws a TypeError that names the option and the fix. */
@@ -335,6 +310,7 @@ export function resolveOptions<Req extends IncomingMessage>(options: DynamoMetri
     models,
     maxModels: positiveInteger('maxModels', opts.maxModels, DEFAULTS.maxModels),
     buckets: resolveBuckets(opts.buckets),
+    extraLabels: new ExtraLabels(opts.extraLabels),
     endpoint,
     endpointByOption: endpointOption !== undefined,
     // Called with the request the framework handed the middleware, as for `endpoint`.

@@ -2,7 +2,8 @@ import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { ErrorType } from './labels';
 import { errorTypeForStatus, finishReasonLabel, UNKNOWN_MODEL } from './labels';
-import type { MetricsStore, ModelSeries, RequestType } from './metrics';
+import type { CounterSet, ExtraLabelValues, MetricsStore, RequestType } from './metrics';
+import { NO_EXTRA_LABELS } from './metrics';
 import type { RequestRecorder } from './otel';
 import type { ChunkCount, ObservationSink } from './readers/types';
 
@@ -39,6 +40,8 @@ export interface RequestStateContext {
   malformed: (endpoint: string, reason: string, detail: string | undefined) => void;
   /** When the request arrived, if before this state was created (a response recognised only at its head). */
   arrivedAt?: number;
+  /** The request's `extraLabels` values, read once when it arrived. */
+  extraLabels?: ExtraLabelValues;
   /** Another metrics system fed once per request, at its end (OpenTelemetry when `meter` is set). */
   recorder?: RequestRecorder | undefined;
 }
@@ -65,10 +68,11 @@ function isTokenCount(value: unknown): value is number {
  */
 export class RequestState implements ObservationSink {
   private readonly arrivedAt: number;
+  private readonly extra: ExtraLabelValues;
   private model: string | undefined;
-  private series: ModelSeries | undefined;
+  private series: CounterSet | undefined;
   /** Where tokens counted before the model is known wait for their label. */
-  private heldSeries: ModelSeries | undefined;
+  private heldSeries: CounterSet | undefined;
   private heldChunks = 0;
   private heldTimeToFirstToken: number | undefined;
   /** The model label the in-flight gauges are counted under right now. */
@@ -104,6 +108,7 @@ export class RequestState implements ObservationSink {
   ) {
     const { store } = context;
     this.arrivedAt = context.arrivedAt ?? performance.now();
+    this.extra = context.extraLabels ?? NO_EXTRA_LABELS;
     if (hints !== undefined && typeof hints.model === 'string') {
       this.gaugeModel = store.modelLabels.resolve(hints.model);
       store.requestInFlight(this.gaugeModel, 1, true);
@@ -128,6 +133,11 @@ export class RequestState implements ObservationSink {
   /** The response head showed another format than the path did: the label follows while nothing is counted under it. */
   recognisedAs(endpoint: string): void {
     if (!this.startCounted) this.context.endpoint = endpoint;
+  }
+
+  /** The request's `extraLabels` values (label name → value), for recorders besides Prometheus. */
+  get extraLabels(): Readonly<Record<string, string>> {
+    return this.extra.labels;
   }
 
   // ---- observations from the readers -------------------------------------------------------------------------
@@ -189,7 +199,7 @@ export class RequestState implements ObservationSink {
     this.seriesOrResolve();
     this.statedInput = input;
     this.statedCached = isTokenCount(cached) ? cached : undefined;
-    this.context.store.promptTokens(this.model as string, input, this.statedCached);
+    this.context.store.promptTokens(this.model as string, input, this.statedCached, this.extra);
   }
 
   finishReason(reason: unknown): void {
@@ -229,14 +239,14 @@ export class RequestState implements ObservationSink {
     this.countStart();
 
     if (this.statedOutput !== undefined && this.outputTokens > this.statedOutput) {
-      store.overcount(model, this.outputTokens - this.statedOutput);
+      store.overcount(model, this.outputTokens - this.statedOutput, this.extra);
     }
     store.requestInFlight(this.gaugeModel, -1, this.queued);
     const errorType = this.errorType(outcome, statusCode);
     const durationSeconds = (performance.now() - this.arrivedAt) / 1000;
     const outputTokens = this.statedOutput ?? this.outputTokens;
     store.requestEnded(
-      { model, endpoint: this.context.endpoint, requestType: this.requestType },
+      { model, endpoint: this.context.endpoint, requestType: this.requestType, extra: this.extra },
       {
         errorType,
         clientDisconnected: outcome === 'client_left',
@@ -258,7 +268,7 @@ export class RequestState implements ObservationSink {
       outputTokens,
       outputTokensStated: this.statedOutput !== undefined,
       reasoningTokens: this.statedReasoning,
-      extraAttributes: undefined,
+      extraAttributes: this.extra === NO_EXTRA_LABELS ? undefined : this.extra.labels,
     });
   }
 
@@ -278,7 +288,7 @@ export class RequestState implements ObservationSink {
     const { store } = this.context;
     const model = store.modelLabels.resolve(name);
     this.model = model;
-    const series = store.seriesFor(model);
+    const series = store.seriesFor(model, this.extra);
     this.series = series;
     if (this.gaugeModel !== model && !this.ended) {
       store.requestInFlight(this.gaugeModel, -1, this.queued);
@@ -297,12 +307,12 @@ export class RequestState implements ObservationSink {
     return model;
   }
 
-  private seriesOrResolve(): ModelSeries {
-    return this.series ?? (this.resolveModel(undefined), this.series as unknown as ModelSeries);
+  private seriesOrResolve(): CounterSet {
+    return this.series ?? (this.resolveModel(undefined), this.series as unknown as CounterSet);
   }
 
   /** The series tokens go to: the model's, or a holding one until an event names the model. */
-  private tokenSeries(): ModelSeries {
+  private tokenSeries(): CounterSet {
     if (this.series !== undefined) return this.series;
     if (++this.heldChunks > MAX_CHUNKS_BEFORE_MODEL) return this.seriesOrResolve();
     return (this.heldSeries ??= this.context.store.detachedSeries());
@@ -311,7 +321,12 @@ export class RequestState implements ObservationSink {
   private countStart(): void {
     if (this.startCounted || this.model === undefined || this.requestType === undefined) return;
     this.startCounted = true;
-    this.context.store.requestStarted({ model: this.model, endpoint: this.context.endpoint, requestType: this.requestType });
+    this.context.store.requestStarted({
+      model: this.model,
+      endpoint: this.context.endpoint,
+      requestType: this.requestType,
+      extra: this.extra,
+    });
   }
 
   private addTokens(tokens: number, reasoning: number, timed: boolean): void {
