@@ -235,6 +235,22 @@ describe('the AI SDK UI message stream (real ai package) on a real server', () =
   });
 });
 
+test('two middleware on one registry: the one whose endpoint option names the request counts it, once', async () => {
+  const registry = new Registry();
+  const app = express();
+  app.use(express.json());
+  app.use(dynamoMetrics({ registry, countTokens: codePoints }));
+  app.use(dynamoMetrics({ registry, countTokens: codePoints, endpoint: (req) => (req.url === '/ui' ? 'my_chat' : undefined) }));
+  app.post('/ui', uiRoute());
+  const server = await listen(app);
+  servers.push(server);
+  await postJson(server.port, '/ui', {});
+  await eventually(async () => (await value(registry, m('requests_total'))) >= 1);
+  expect(await value(registry, m('requests_total'), { endpoint: 'my_chat' })).toBe(1);
+  expect(await value(registry, m('requests_total'))).toBe(1);
+  expect(await value(registry, m('output_tokens_total'))).toBe(TEXT_TOKENS + REASONING_TOKENS);
+});
+
 describe("the AI SDK's text stream protocol (pipeTextStreamToResponse)", () => {
   const textRoute: Route = (_req, res) => {
     streamText({ model: mockModel(modelParts()), prompt: 'hi' }).pipeTextStreamToResponse(res);

@@ -118,9 +118,14 @@ export function dynamoMetrics<Req extends IncomingMessage = HttpRequest>(options
           observed[store.responseMark] = true;
           hookResponse(res, observe(req, endpoint, url, undefined));
         } else if (!config.endpointByOption && req.method === 'POST') {
-          // Any route may send an AI SDK stream; only its response head tells.
-          observed[store.responseMark] = true;
-          hookResponse(res, new UnmatchedResponse((label, arrivedAt) => observe(req, label, url, arrivedAt), readerSettings.internalError));
+          // Any route may send an AI SDK stream; only its response head tells. The response is claimed then, so
+          // another middleware on this registry that names the request at arrival still counts it, once.
+          const claim = (label: string, arrivedAt: number): ResponseReader | undefined => {
+            if (observed[store.responseMark] === true) return undefined;
+            observed[store.responseMark] = true;
+            return observe(req, label, url, arrivedAt);
+          };
+          hookResponse(res, new UnmatchedResponse(claim, readerSettings.internalError));
         }
       }
     } catch (error) {

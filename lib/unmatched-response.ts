@@ -12,16 +12,19 @@ export class UnmatchedResponse implements ResponseListener {
   private readonly arrivedAt = performance.now();
   private observer: ResponseListener | undefined;
 
-  /** `observe` starts observing the request as `endpoint` and returns the listener for the rest of the response. */
+  /**
+   * `observe` starts observing the request as `endpoint` and returns the listener for the rest of the response, or
+   * undefined when another observer already has it.
+   */
   constructor(
-    private readonly observe: (endpoint: string, arrivedAt: number) => ResponseListener,
+    private readonly observe: (endpoint: string, arrivedAt: number) => ResponseListener | undefined,
     private readonly internalError: (error: unknown) => void,
   ) {}
 
   onHead(statusCode: number, header: (name: string) => string | undefined): void {
     if (header(AI_SDK_UI_HEADER) === undefined || !(header('content-type') ?? '').toLowerCase().startsWith('text/event-stream')) return;
     this.observer = this.observe('ai_sdk_ui', this.arrivedAt);
-    this.observer.onHead(statusCode, header);
+    this.observer?.onHead(statusCode, header);
   }
 
   onBody(chunk: unknown, encoding: unknown): void {
