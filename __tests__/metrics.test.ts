@@ -4,6 +4,7 @@ import type { Metric } from 'prom-client';
 import { dynamoMetrics, metricsRouter } from '../lib';
 import { defaultBuckets } from '../lib/metrics/buckets';
 import { HISTOGRAM_NAMES } from '../lib/metrics/definitions';
+import { fastTextSupported } from '../lib/metrics/text';
 import { MetricsStore } from '../lib/metrics';
 import type { StoreSettings } from '../lib/metrics';
 import { DONE, chatChunk, codePoints, sse } from './support/chat-fixtures';
@@ -112,6 +113,37 @@ describe('MetricsStore', () => {
       const text = await registry.getSingleMetricAsString(name);
       expect({ name, text }).toEqual({ name, text: await formattedFromValues(registry, name) });
     }
+  });
+
+  it.each([
+    ['Prometheus text', (): Registry => new Registry()],
+    ['OpenMetrics', (): Registry => registryOf(Registry.OPENMETRICS_CONTENT_TYPE)],
+    [
+      'default labels',
+      (): Registry => {
+        const withDefaults = new Registry();
+        withDefaults.setDefaultLabels({ instance: 'a"b' });
+        return withDefaults;
+      },
+    ],
+  ])('prints the same samples through prom-client\'s own formatter, as with any other prom-client version (%s)', async (_name, make) => {
+    const fast = make();
+    const plain = make();
+    const stores = [MetricsStore.for(settings(fast)), MetricsStore.for(settings(plain, { publicTextOnly: true }))];
+    for (const store of stores) {
+      countRequest(store, 'm');
+      countRequest(store, ODD_MODEL);
+    }
+    // Label order aside (the public path prints a histogram's default labels after its own), the same text.
+    const sorted = (text: string): string =>
+      text.replace(/\{([^}]*)\}/g, (_match, labels: string) => `{${labels.split(/,(?=[a-zA-Z_]+=")/).sort().join(',')}}`);
+    const text = await fast.metrics();
+    expect(sorted(await plain.metrics())).toBe(sorted(text));
+    expect(text).toContain('inter_token_latency_seconds_count');
+    expect(await plain.getMetricsAsJSON()).toEqual(await fast.getMetricsAsJSON());
+    const hook = (registry: Registry): unknown => (registry.getSingleMetric(m('input_tokens_total')) as { getForPromString?: unknown }).getForPromString;
+    expect(typeof hook(fast)).toBe(fastTextSupported ? 'function' : 'undefined');
+    expect(hook(plain)).toBeUndefined();
   });
 
   it('escapes a model name in every line it labels', async () => {

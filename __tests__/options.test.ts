@@ -2,9 +2,18 @@ import type { IncomingMessage } from 'node:http';
 import { Registry, register as globalRegistry } from 'prom-client';
 import { defaultBuckets } from '../lib/metrics/buckets';
 import { DEFAULTS, resolveOptions } from '../lib/options';
-import type { DynamoMetricsOptions } from '../lib/options';
+import type { BucketOptions, DynamoMetricsOptions } from '../lib/options';
+import type { HistogramName } from '../lib/metrics/definitions';
 
 const req = (url: string, method = 'POST'): IncomingMessage => ({ url, method }) as IncomingMessage;
+
+/** True when two unions hold the same members. */
+type SameMembers<A, B> = [Exclude<A, B> | Exclude<B, A>] extends [never] ? true : false;
+
+it('documents in BucketOptions exactly the histograms of the definitions table (checked by the type checker)', () => {
+  const sameHistograms: SameMembers<keyof BucketOptions, HistogramName> = true;
+  expect(sameHistograms).toBe(true);
+});
 
 describe('resolveOptions', () => {
   const savedPrefix = process.env.DYN_METRICS_PREFIX;

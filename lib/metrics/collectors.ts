@@ -10,6 +10,17 @@ export interface MetricIdentity {
   labelNames: readonly string[];
 }
 
+/** A `collect()` that hands prom-client each tally changed since the last scrape. */
+function collectChanged<M>(tallies: ForEach<Tally>, publish: (metric: M, tally: Tally) => void): (this: M) => void {
+  return function collect(this: M) {
+    tallies((tally) => {
+      if (!tally.counted || tally.published === tally.value) return;
+      publish(this, tally);
+      tally.published = tally.value;
+    });
+  };
+}
+
 /**
  * A prom-client `Counter` whose series are the store's tallies, moved in by `collect()` when a scrape reads it: each
  * series is increased by what its tally gained since the last scrape, so a request costs no prom-client call.
@@ -22,17 +33,9 @@ export class CollectedCounter extends Counter<string> {
   readonly getForPromString?: () => Promise<ScalarData>;
 
   constructor(identity: MetricIdentity, registry: Registry, tallies: ForEach<Tally>, fastText: boolean) {
-    super({
-      ...identity,
-      registers: [registry],
-      collect(this: Counter<string>) {
-        tallies((tally) => {
-          if (!tally.counted || tally.published === tally.value) return;
-          this.inc(tally.labels, Number.isNaN(tally.published) ? tally.value : tally.value - tally.published);
-          tally.published = tally.value;
-        });
-      },
-    });
+    const increase = (counter: Counter<string>, tally: Tally): void =>
+      counter.inc(tally.labels, Number.isNaN(tally.published) ? tally.value : tally.value - tally.published);
+    super({ ...identity, registers: [registry], collect: collectChanged(tallies, increase) });
     this.tallies = tallies;
     if (fastText) this.getForPromString = () => scalarText(this, 'counter', identity, registry, tallies);
   }
@@ -49,17 +52,8 @@ export class CollectedGauge extends Gauge<string> {
   readonly getForPromString?: () => Promise<ScalarData>;
 
   constructor(identity: MetricIdentity, registry: Registry, tallies: ForEach<Tally>, fastText: boolean) {
-    super({
-      ...identity,
-      registers: [registry],
-      collect(this: Gauge<string>) {
-        tallies((tally) => {
-          if (!tally.counted || tally.published === tally.value) return;
-          this.set(tally.labels, tally.value);
-          tally.published = tally.value;
-        });
-      },
-    });
+    const set = (gauge: Gauge<string>, tally: Tally): void => gauge.set(tally.labels, tally.value);
+    super({ ...identity, registers: [registry], collect: collectChanged(tallies, set) });
     this.tallies = tallies;
     if (fastText) this.getForPromString = () => scalarText(this, 'gauge', identity, registry, tallies);
   }

@@ -5,7 +5,7 @@ import type { HistogramBounds } from './buckets';
 import { HistogramCounts, Tally, TallyMap } from './cells';
 import type { ForEach } from './cells';
 import { CollectedCounter, CollectedGauge, HistogramCollector } from './collectors';
-import { METRIC_KEYS, METRICS } from './definitions';
+import { HISTOGRAM_NAMES, METRIC_KEYS, METRICS } from './definitions';
 import type { CounterKey, GaugeKey, HistogramName } from './definitions';
 import { ExtraLabels, NO_EXTRA_LABELS } from './extra-labels';
 import type { ExtraLabelValues } from './extra-labels';
@@ -164,14 +164,7 @@ export class MetricsStore {
       (visit) => {
         for (const model of this.models.values()) visit(model.histograms[name]);
       };
-    return {
-      requestDuration: each('requestDuration'),
-      timeToFirstToken: each('timeToFirstToken'),
-      interTokenLatency: each('interTokenLatency'),
-      inputSequenceTokens: each('inputSequenceTokens'),
-      outputSequenceTokens: each('outputSequenceTokens'),
-      cachedTokens: each('cachedTokens'),
-    };
+    return Object.fromEntries(HISTOGRAM_NAMES.map((name) => [name, each(name)])) as Record<HistogramName, ForEach<HistogramCounts>>;
   }
 
   private modelMetrics(model: string): ModelMetrics {
