@@ -160,9 +160,9 @@ describe.each(STREAM_FORMATS)('%s: random streams through the example proxy', (f
 });
 
 /**
- * chunk-shape.ts skips JSON.parse for a write shaped like an earlier one-event plain text delta write. Written one
- * event per write (where the shortcut applies), a stream must count exactly what it counts written in one piece
- * (where it cannot: a write holding many events is always parsed), and what the oracle says.
+ * chunk-shape.ts skips JSON.parse for an event shaped like an earlier plain text delta. Written one event per write
+ * or in one piece, a stream must count the same, and what the oracle says (chunk-shape.test.ts holds the shape to
+ * the full path event by event, under any cuts).
  */
 describe('the chunk-shape shortcut never changes what is counted', () => {
   // Mostly texts the shortcut takes; some it must refuse (quotes, backslashes, control characters).

@@ -1,7 +1,8 @@
 import express from 'express';
 import express4 from 'express4';
 import type { NextFunction, Request, Response } from 'express';
-import { Counter, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Registry } from 'prom-client';
+import { dynamoMetrics } from '../lib/middleware';
 import { metricsRouter } from '../lib/router';
 import { listen, request } from './support/http-harness';
 import type { RunningServer } from './support/http-harness';
@@ -94,6 +95,63 @@ describe.each(variants)('metricsRouter on %s', (_name, expressLib) => {
     const response = await request(server.port, 'GET', '/metrics');
     expect(response.status).toBe(500);
     expect([...seen, response.body.toString()].join(' ')).toContain('collector failed');
+  });
+  it('matches as an Express route did: HEAD, a query string, a trailing slash, any case, relative to a mount point', async () => {
+    const registry = new Registry();
+    new Counter({ name: 'probe_total', help: 'probe', registers: [registry] }).inc(3);
+    const app = expressLib();
+    app.use('/internal', metricsRouter({ registry }));
+    app.use((_req, res) => {
+      res.status(404).send('not here');
+    });
+    server = await listen(app);
+    for (const target of ['/internal/metrics', '/internal/metrics?x=1', '/internal/metrics/', '/internal/METRICS']) {
+      const response = await request(server.port, 'GET', target);
+      expect({ target, status: response.status, probe: response.body.toString().includes('probe_total 3') }).toEqual({ target, status: 200, probe: true });
+    }
+    const head = await request(server.port, 'HEAD', '/internal/metrics');
+    expect({ status: head.status, contentType: head.headers['content-type'], body: head.body.length }).toEqual({ status: 200, contentType: registry.contentType, body: 0 });
+    expect((await request(server.port, 'GET', '/metrics')).body.toString()).toBe('not here');
+    expect((await request(server.port, 'GET', '/internal/metrics/more')).body.toString()).toBe('not here');
+  });
+});
+
+describe('metricsRouter on plain node:http, without a next()', () => {
+  it('serves the metrics, answers 404 elsewhere and 500 with the reason when collection fails', async () => {
+    const registry = new Registry();
+    new Counter({ name: 'probe_total', help: 'probe', registers: [registry] }).inc();
+    const handler = metricsRouter({ registry });
+    server = await listen((req, res) => handler(req, res));
+    const ok = await request(server.port, 'GET', '/metrics');
+    expect({ status: ok.status, probe: ok.body.toString().includes('probe_total 1') }).toEqual({ status: 200, probe: true });
+    expect((await request(server.port, 'GET', '/elsewhere')).status).toBe(404);
+    expect((await request(server.port, 'POST', '/metrics', {})).status).toBe(404);
+
+    new Counter({
+      name: 'broken_total',
+      help: 'broken',
+      registers: [registry],
+      collect() {
+        throw new Error('collector failed');
+      },
+    });
+    const failed = await request(server.port, 'GET', '/metrics');
+    expect({ status: failed.status, body: failed.body.toString() }).toEqual({ status: 500, body: 'could not collect the metrics: collector failed\n' });
+  });
+});
+
+describe("prom-client's default metrics on the same registry", () => {
+  it('are served beside ours in one scrape', async () => {
+    const registry = new Registry();
+    collectDefaultMetrics({ register: registry });
+    const app = express();
+    app.use(dynamoMetrics({ registry }));
+    app.use(metricsRouter({ registry }));
+    server = await listen(app);
+    const text = (await request(server.port, 'GET', '/metrics')).body.toString();
+    expect(text).toMatch(/^process_cpu_user_seconds_total \d/m);
+    expect(text).toMatch(/^nodejs_heap_size_used_bytes \d/m);
+    expect(text).toContain('# TYPE dynamo_frontend_output_tokens_total counter');
   });
 });
 

@@ -3,14 +3,14 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { RESULTS_DIR, loadTokens } from './fixture';
-import { DEFAULT_BODY } from './load';
-import { buildLibForBench, killAll, startServerProcess } from './procs';
-import type { ServerProcess } from './procs';
-import type { MemSnapshot, ServerConfig } from './server';
-import { censusDiff, heapCensus } from './heap-snapshot';
-import type { HeapCensus } from './heap-snapshot';
-import { formatTable } from './stats';
+import { RESULTS_DIR, loadTokens } from './lib/fixture';
+import { DEFAULT_BODY } from './lib/load';
+import { buildLibForBench, killAll, startServerProcess } from './lib/procs';
+import type { ServerProcess } from './lib/procs';
+import type { MemSnapshot, ServerConfig } from './lib/server';
+import { censusDiff, heapCensus } from './lib/heap-snapshot';
+import type { HeapCensus } from './lib/heap-snapshot';
+import { formatTable } from './lib/stats';
 
 /**
  * `npm run bench:memory`: what the middleware keeps per response, measured in the server process (forked with

@@ -1,11 +1,11 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { RESULTS_DIR, loadTokens } from './fixture';
-import { buildLibForBench, killAll, runLoadProcess, startServerProcess } from './procs';
-import { isServerConfig } from './server';
-import type { ServerConfig } from './server';
-import { formatTable, median } from './stats';
+import { RESULTS_DIR, loadTokens } from './lib/fixture';
+import { buildLibForBench, killAll, runLoadProcess, startServerProcess } from './lib/procs';
+import { isServerConfig } from './lib/server';
+import type { ServerConfig } from './lib/server';
+import { formatTable, median } from './lib/stats';
 
 /**
  * `npx tsx bench/profile.ts [--c 64] [--t 5] [--dist] [--no-inline] [config…]`: where the server's CPU goes per streamed chunk, in situ.

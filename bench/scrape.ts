@@ -5,10 +5,10 @@ import { performance } from 'node:perf_hooks';
 import express from 'express';
 import { Registry } from 'prom-client';
 import { dynamoMetrics, metricsRouter } from '../lib';
-import { RESULTS_DIR, loadTokens } from './fixture';
-import { chatCompletionsRoute, newCounters } from './server';
-import { formatTable, median } from './stats';
-import { percentile } from './load';
+import { RESULTS_DIR, loadTokens } from './lib/fixture';
+import { chatCompletionsRoute, newCounters } from './lib/server';
+import { formatTable, median } from './lib/stats';
+import { percentile } from './lib/load';
 
 /**
  * `npm run bench:scrape`: how long `/metrics` takes to render with 1, 10 and 100 models once every metric has

@@ -3,23 +3,25 @@ import { performance } from 'node:perf_hooks';
 import { StringDecoder } from 'node:string_decoder';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { createParser } from 'eventsource-parser';
-import { ResponseTextDecoder } from '../lib/decode';
-import { estimateTokens } from '../lib/estimate';
-import { hookResponse } from '../lib/hook';
-import type { ResponseListener } from '../lib/hook';
-import { MetricsStore } from '../lib/metrics';
-import { resolveOptions } from '../lib/options';
-import { GenAiRecorder } from '../lib/otel';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
-import { openAiReader } from '../lib/readers/openai';
-import type { ObservationSink } from '../lib/readers/types';
-import { RequestState, requestHints } from '../lib/request-state';
-import type { RequestStateContext } from '../lib/request-state';
-import { ResponseReader } from '../lib/response-reader';
-import { SseParser } from '../lib/sse';
-import { HistogramCounts } from '../lib/metrics/cells';
-import { loadFixture } from './fixture';
-import { formatTable, median } from './stats';
+import {
+  CHAT_REQUEST,
+  GenAiRecorder,
+  ResponseTextDecoder,
+  RequestState,
+  ResponseReader,
+  SseParser,
+  estimateTokens,
+  hookResponse,
+  openAiReader,
+  readerSettings,
+  requestContext,
+} from './lib/internals';
+import type { ObservationSink, ResponseListener } from './lib/internals';
+import { FakeResponse } from './lib/fake-response';
+import { loadFixture, proxyShaped } from './lib/fixture';
+import { pipelineReader } from './lib/pipeline';
+import { formatTable, median } from './lib/stats';
 
 /**
  * `npm run bench:stages`: the per-chunk cost of each stage of the hot path, measured in-process over the same
@@ -30,8 +32,12 @@ import { formatTable, median } from './stats';
  * several timed repetitions after warm-up. "Standard" rows measure the building blocks the lib could use; "lib"
  * rows call the lib's own modules, so a change there shows up here directly.
  *
+ * The pipeline rows read the response in three write shapes: one string per event (a handler), one Buffer per event
+ * (a proxy that keeps up) and proxy-shaped Buffers (events merged and cut, as a proxy that lags writes them).
+ * `STAGES_ONLY=<text>` keeps the rows whose group or name contains the text.
+ *
  * Time is the process's CPU time, not wall time: on a shared 2-core machine this process often gets half a core,
- * and wall time then measures the neighbours (seen here: 2.5 µs wall for 1.1 µs of CPU per event).
+ * and wall time then measures the neighbours rather than the stage.
  */
 
 interface Fixture {
@@ -42,6 +48,8 @@ interface Fixture {
   data: string[];
   /** The generated text of each event ('' when it has none). */
   deltas: string[];
+  /** The whole response's bytes as a proxy gateway writes them: network reads of several events, cut anywhere. */
+  proxyWrites: Buffer[];
 }
 
 interface Stage {
@@ -64,44 +72,6 @@ const SECTION_TIMEOUT_MS = 20_000;
 const TOTAL_TIMEOUT_MS = 120_000;
 
 let blackhole = 0;
-
-class FakeResponse extends EventEmitter {
-  statusCode = 200;
-  headersSent = false;
-  socket = null;
-  written = 0;
-  private readonly headers = new Map<string, string>();
-
-  writeHead(statusCode: number, headers?: Record<string, string>): this {
-    this.statusCode = statusCode;
-    if (headers) for (const key of Object.keys(headers)) this.headers.set(key.toLowerCase(), headers[key] as string);
-    this.headersSent = true;
-    return this;
-  }
-  setHeader(name: string, value: string): this {
-    this.headers.set(name.toLowerCase(), value);
-    return this;
-  }
-  getHeader(name: string): string | undefined {
-    return this.headers.get(name.toLowerCase());
-  }
-  removeHeader(name: string): void {
-    this.headers.delete(name.toLowerCase());
-  }
-  write(chunk: string | Uint8Array, _encoding?: unknown, _callback?: unknown): boolean {
-    this.written += chunk.length;
-    return true;
-  }
-  end(_chunk?: unknown, _encoding?: unknown, _callback?: unknown): this {
-    this.emit('finish');
-    this.emit('close');
-    return this;
-  }
-  destroy(): this {
-    this.emit('close');
-    return this;
-  }
-}
 
 const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' };
 
@@ -159,32 +129,6 @@ const noopSink: ObservationSink = {
   malformed: () => undefined,
   estimate: (text) => text.length,
 };
-
-function libContext(registry: Registry): RequestStateContext {
-  const options = resolveOptions({ registry });
-  const store = MetricsStore.for({
-    registry,
-    prefix: options.prefix,
-    models: options.models,
-    maxModels: options.maxModels,
-    buckets: options.buckets,
-  });
-  return { store, endpoint: 'chat_completions', estimate: (text) => estimateTokens(text), malformed: () => undefined };
-}
-
-function readerSettings(): ConstructorParameters<typeof ResponseReader>[2] {
-  return {
-    maxEventBytes: 1024 * 1024,
-    maxBodyBytes: 8 * 1024 * 1024,
-    internalError: (error) => {
-      throw error;
-    },
-    compressedBody: () => undefined,
-    hints: (req) => requestHints(req),
-  };
-}
-
-const CHAT_REQUEST = { endpoint: 'chat_completions', byOption: false, url: '/v1/chat/completions' };
 
 async function buildStages(fx: Fixture): Promise<Stage[]> {
   // A request whose parsed body names the model, as when express.json() runs before the middleware.
@@ -368,14 +312,9 @@ async function buildStages(fx: Fixture): Promise<Stage[]> {
     for (let k = 0; k < r; k++) for (let i = 0; i < n; i++) plain.pending += 1;
     return plain.pending;
   });
-  const cells = new HistogramCounts([0, 0.0019, 0.0035, 0.0067, 0.013, 0.024, 0.045, 0.084, 0.16, 0.3, 0.56, 1.1, 2]);
-  add('metric update', 'lib HistogramCounts.record (ITL histogram as plain numbers)', (r) => {
-    for (let k = 0; k < r; k++) for (let i = 0; i < n; i++) cells.record(0.004, 1);
-    return cells.count;
-  });
 
   // ---- lib request state and the whole pipeline -------------------------------------------------------------------
-  const context = libContext(new Registry());
+  const context = requestContext(new Registry());
   add('request state', 'lib openAiReader.readEvent → RequestState → metrics (start, events, end)', (r) => {
     for (let k = 0; k < r; k++) {
       const state = new RequestState(context, hints);
@@ -389,7 +328,7 @@ async function buildStages(fx: Fixture): Promise<Stage[]> {
   // adds per event, its per-request records spread over the events.
   const meter = new MeterProvider().getMeter('bench');
   const recorder = new GenAiRecorder(meter, { estimatedUsage: false, models: undefined, maxModels: 100, failed: () => undefined });
-  const otelContext: RequestStateContext = { ...libContext(new Registry()), recorder };
+  const otelContext = requestContext(new Registry(), recorder);
   add('request state', 'lib openAiReader.readEvent → RequestState → metrics, with meter (OpenTelemetry SDK)', (r) => {
     for (let k = 0; k < r; k++) {
       const state = new RequestState(otelContext, hints);
@@ -419,6 +358,11 @@ async function buildStages(fx: Fixture): Promise<Stage[]> {
     }
     return r;
   });
+  const readWrites = pipelineReader(model);
+  add('pipeline', 'lib ResponseReader, one Buffer write per event (a proxy that keeps up)', (r) => readWrites(buffers, r));
+  add('pipeline', `lib ResponseReader, proxy-shaped Buffer writes (${fx.proxyWrites.length} per response, events merged and cut)`, (r) =>
+    readWrites(fx.proxyWrites, r),
+  );
   add('pipeline', 'lib hookResponse + ResponseReader on a fake res (everything but the middleware entry)', (r) => {
     let x = 0;
     for (let k = 0; k < r; k++) {
@@ -516,7 +460,7 @@ function fixtureFor(events: string[], model: string): Fixture {
     const chunk = JSON.parse(d) as { choices: { delta?: { content?: string } }[] };
     return chunk.choices[0]?.delta?.content ?? '';
   });
-  return { model, events, buffers: events.map((e) => Buffer.from(e)), data, deltas };
+  return { model, events, buffers: events.map((e) => Buffer.from(e)), data, deltas, proxyWrites: proxyShaped(events) };
 }
 
 export interface StagesReport {
@@ -529,7 +473,8 @@ export interface StagesReport {
 export async function runStages(log: (line: string) => void = console.log): Promise<StagesReport> {
   const fixture = await loadFixture();
   const fx = fixtureFor(fixture.events, fixture.model);
-  const stages = await buildStages(fx);
+  const only = process.env.STAGES_ONLY;
+  const stages = (await buildStages(fx)).filter((stage) => only === undefined || `${stage.group} ${stage.name}`.includes(only));
   const results = measureAll(stages, fx.events.length, log);
   return { date: new Date().toISOString(), node: process.version, eventsPerResponse: fx.events.length, stages: results };
 }

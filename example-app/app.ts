@@ -4,6 +4,7 @@ import type { ErrorRequestHandler, Express } from 'express';
 import type { Registry } from 'prom-client';
 import { dynamoMetrics, metricsRouter } from '../lib';
 import type { DynamoMetricsOptions } from '../lib';
+import { livePage } from './live-page';
 import { MOCK_DEFAULTS, mockLlm } from './mock-llm';
 import type { MockOptions } from './mock-llm';
 import { AI_SDK_ROUTE, mockAiSdk } from './mock-ai-sdk';
@@ -43,7 +44,7 @@ const openAIErrors: ErrorRequestHandler = (error: unknown, _req, res, next) => {
 };
 
 /**
- * The example gateway: body parser, then the metrics middleware, then the mock model (OpenAI routes, an
+ * The example gateway: body parser, the metrics middleware, `/metrics` and the live page, then the mock model (OpenAI routes, an
  * Ollama-compatible `/api/chat` and an AI SDK route) or the upstream proxy.
  */
 export function createApp(options: ExampleAppOptions = {}): Express {
@@ -58,6 +59,7 @@ export function createApp(options: ExampleAppOptions = {}): Express {
   app.use(dynamoMetrics({ model: aiSdkModel, ...options.metrics, registry, meter: openTelemetry?.meter }));
   app.use(metricsRouter({ registry }));
   if (openTelemetry) app.get('/otel/metrics', openTelemetry.metricsHandler);
+  app.use(livePage());
   if (upstream) {
     app.use(upstreamProxy(upstream));
   } else {

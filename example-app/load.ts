@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import OpenAI from 'openai';
 import { fetchMetrics, sumBy } from './metrics-text';
+import { rootCause } from './root-cause';
 
 const OUTPUT_TOKENS = 'dynamo_frontend_output_tokens_total';
 const OVERCOUNT = 'dynamo_frontend_output_tokens_overcount_total';
@@ -92,8 +93,29 @@ function printSummary(
   return allMatch;
 }
 
+/** The connection failure, with the URL that could not be reached and how to start the example there. */
+function unreachable(baseUrl: string, error: unknown): Error {
+  return new Error(
+    `could not reach the gateway at ${baseUrl} (${rootCause(error)}).\n` +
+      'Start the example there with `npm run example` (PORT=… to move it), or pass `--base-url <url>` / BASE_URL.',
+  );
+}
+
+function connectionFailed(error: unknown): boolean {
+  // The SDK says "Connection error." and fetch() rejects with a TypeError when nothing answers at the URL.
+  return error instanceof OpenAI.APIConnectionError || error instanceof TypeError;
+}
+
 async function main(): Promise<void> {
   const options = readOptions();
+  try {
+    await run(options);
+  } catch (error) {
+    throw connectionFailed(error) ? unreachable(options.baseUrl, error) : error;
+  }
+}
+
+async function run(options: LoadOptions): Promise<void> {
   const client = new OpenAI({ baseURL: `${options.baseUrl}/v1`, apiKey: process.env.OPENAI_API_KEY ?? 'not-needed', maxRetries: 0 });
   const models = options.models ?? (await client.models.list()).data.map((m) => m.id).slice(0, 3);
   if (models.length === 0) throw new Error(`${options.baseUrl}/v1/models lists no model; pass --models a,b`);
@@ -125,7 +147,7 @@ async function main(): Promise<void> {
         tally.requests++;
       } catch (error) {
         tally.failed++;
-        lastError = error instanceof Error ? error.message : String(error);
+        lastError = connectionFailed(error) ? `cannot reach ${options.baseUrl}` : error instanceof Error ? error.message : String(error);
         await new Promise((resolve) => setTimeout(resolve, 500));
       } finally {
         streaming--;

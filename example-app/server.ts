@@ -22,7 +22,8 @@ async function main(): Promise<void> {
     console.log(`  curl -N ${url}/api/chat -d '{"model":"${model}","messages":[{"role":"user","content":"Why is the sky blue?"}]}'   (Ollama)`);
     console.log(`  curl -N ${url}/api/assistant -H 'Content-Type: application/json' -d '{"messages":[]}'   (Vercel AI SDK)`);
   }
-  console.log(`\nmetrics: ${url}/metrics   (watch: watch -n1 "curl -s ${url}/metrics | grep output_tokens_total")`);
+  console.log(`\nlive page: ${url}/   (tokens/s per model, drawn from /metrics while traffic runs)`);
+  console.log(`metrics: ${url}/metrics   (watch: watch -n1 "curl -s ${url}/metrics | grep output_tokens_total")`);
   if (config.app.openTelemetry) console.log(`OpenTelemetry (GenAI conventions, via exporter-prometheus): ${url}/otel/metrics`);
   console.log(`load:    BASE_URL=${url} npm run example:load`);
 

@@ -32,11 +32,6 @@ export class ResponseTextDecoder {
     return text;
   }
 
-  /** A UTF-8 string write comes out as it went in: no bytes are held, and a leading byte-order mark is behind us. */
-  get passesStrings(): boolean {
-    return this.started && this.decoder === undefined;
-  }
-
   end(): string {
     return this.decoder ? this.decoder.end() : '';
   }

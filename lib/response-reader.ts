@@ -2,7 +2,7 @@ import { ChunkShape } from './chunk-shape';
 import { ResponseTextDecoder } from './decode';
 import type { ResponseListener } from './hook';
 import { LineSplitter } from './lines';
-import type { PlainTextDelta, WireFormatReader } from './readers/types';
+import type { WireFormatReader } from './readers/types';
 import { responseFormat } from './recognise';
 import type { BodyMode, RequestFormat } from './recognise';
 import type { IncomingMessage } from 'node:http';
@@ -35,29 +35,23 @@ export class ResponseReader implements ResponseListener, SseHandler {
   private lines: LineSplitter | undefined;
   /** Chosen when the head shows what the response is. */
   private reader: WireFormatReader | undefined;
-  private readonly shape = new ChunkShape();
-  /** While a write that started between events is being split: its events, to learn its shape from. */
-  private writeEvents = 0;
-  private lastPlainData = '';
-  private lastPlain: PlainTextDelta | undefined;
+  /** The stream's learned chunk shape: events like the last plain text delta are counted without being parsed. */
+  private readonly shape: ChunkShape;
   private encoding: string | undefined;
   private sniffed = false;
   private bodyParts: string[] = [];
   private bodyLength = 0;
   /** The body says it is JSON; an undeclared body that does not parse is simply not JSON, not a parse error. */
   private declaredJson = false;
-  /**
-   * Between events of a stream whose chunk shape is known, with nothing held in the decoder: a UTF-8 string write
-   * can then be matched against the shape as it is, before any other work (see `onBody`).
-   */
-  private shortcut = false;
 
   constructor(
     private readonly state: RequestState,
     private readonly request: RequestFormat,
     private readonly settings: ResponseReaderSettings,
     private readonly req: IncomingMessage,
-  ) {}
+  ) {
+    this.shape = new ChunkShape(state);
+  }
 
   onHead(statusCode: number, header: (name: string) => string | undefined): void {
     const contentType = (header('content-type') ?? '').toLowerCase();
@@ -67,7 +61,7 @@ export class ResponseReader implements ResponseListener, SseHandler {
     this.reader = format.reader;
     this.mode = format.body;
     if (format.body === 'events') {
-      this.sse = new SseParser(this, this.settings.maxEventBytes);
+      this.sse = new SseParser(this, this.settings.maxEventBytes, this.shape);
     } else if (format.body === 'lines') {
       this.lines = new LineSplitter(this, this.settings.maxEventBytes);
     } else if (format.body === 'json') {
@@ -78,13 +72,6 @@ export class ResponseReader implements ResponseListener, SseHandler {
   }
 
   onBody(chunk: unknown, encoding: unknown): void {
-    // Most writes of a stream: one whole chunk shaped like the previous plain text delta, as a UTF-8 string.
-    if (this.shortcut && typeof chunk === 'string' && (encoding === undefined || encoding === 'utf8') && this.countShaped(chunk)) return;
-    this.readBody(chunk, encoding);
-    this.shortcut = this.mode === 'events' && this.shape.known && this.decoder.passesStrings && (this.sse as SseParser).idle;
-  }
-
-  private readBody(chunk: unknown, encoding: unknown): void {
     if (this.mode === 'ignore') return;
     if (!this.sniffed) {
       this.sniffed = true;
@@ -100,7 +87,7 @@ export class ResponseReader implements ResponseListener, SseHandler {
     const text = this.decoder.write(chunk, encoding);
     if (text.length === 0) return;
     if (this.mode === 'events') {
-      this.readEvents(text);
+      (this.sse as SseParser).feed(text);
     } else if (this.mode === 'lines') {
       (this.lines as LineSplitter).feed(text);
     } else if (this.mode === 'text') {
@@ -111,7 +98,6 @@ export class ResponseReader implements ResponseListener, SseHandler {
   }
 
   onBodyEnd(): void {
-    this.shortcut = false;
     if (this.mode === 'ignore') return;
     const rest = this.decoder.end();
     if (this.mode === 'events') {
@@ -152,18 +138,16 @@ export class ResponseReader implements ResponseListener, SseHandler {
   }
 
   onListenerError(error: unknown): void {
-    this.shortcut = false;
     this.mode = 'ignore';
     this.state.bodyUnreadable();
     this.settings.internalError(error);
   }
 
-  // SSE events from the parser.
+  // SSE events from the parser (those the chunk shape did not take in its input).
   onEvent(data: string, eventType: string | undefined): void {
-    this.writeEvents++;
+    if (this.shape.takeEvent(data, eventType)) return;
     const plain = (this.reader as WireFormatReader).readEvent(data, eventType, this.state);
-    this.lastPlain = plain;
-    if (plain !== undefined) this.lastPlainData = data;
+    if (plain !== undefined) this.shape.learn(data, eventType, plain);
   }
 
   onEventTooLarge(eventType: string | undefined): void {
@@ -174,36 +158,6 @@ export class ResponseReader implements ResponseListener, SseHandler {
 
   onJsonLine(): void {
     this.state.malformed('invalid_sse_line', 'a JSON line where an SSE field belongs');
-  }
-
-  /** Events of one write: a write shaped like an earlier plain text delta is counted without being parsed. */
-  private readEvents(text: string): void {
-    const sse = this.sse as SseParser;
-    if (!sse.idle) {
-      sse.feed(text);
-      return;
-    }
-    if (this.countShaped(text)) return;
-    this.writeEvents = 0;
-    this.lastPlain = undefined;
-    sse.feed(text);
-    if (this.writeEvents === 1 && this.lastPlain !== undefined && sse.idle) {
-      this.shape.learn(text, this.lastPlainData, this.lastPlain);
-    }
-    this.lastPlain = undefined;
-    this.lastPlainData = '';
-  }
-
-  /**
-   * Counts a whole write, between events, that has the learned shape; false if it has not. An oversized write
-   * takes the full path, where the event size limit is enforced.
-   */
-  private countShaped(text: string): boolean {
-    if (text.length > this.settings.maxEventBytes) return false;
-    const deltaText = this.shape.match(text);
-    if (deltaText === undefined) return false;
-    this.state.textDelta(deltaText, this.shape.isReasoning);
-    return true;
   }
 
   private withinBodyLimit(chunk: unknown, encoding: unknown): boolean {

@@ -6,7 +6,8 @@
  * whole lines costs a few `indexOf`s and one `slice`, with no per-event object. Work stays linear however a long
  * event is split, and an event that grows past `maxEventLength` is dropped instead of buffered. An event's size is
  * the characters of its `data` values plus those of its other lines (comments, `event:`, …), counted the same way
- * whether a line arrives whole or in pieces, so the limit never depends on how the stream was cut.
+ * whether a line arrives whole or in pieces, so the limit never depends on how the stream was cut. Between events,
+ * an optional {@link SseShortcut} may take a whole event it recognises before the event is split into lines.
  */
 export interface SseHandler {
   onEvent(data: string, eventType: string | undefined): void;
@@ -17,6 +18,16 @@ export interface SseHandler {
    * SSE ignores unknown fields, so the line is still skipped; it is reported because its tokens are lost.
    */
   onJsonLine?(): void;
+}
+
+/**
+ * A fast path for events its owner already knows how to read (the learned chunk shape). Asked between events with
+ * the unread text, it either accounts for one whole event that starts at `position`, no longer than `limit`
+ * characters, and returns where that event ends (after its blank line), or returns -1 and the parser reads the
+ * event itself. It must take only events that the parser would deliver whole, and read them as the handler would.
+ */
+export interface SseShortcut {
+  take(text: string, position: number, limit: number): number;
 }
 
 const LF = 10;
@@ -41,14 +52,8 @@ export class SseParser {
   constructor(
     private readonly handler: SseHandler,
     private readonly maxEventLength: number,
+    private readonly shortcut?: SseShortcut,
   ) {}
-
-  /** Between events: no partial line, no pending data or field, no CR waiting for its LF. */
-  get idle(): boolean {
-    return (
-      this.partialLine.length === 0 && this.eventLength === 0 && !this.hasData && this.eventType === undefined && !this.discarding && !this.pendingCR && !this.droppingLine
-    );
-  }
 
   feed(text: string): void {
     const length = text.length;
@@ -58,7 +63,15 @@ export class SseParser {
       if (length > 0 && text.charCodeAt(0) === LF) position = 1;
     }
     let nextCR = text.indexOf('\r', position);
+    const shortcut = this.shortcut;
     while (position < length) {
+      if (shortcut !== undefined && this.betweenEvents()) {
+        const eventEnd = shortcut.take(text, position, this.maxEventLength);
+        if (eventEnd !== -1) {
+          position = eventEnd;
+          continue;
+        }
+      }
       let lineEnd = text.indexOf('\n', position);
       if (nextCR !== -1 && nextCR < position) nextCR = text.indexOf('\r', position);
       let crlf = false;
@@ -85,6 +98,11 @@ export class SseParser {
       this.processLine(line);
       position = lineEnd + (crlf ? 2 : 1);
     }
+  }
+
+  /** At the start of a line that starts an event: nothing of an event read, nothing being skipped. */
+  private betweenEvents(): boolean {
+    return this.eventLength === 0 && !this.hasData && this.eventType === undefined && this.partialLine.length === 0 && !this.discarding && !this.droppingLine;
   }
 
   /** The stream ended: an event left without its blank line (a truncated stream) is still read, not lost. */

@@ -8,19 +8,22 @@ import { BUILT_IN_LABELS } from './definitions';
 export type ExtraLabelValue<Req extends IncomingMessage = IncomingMessage> = (req: Req) => string | undefined;
 
 export interface ExtraLabelOptions<Req extends IncomingMessage = IncomingMessage> {
-  /** Reads the value, once per request, when the request arrives. */
+  /**
+   * Reads the value, once per request, when the request arrives.
+   * @defaultValue none: required
+   */
   value: ExtraLabelValue<Req>;
   /**
    * Distinct values kept; later new values are counted as `other`.
    * @defaultValue 100
    */
-  maxValues?: number;
+  maxValues?: number | undefined;
   /**
    * Show a short stable digest (the first 16 hex digits of its SHA-256) instead of the value, for identities that
    * must not appear in clear.
    * @defaultValue false
    */
-  hash?: boolean;
+  hash?: boolean | undefined;
 }
 
 /** `extraLabels` option: label name → a value function, or `{ value, maxValues, hash }`. */

@@ -16,7 +16,7 @@ export interface StreamFixture {
 
 export const BENCH_MODEL = 'bench-model';
 export const TOKENS_PER_RESPONSE = 300;
-export const RESULTS_DIR = join(__dirname, 'results');
+export const RESULTS_DIR = join(__dirname, '..', 'results');
 
 // Prose with a few accented characters and typographic punctuation, so some tokens are multi-byte UTF-8 like
 // real model output; code-ish markdown would tokenise unlike a chat answer.
@@ -108,4 +108,29 @@ export async function loadFixture(model = BENCH_MODEL, count = TOKENS_PER_RESPON
   const tokens = await loadTokens(count);
   const promptTokens = 42;
   return { model, tokens, promptTokens, events: buildEvents(tokens, model, promptTokens) };
+}
+
+/**
+ * The response cut as a gateway reads it from its upstream when it lags behind: pieces of up to four events'
+ * length, cut at any byte (inside an event, between `\n\n`, inside a multi-byte character). Seeded, so every run
+ * times the same writes.
+ */
+export function proxyShaped(events: readonly string[], seed = 20261201): Buffer[] {
+  const bytes = Buffer.from(events.join(''));
+  const average = bytes.length / events.length;
+  let state = seed >>> 0;
+  const random = (): number => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const writes: Buffer[] = [];
+  for (let at = 0; at < bytes.length; ) {
+    const length = Math.max(1, Math.round(random() * 4 * average));
+    writes.push(Buffer.from(bytes.subarray(at, at + length)));
+    at += length;
+  }
+  return writes;
 }

@@ -7,9 +7,9 @@ import express from 'express';
 import type { Express, RequestHandler } from 'express';
 import { Registry } from 'prom-client';
 import { join, resolve } from 'node:path';
-import type * as Lib from '../lib';
-import type * as HookModule from '../lib/hook';
-import type { ResponseListener } from '../lib/hook';
+import type * as Lib from '../../lib';
+import type * as HookModule from '../../lib/hook';
+import type { ResponseListener } from '../../lib/hook';
 import { BENCH_MODEL, buildEvents, loadTokens } from './fixture';
 
 /**
@@ -17,7 +17,7 @@ import { BENCH_MODEL, buildEvents, loadTokens } from './fixture';
  * with IPC, it answers `{type:'ready', port}`, serves the mock model at zero delay, and exits with its parent.
  */
 
-export const CONFIGS = ['bare', 'dynamo', 'dynamoOtel', 'promBundle', 'both', 'passthrough', 'hook', 'dynamoAlt', 'dynamoAlt2'] as const;
+export const CONFIGS = ['bare', 'dynamo', 'dynamoOtel', 'promBundle', 'both', 'passthrough', 'hook', 'dynamoBaseline'] as const;
 export type ServerConfig = (typeof CONFIGS)[number];
 
 export function isServerConfig(value: unknown): value is ServerConfig {
@@ -88,16 +88,15 @@ async function mountMiddleware(app: Express, config: ServerConfig): Promise<void
       }),
     );
   }
-  if (config === 'dynamo' || config === 'dynamoOtel' || config === 'both' || config === 'dynamoAlt' || config === 'dynamoAlt2') {
-    // dynamoAlt/dynamoAlt2 load other builds of the lib (BENCH_ALT_LIB_DIR, BENCH_ALT2_LIB_DIR: tsc output
-    // directories), to compare changes with the current build in the same run: `BENCH_CONFIGS=bare,dynamo,dynamoAlt`.
-    const dir =
-      config === 'dynamoAlt' ? process.env.BENCH_ALT_LIB_DIR : config === 'dynamoAlt2' ? process.env.BENCH_ALT2_LIB_DIR : process.env.BENCH_LIB_DIR;
+  if (config === 'dynamo' || config === 'dynamoOtel' || config === 'both' || config === 'dynamoBaseline') {
+    // dynamoBaseline: another build of the lib (BENCH_BASELINE_LIB_DIR, set by `npm run bench -- --baseline <ref>`),
+    // so that a change and its baseline are measured in the same run, against the same bare rounds.
+    const dir = config === 'dynamoBaseline' ? baselineLibDir() : process.env.BENCH_LIB_DIR;
     const { dynamoMetrics, metricsRouter } = await loadLibModule<typeof Lib>('index', dir);
     const registry = new Registry();
     // dynamoOtel: the same with `meter`, a real OpenTelemetry SDK MeterProvider (nothing exported during the run).
     const meter = config === 'dynamoOtel' ? new (await import('@opentelemetry/sdk-metrics')).MeterProvider().getMeter('bench') : undefined;
-    app.use(dynamoMetrics({ registry, meter }));
+    app.use(dynamoMetrics(meter === undefined ? { registry } : { registry, meter }));
     app.use(metricsRouter({ registry }));
   }
   if (config === 'hook') {
@@ -133,9 +132,15 @@ async function mountMiddleware(app: Express, config: ServerConfig): Promise<void
  * from a tsc build: what users run. tsx's esbuild transform keeps function names with a `__name()` call per
  * function created, which a per-request closure pays and shipped code does not.
  */
-async function loadLibModule<T>(name: string, dir = process.env.BENCH_LIB_DIR): Promise<T> {
-  const file = dir === undefined || dir === '' ? join(__dirname, '..', 'lib', name) : join(resolve(dir), `${name}.js`);
+export async function loadLibModule<T>(name: string, dir = process.env.BENCH_LIB_DIR): Promise<T> {
+  const file = dir === undefined || dir === '' ? join(__dirname, '..', '..', 'lib', name) : join(resolve(dir), `${name}.js`);
   return (await import(file)) as T;
+}
+
+export function baselineLibDir(): string {
+  const dir = process.env.BENCH_BASELINE_LIB_DIR;
+  if (dir === undefined || dir === '') throw new Error('dynamoBaseline needs BENCH_BASELINE_LIB_DIR (or run with --baseline <git ref>)');
+  return dir;
 }
 
 function eventsFor(
@@ -233,38 +238,7 @@ export async function startBenchServer(config: ServerConfig, port = 0): Promise<
   app.disable('etag');
   await mountMiddleware(app, config);
   app.post('/v1/chat/completions', chatCompletionsRoute(tokens, counters, held));
-
-  // Control endpoints answer before Express so that the middlewares under test never see them.
-  const server = http.createServer((req: IncomingMessage, res: ServerResponse) => {
-    if (req.url === '/__cpu') {
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify(cpuSnapshot(counters, held)));
-      return;
-    }
-    app(req, res);
-  });
-  server.keepAliveTimeout = 60_000;
-  server.headersTimeout = 65_000;
-  // Thousands of held streams from one client must not be cut by the default per-request timeout.
-  server.requestTimeout = 0;
-  server.maxConnections = 20_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve());
-  });
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('server has no TCP address');
-  return {
-    server,
-    port: address.port,
-    counters,
-    held,
-    release(): void {
-      const waiting = [...held];
-      held.clear();
-      for (const resume of waiting) resume();
-    },
-  };
+  return listenForBench(app, counters, held, port);
 }
 
 function cpuSnapshot(counters: Counters, held: Set<() => void>): CpuSnapshot {
@@ -325,15 +299,16 @@ function createProfiler(): { start(): Promise<void>; stop(file: string): Promise
 
 const profiler = createProfiler();
 
-async function main(): Promise<void> {
-  const config = process.argv[2] ?? process.env.BENCH_CONFIG ?? 'bare';
-  if (!isServerConfig(config)) throw new Error(`unknown config "${config}"; use one of ${CONFIGS.join(', ')}`);
-  const started = await startBenchServer(config, Number(process.env.BENCH_PORT) || 0);
+/**
+ * Answers the harness over IPC (ready, CPU and memory snapshots, profiler, heap snapshot) for a started server; run
+ * by hand without IPC, it prints where it listens and exits cleanly on a signal.
+ */
+export function answerHarness(started: StartedServer, config: string): void {
   const send = process.send?.bind(process);
   if (!send) {
     // Exit cleanly on a signal so that --cpu-prof and --heap-prof write their files when run by hand.
     for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(0));
-    console.log(`bench server (${config}) on http://127.0.0.1:${started.port}/v1/chat/completions`);
+    console.log(`bench ${config} on http://127.0.0.1:${started.port}/v1/chat/completions`);
     return;
   }
   process.on('message', (message: ServerRequest) => {
@@ -354,6 +329,47 @@ async function main(): Promise<void> {
   // A server must never outlive the harness that forked it, whatever way the harness ended.
   process.on('disconnect', () => process.exit(0));
   send({ type: 'ready', port: started.port, config, pid: process.pid });
+}
+
+/** Listens on 127.0.0.1 with settings for thousands of long streams; answers `/__cpu` before `app` sees the request. */
+export async function listenForBench(app: (req: IncomingMessage, res: ServerResponse) => void, counters: Counters, held: Set<() => void>, port = 0): Promise<StartedServer> {
+  // Control endpoints answer before Express so that the middlewares under test never see them.
+  const server = http.createServer((req: IncomingMessage, res: ServerResponse) => {
+    if (req.url === '/__cpu') {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(cpuSnapshot(counters, held)));
+      return;
+    }
+    app(req, res);
+  });
+  server.keepAliveTimeout = 60_000;
+  server.headersTimeout = 65_000;
+  // Thousands of held streams from one client must not be cut by the default per-request timeout.
+  server.requestTimeout = 0;
+  server.maxConnections = 20_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('server has no TCP address');
+  return {
+    server,
+    port: address.port,
+    counters,
+    held,
+    release(): void {
+      const waiting = [...held];
+      held.clear();
+      for (const resume of waiting) resume();
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const config = process.argv[2] ?? process.env.BENCH_CONFIG ?? 'bare';
+  if (!isServerConfig(config)) throw new Error(`unknown config "${config}"; use one of ${CONFIGS.join(', ')}`);
+  answerHarness(await startBenchServer(config, Number(process.env.BENCH_PORT) || 0), config);
 }
 
 if (require.main === module) {

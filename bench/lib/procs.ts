@@ -1,8 +1,10 @@
 import { execFileSync, fork } from 'node:child_process';
+import { mkdirSync, rmSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { LoadOptions, LoadResult } from './load';
+import type { GatewayConfig } from './gateway';
 import type { CpuSnapshot, MemSnapshot, ServerConfig } from './server';
 
 /**
@@ -36,7 +38,7 @@ function installExitHooks(): void {
 export function forkTs(file: string, args: string[], extraExecArgv: string[] = []): ChildProcess {
   installExitHooks();
   const child = fork(join(__dirname, file), args, {
-    cwd: join(__dirname, '..'),
+    cwd: join(__dirname, '..', '..'),
     execArgv: [...extraExecArgv, '--import', TSX_LOADER],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, NODE_ENV: 'production' },
@@ -96,7 +98,8 @@ function awaitMessage<T>(child: ChildProcess, accept: (m: unknown) => T | undefi
 }
 
 export interface ServerProcess {
-  config: ServerConfig;
+  /** What runs there: a server config, or `gateway <config>`. */
+  config: string;
   port: number;
   child: ChildProcess;
   mem(): Promise<MemSnapshot>;
@@ -110,11 +113,17 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-export async function startServerProcess(
-  config: ServerConfig,
-  options: { exposeGc?: boolean; execArgv?: string[] } = {},
-): Promise<ServerProcess> {
-  const child = forkTs('server.ts', [config], [...(options.exposeGc ? ['--expose-gc'] : []), ...(options.execArgv ?? [])]);
+export function startServerProcess(config: ServerConfig, options: { exposeGc?: boolean; execArgv?: string[] } = {}): Promise<ServerProcess> {
+  return startProcess('server.ts', [config], config, [...(options.exposeGc ? ['--expose-gc'] : []), ...(options.execArgv ?? [])]);
+}
+
+/** A proxy gateway in front of the server listening on `upstreamPort`. */
+export function startGatewayProcess(config: GatewayConfig, upstreamPort: number): Promise<ServerProcess> {
+  return startProcess('gateway.ts', [config, String(upstreamPort)], `gateway ${config}`);
+}
+
+async function startProcess(file: string, args: string[], config: string, execArgv: string[] = []): Promise<ServerProcess> {
+  const child = forkTs(file, args, execArgv);
   let nextId = 1;
   const ask = <T>(type: 'mem' | 'cpu' | 'profile-start' | 'profile-stop' | 'heap-snapshot', extra: object = {}): Promise<T> => {
     const id = nextId++;
@@ -198,11 +207,30 @@ export async function runLoadProcess(options: LoadOptions): Promise<LoadResult> 
  * Compiles lib/ with the package's own build settings into node_modules/.cache (never the shared dist/, and
  * outside what `tsc -p .` and eslint look at), so that a bench can load what `npm run build` ships; returns the
  * directory for BENCH_LIB_DIR. prom-client and express still resolve from the project's node_modules.
+ *
+ * With a git ref, compiles lib/ as it is at that ref instead (extracted with `git archive`, the working tree
+ * untouched): the `dynamoBaseline` build that `--baseline <ref>` compares against.
  */
-export function buildLibForBench(): string {
-  const root = join(__dirname, '..');
-  const outDir = join(root, 'node_modules', '.cache', 'express-dynamo-metrics-bench', 'dist');
-  execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json'), '--outDir', outDir], {
+export function buildLibForBench(ref?: string): string {
+  const root = join(__dirname, '..', '..');
+  const cache = join(root, 'node_modules', '.cache', 'express-dynamo-metrics-bench');
+  let project = join(root, 'tsconfig.build.json');
+  let outDir = join(cache, 'dist');
+  if (ref !== undefined) {
+    const source = join(cache, 'baseline-src');
+    outDir = join(cache, 'baseline-dist');
+    rmSync(source, { recursive: true, force: true });
+    rmSync(outDir, { recursive: true, force: true });
+    mkdirSync(source, { recursive: true });
+    const archive = execFileSync('git', ['archive', '--format=tar', ref, 'lib', 'tsconfig.json', 'tsconfig.build.json'], {
+      cwd: root,
+      maxBuffer: 64 * 1024 * 1024,
+      timeout: 60_000,
+    });
+    execFileSync('tar', ['-x', '-C', source], { input: archive, timeout: 60_000 });
+    project = join(source, 'tsconfig.build.json');
+  }
+  execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', project, '--outDir', outDir], {
     cwd: root,
     stdio: 'inherit',
     timeout: 120_000,

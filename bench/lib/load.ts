@@ -17,6 +17,11 @@ export interface LoadOptions {
   drainMs?: number;
   path?: string;
   body?: string;
+  /**
+   * Where events are counted when the loaded server writes none itself (a proxy gateway): the upstream's port. CPU
+   * is always the loaded server's.
+   */
+  chunksPort?: number;
 }
 
 export interface LoadResult {
@@ -194,7 +199,13 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   for (let i = 0; i < concurrency; i++) startStream();
   await sleep(warmupMs);
 
-  const cpuBefore = await fetchCpu(port);
+  const chunksPort = options.chunksPort ?? port;
+  const snapshot = async (): Promise<{ cpu: CpuSnapshot; chunks: number }> => {
+    const [cpu, chunksAt] = await Promise.all([fetchCpu(port), chunksPort === port ? undefined : fetchCpu(chunksPort)]);
+    return { cpu, chunks: (chunksAt ?? cpu).chunks };
+  };
+  const before = await snapshot();
+  const cpuBefore = before.cpu;
   const clientCpuBefore = process.cpuUsage();
   const windowStart = performance.now();
   measuring = true;
@@ -202,7 +213,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   measuring = false;
   const windowEnd = performance.now();
   const clientCpu = process.cpuUsage(clientCpuBefore);
-  const cpuAfter = await fetchCpu(port);
+  const after = await snapshot();
+  const cpuAfter = after.cpu;
 
   stopping = true;
   await new Promise<void>((resolve) => {
@@ -214,7 +226,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
 
   const seconds = (windowEnd - windowStart) / 1000;
   const serverCpuUs = cpuAfter.userUs + cpuAfter.systemUs - (cpuBefore.userUs + cpuBefore.systemUs);
-  const serverChunks = cpuAfter.chunks - cpuBefore.chunks;
+  const serverChunks = after.chunks - before.chunks;
   const serverWallUs = (cpuAfter.wallNs - cpuBefore.wallNs) / 1000;
   ttfts.sort((a, b) => a - b);
   return {

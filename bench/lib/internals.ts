@@ -1,0 +1,57 @@
+import type { Registry } from 'prom-client';
+import { estimateTokens } from '../../lib/estimate';
+import { MetricsStore } from '../../lib/metrics';
+import { resolveOptions } from '../../lib/options';
+import type { RequestRecorder } from '../../lib/otel';
+import type { RequestFormat } from '../../lib/recognise';
+import { requestHints } from '../../lib/request-state';
+import type { RequestStateContext } from '../../lib/request-state';
+import type { ResponseReader } from '../../lib/response-reader';
+
+/**
+ * The one door from bench/ into lib/'s internals: the stage benchmarks time the pipeline's pieces one by one,
+ * which the public API cannot reach. When lib/ is reorganised, this file is the only one in bench/ to follow it.
+ */
+
+export { ResponseTextDecoder } from '../../lib/decode';
+export { estimateTokens } from '../../lib/estimate';
+export { hookResponse } from '../../lib/hook';
+export type { ResponseListener } from '../../lib/hook';
+export { GenAiRecorder } from '../../lib/otel';
+export { openAiReader } from '../../lib/readers/openai';
+export type { ObservationSink } from '../../lib/readers/types';
+export { RequestState } from '../../lib/request-state';
+export { ResponseReader } from '../../lib/response-reader';
+export { SseParser } from '../../lib/sse';
+
+/**
+ * What a request's state needs from its middleware, built as `dynamoMetrics()` builds it, on `registry`; with a
+ * recorder, as with the `meter` option.
+ */
+export function requestContext(registry: Registry, recorder?: RequestRecorder): RequestStateContext {
+  const options = resolveOptions({ registry });
+  const store = MetricsStore.for({
+    registry,
+    prefix: options.prefix,
+    models: options.models,
+    maxModels: options.maxModels,
+    buckets: options.buckets,
+  });
+  return { store, endpoint: 'chat_completions', estimate: (text) => estimateTokens(text), malformed: () => undefined, recorder };
+}
+
+/** The response reader's per-middleware settings, with the defaults' limits; a listener bug fails the bench loudly. */
+export function readerSettings(): ConstructorParameters<typeof ResponseReader>[2] {
+  return {
+    maxEventBytes: 1024 * 1024,
+    maxBodyBytes: 8 * 1024 * 1024,
+    internalError: (error) => {
+      throw error;
+    },
+    compressedBody: () => undefined,
+    hints: (req) => requestHints(req),
+  };
+}
+
+/** A chat completions request as the middleware describes it to the response reader (path-matched, no option). */
+export const CHAT_REQUEST: RequestFormat = { endpoint: 'chat_completions', byOption: false, url: '/v1/chat/completions' };
