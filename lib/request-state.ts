@@ -39,7 +39,7 @@ export interface RequestStateContext {
   estimate: (text: string, model: string) => number;
   malformed: (endpoint: string, reason: string, detail: string | undefined) => void;
   /** When the request arrived, if before this state was created (a response recognised only at its head). */
-  arrivedAt?: number;
+  arrivedAt?: number | undefined;
   /** The request's `extraLabels` values, read once when it arrived. */
   extraLabels?: ExtraLabelValues;
   /** Another metrics system fed once per request, at its end (OpenTelemetry when `meter` is set). */
