@@ -70,7 +70,7 @@ describe('estimateTokens (default estimator)', () => {
   });
 });
 
-describe('estimateTokens against a real tokenizer (regression guard for bench/ACCURACY.md)', () => {
+describe('estimateTokens against a real tokenizer (regression guard for docs/accuracy.md)', () => {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const o200k = require('gpt-tokenizer/cjs/encoding/o200k_base') as {
     encode(text: string): number[];
@@ -88,7 +88,7 @@ describe('estimateTokens against a real tokenizer (regression guard for bench/AC
     expect(Math.abs(estimated - ids.length) / ids.length).toBeLessThanOrEqual(0.02);
   });
 
-  // The corpus median is 7–8% (bench/ACCURACY.md); one short paragraph with code varies more (+13% today).
+  // The corpus median is 7–8% (docs/accuracy.md); one short paragraph with code varies more (+13% today).
   it('counts multi-token deltas (5 tokens each) within 20%', () => {
     let estimated = 0;
     for (let i = 0; i < ids.length; i += 5) estimated += estimateTokens(o200k.decode(ids.slice(i, i + 5)));

@@ -10,7 +10,8 @@ import type { Request, Response } from 'express';
 import { Registry } from 'prom-client';
 import { dynamoMetrics } from '../lib';
 import type { DynamoMetricsError, DynamoMetricsOptions } from '../lib';
-import { MetricsStore } from '../lib/metrics';
+import { createHash } from 'node:crypto';
+import { ExtraLabels, MetricsStore } from '../lib/metrics';
 import { resolveOptions } from '../lib/options';
 import { RequestState } from '../lib/request-state';
 import { garbageCollector, heapAfterGc, MB } from './support/hardening-gc';
@@ -79,6 +80,38 @@ describe('the extraLabels option', () => {
     } finally {
       warn.mockRestore();
     }
+  });
+});
+
+describe('ExtraLabels values', () => {
+  const requestWith = (tenant: string): IncomingMessage => ({ headers: { 'x-tenant': tenant } }) as unknown as IncomingMessage;
+  const noReport = (): void => undefined;
+
+  it('keeps the first maxValues distinct values ("" among them), then counts new ones as other, old ones as themselves', () => {
+    const labels = new ExtraLabels({ tenant: { value: header('x-tenant'), maxValues: 3 } });
+    const value = (tenant: string): string | undefined => labels.valuesFor(requestWith(tenant), noReport).labels.tenant;
+    expect(['a', '', 'b', 'c', 'd', 'a', 'b', ''].map(value)).toEqual(['a', '', 'b', 'other', 'other', 'a', 'b', '']);
+  });
+
+  it('hashes to the first 16 hex digits of the SHA-256, the same in every process', () => {
+    const labels = new ExtraLabels({ tenant: { value: header('x-tenant'), hash: true } });
+    const expected = createHash('sha256').update('acme').digest('hex').slice(0, 16);
+    expect(labels.valuesFor(requestWith('acme'), noReport).labels.tenant).toBe(expected);
+    expect(labels.valuesFor(requestWith(''), noReport).labels.tenant).toBe('');
+  });
+
+  it('prints lone surrogates as U+FFFD and a value longer than a model name as other, without taking a slot', () => {
+    const labels = new ExtraLabels({ tenant: { value: header('x-tenant'), maxValues: 1 } });
+    expect(labels.valuesFor(requestWith('x'.repeat(257)), noReport).labels.tenant).toBe('other');
+    expect(labels.valuesFor(requestWith('a\uD800b'), noReport).labels.tenant).toBe('a\uFFFDb');
+    expect(labels.valuesFor(requestWith('z'), noReport).labels.tenant).toBe('other');
+  });
+
+  it('keys each combination of values apart, including values that contain separators', () => {
+    const labels = new ExtraLabels({ a: header('a'), b: header('b') });
+    const key = (a: string, b: string): string => labels.valuesFor({ headers: { a, b } } as unknown as IncomingMessage, noReport).key;
+    expect(key('x,', 'y')).not.toBe(key('x', ',y'));
+    expect(key('x', 'y')).toBe(key('x', 'y'));
   });
 });
 

@@ -42,6 +42,7 @@ describe('public surface (lib/index.ts)', () => {
         'reasoning_tokens_total',
         'requests_finished_total',
         'output_tokens_overcount_total',
+        'output_tokens_estimated_total',
         'parse_errors_total',
       ].sort(),
     );

@@ -108,7 +108,7 @@ describe('MetricsStore', () => {
     countRequest(store, ODD_MODEL);
     countRequest(store, 'm');
     const names = (await registry.getMetricsAsJSON()).map((metric) => metric.name);
-    expect(names).toHaveLength(19);
+    expect(names).toHaveLength(20);
     for (const name of names) {
       const text = await registry.getSingleMetricAsString(name);
       expect({ name, text }).toEqual({ name, text: await formattedFromValues(registry, name) });

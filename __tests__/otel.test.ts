@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
+import { createDenyListAttributesProcessor, InstrumentType } from '@opentelemetry/sdk-metrics';
 import express from 'express';
 import type { Response } from 'express';
 import { Registry } from 'prom-client';
@@ -8,7 +9,7 @@ import type { DynamoMetricsError, DynamoMetricsOptions } from '../lib';
 import { GEN_AI_BUCKETS } from '../lib/otel';
 import { chatChunk, DONE, sse } from './support/chat-fixtures';
 import { anthropicStream, responseObject, responsesUsage, typedSse } from './support/formats-fixtures';
-import { eventually, listen, openStream, postJson, sleep } from './support/http-harness';
+import { eventually, listen, openStream, postJson, request, sleep } from './support/http-harness';
 import type { RunningServer } from './support/http-harness';
 import { OtelHarness } from './support/otel-reader';
 import type { HistogramPoint } from './support/otel-reader';
@@ -380,6 +381,46 @@ test('response model names are bounded like model labels', async () => {
   const points = await recordedRequests(2);
   const responseModels = points.map((point) => point.attributes['gen_ai.response.model']).sort();
   expect(responseModels).toEqual([responseModelOf('first'), 'unknown_model']);
+});
+
+test('extraLabels values become attributes of every instrument, bounded and hashed as on the Prometheus side', async () => {
+  const port = await start({
+    extraLabels: {
+      tenant: { value: (req) => req.headers['x-tenant'] as string | undefined, maxValues: 2 },
+      user: { value: (req) => req.headers['x-user'] as string | undefined, hash: true },
+    },
+  });
+  const body = { model: MODEL, stream: true, stream_options: { include_usage: true }, messages: [] };
+  const send = (tenant: string) => request(port, 'POST', CHAT, body, undefined, { 'x-tenant': tenant, 'x-user': 'alice@example.com' });
+  for (const tenant of ['acme', 'globex', 'initech', 'acme']) await send(tenant);
+  const durations = await recordedRequests(4);
+  const tenants = Object.fromEntries(durations.map((point) => [point.attributes.tenant, point.count]));
+  // Past maxValues (2) a new tenant is `other`, on both sides; no request is lost.
+  expect(tenants).toEqual({ acme: 2, globex: 1, other: 1 });
+  expect(await value(registry, m('requests_total'), { tenant: 'other' })).toBe(1);
+  const users = new Set(durations.map((point) => point.attributes.user));
+  expect(users.size).toBe(1);
+  const [user] = [...users];
+  expect(user).toMatch(/^[0-9a-f]{16}$/);
+  expect(await value(registry, m('requests_total'), { user: user as string })).toBe(4);
+  // Every instrument carries them, the token counters too.
+  for (const point of await otel.sum(I.usageOutputTokens)) expect(point.attributes).toMatchObject({ user, 'gen_ai.request.model': MODEL });
+  const outputByTenant = Object.fromEntries((await otel.sum(I.usageOutputTokens)).map((point) => [point.attributes.tenant, point.value]));
+  expect(outputByTenant).toEqual({ acme: 12, globex: 6, other: 6 });
+  expect(only(await otel.histogram(I.timeToFirstToken).then((points) => points.filter((p) => p.attributes.tenant === 'other')))).toMatchObject({ count: 1 });
+});
+
+test('an SDK view keeps the histograms per model while the token counters keep the tenant (the recipe in the docs)', async () => {
+  await otel.shutdown();
+  otel = new OtelHarness([{ instrumentType: InstrumentType.HISTOGRAM, attributesProcessors: [createDenyListAttributesProcessor(['tenant'])] }]);
+  const port = await start({ extraLabels: { tenant: (req) => req.headers['x-tenant'] as string | undefined } });
+  const body = { model: MODEL, stream: true, stream_options: { include_usage: true }, messages: [] };
+  for (const tenant of ['acme', 'globex']) await request(port, 'POST', CHAT, body, undefined, { 'x-tenant': tenant });
+  const duration = only(await recordedRequests(2));
+  expect(duration.count).toBe(2);
+  expect(duration.attributes.tenant).toBeUndefined();
+  const outputByTenant = Object.fromEntries((await otel.sum(I.usageOutputTokens)).map((point) => [point.attributes.tenant, point.value]));
+  expect(outputByTenant).toEqual({ acme: 6, globex: 6 });
 });
 
 describe('options', () => {

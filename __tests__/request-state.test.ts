@@ -335,6 +335,7 @@ describe('MetricsStore', () => {
       [m('cached_tokens')]: 'histogram',
       [m('input_tokens_total')]: 'counter',
       [m('requests_finished_total')]: 'counter',
+      [m('output_tokens_estimated_total')]: 'counter',
       [m('output_tokens_overcount_total')]: 'counter',
       [m('parse_errors_total')]: 'counter',
     });

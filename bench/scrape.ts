@@ -6,6 +6,7 @@ import express from 'express';
 import { Registry } from 'prom-client';
 import { dynamoMetrics, metricsRouter } from '../lib';
 import { RESULTS_DIR, loadTokens } from './lib/fixture';
+import { registerWithPublicTextOnly } from './lib/internals';
 import { chatCompletionsRoute, newCounters } from './lib/server';
 import { formatTable, median } from './lib/stats';
 import { percentile } from './lib/load';
@@ -14,7 +15,8 @@ import { percentile } from './lib/load';
  * `npm run bench:scrape`: how long `/metrics` takes to render with 1, 10 and 100 models once every metric has
  * series for every model. The registry is filled by real streams through the middleware (completed, aborted and
  * failed ones, so the error and cancellation series exist too), then `registry.metrics()` is timed in-process and
- * `GET /metrics` over loopback.
+ * `GET /metrics` over loopback. `SCRAPE_PUBLIC_TEXT=1` renders through prom-client's own formatter instead of the
+ * pre-rendered text (what a prom-client other than the tested 15.1 releases gets).
  */
 
 const HOST = '127.0.0.1';
@@ -22,6 +24,7 @@ const MODEL_COUNTS = (process.env.SCRAPE_MODELS ?? '1,10,100').split(',').map(Nu
 const STREAMS_PER_MODEL = 4;
 const RENDERS = Number(process.env.SCRAPE_RENDERS) || 300;
 const RENDER_BUDGET_MS = 10_000;
+const PUBLIC_TEXT = process.env.SCRAPE_PUBLIC_TEXT === '1';
 
 function request(port: number, method: string, path: string, body?: string, abortAfterBytes?: number): Promise<string> {
   return new Promise((resolve) => {
@@ -69,6 +72,7 @@ async function measure(models: number, tokens: readonly string[]): Promise<Scrap
   const registry = new Registry();
   const app = express();
   app.use(express.json());
+  if (PUBLIC_TEXT) registerWithPublicTextOnly(registry, Math.max(100, models));
   app.use(dynamoMetrics({ registry, maxModels: Math.max(100, models) }));
   app.use(metricsRouter({ registry }));
   const counters = newCounters();
@@ -146,7 +150,7 @@ async function main(): Promise<void> {
   for (const models of MODEL_COUNTS) {
     const result = await measure(models, tokens);
     results.push(result);
-    console.log(`  ${models} model(s): ${result.series} series, render p50 ${result.renderMsP50.toFixed(3)} ms`);
+    console.log(`  ${models} model(s): ${result.series} series, render p50 ${result.renderMsP50.toFixed(3)} ms${PUBLIC_TEXT ? " (prom-client's formatter)" : ""}`);
   }
   console.log(
     `\n${formatTable(

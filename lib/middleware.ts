@@ -46,9 +46,10 @@ export function dynamoMetrics<Req extends IncomingMessage = HttpRequest>(options
     }
   };
 
+  // Without countTokens each request state keeps its own default estimator (it follows the stream's shape).
   const estimate =
     countTokens === undefined
-      ? (text: string): number => estimateTokens(text)
+      ? undefined
       : (text: string, model: string): number => {
           try {
             const count = countTokens(text, model);

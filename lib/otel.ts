@@ -4,7 +4,7 @@ import { ModelLabels } from './labels';
 // Nothing here imports @opentelemetry/api, not even its types: the package never loads it, and its published types
 // do not need it installed. Everything here runs once per request, at its end, never per chunk.
 
-type InstrumentAttributes = Record<string, string | number | boolean>;
+type Attributes = Record<string, string | number | boolean>;
 
 interface InstrumentOptions {
   description?: string;
@@ -15,13 +15,12 @@ interface InstrumentOptions {
 
 /** The part of an `@opentelemetry/api` `Meter` the package uses; any real `Meter` is one. */
 export interface GenAiMeter {
-  createHistogram(name: string, options?: InstrumentOptions): { record(value: number, attributes?: InstrumentAttributes): void };
-  createCounter(name: string, options?: InstrumentOptions): { add(value: number, attributes?: InstrumentAttributes): void };
+  createHistogram(name: string, options?: InstrumentOptions): { record(value: number, attributes?: Attributes): void };
+  createCounter(name: string, options?: InstrumentOptions): { add(value: number, attributes?: Attributes): void };
 }
 
 type Histogram = ReturnType<GenAiMeter['createHistogram']>;
 type Counter = ReturnType<GenAiMeter['createCounter']>;
-type Attributes = InstrumentAttributes;
 
 /** OpenTelemetry GenAI semantic-convention instrument names recorded when `meter` is set. */
 export const GEN_AI_INSTRUMENTS = {

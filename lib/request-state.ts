@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
+import { SCRIPTS, scriptOf, StreamEstimator } from './estimate';
 import type { ErrorType } from './labels';
 import { errorTypeForStatus, finishReasonLabel, UNKNOWN_MODEL } from './labels';
 import type { CounterSet, ExtraLabelValues, MetricsStore, RequestType } from './metrics';
@@ -15,6 +16,9 @@ const MAX_TOKEN_COUNT = 100_000_000;
  * a stream that never does is counted under `unknown_model` after this many, so the counter still moves live).
  */
 const MAX_CHUNKS_BEFORE_MODEL = 16;
+
+/** Multipliers of a model without calibration: the estimate as it is. */
+const UNSCALED: Float64Array = new Float64Array(SCRIPTS).fill(1);
 
 /** How a response ended, as the response hook saw it. */
 export type ResponseOutcome = 'finished' | 'client_left' | 'server_aborted';
@@ -36,7 +40,8 @@ export function requestHints(req: IncomingMessage): RequestHints | undefined {
 export interface RequestStateContext {
   store: MetricsStore;
   endpoint: string;
-  estimate: (text: string, model: string) => number;
+  /** The user's `countTokens`; without one, each response gets the default {@link StreamEstimator}. */
+  estimate: ((text: string, model: string) => number) | undefined;
   malformed: (endpoint: string, reason: string, detail: string | undefined) => void;
   /** When the request arrived, if before this state was created (a response recognised only at its head). */
   arrivedAt?: number | undefined;
@@ -87,6 +92,27 @@ export class RequestState implements ObservationSink {
   private outputTokens = 0;
   private reasoningTokens = 0;
   private statedOutput: number | undefined;
+  /** The default estimator's state for this response (created on the first text it counts). */
+  private estimator: StreamEstimator | undefined;
+  /** A text field of the current chunk was an empty string (a token that ended inside a character). */
+  private pendingEmpty = false;
+  /** Script of the text last estimated (see `scriptOf`): the calibration scales each script's tokens by its own. */
+  private script = 0;
+  /**
+   * Estimated tokens as the readers reported them, unscaled, by script: in chunks counted live (`liveByScript`;
+   * `estimatedRaw` and `reasoningRaw` are its sum and reasoning part), and in all chunks, usage or not
+   * (`allByScript`, what the calibration learns from).
+   */
+  private readonly liveByScript = new Float64Array(SCRIPTS);
+  private readonly allByScript = new Float64Array(SCRIPTS);
+  private estimatedRaw = 0;
+  private reasoningRaw = 0;
+  /** What the scaled estimate has added to the counters so far. */
+  private estimatedOutput = 0;
+  private estimatedReasoning = 0;
+  /** The model's calibration: multiplier of each script's estimate, and rounding down (usage will top it up). */
+  private scales: Float64Array = UNSCALED;
+  private leanLow = false;
   private firstTokenSeen = false;
   private lastTokenAt = 0;
   private promptSeen = false;
@@ -150,7 +176,36 @@ export class RequestState implements ObservationSink {
   }
 
   generatedTokens(tokens: number, reasoning: number): void {
-    if (tokens > 0) this.addTokens(tokens, Math.min(reasoning, tokens), true);
+    // With countTokens the character held back is counted in full once it arrives, so only the default counts "".
+    if (tokens <= 0 && this.pendingEmpty && this.context.estimate === undefined) tokens = this.estimatorFor().count('');
+    this.pendingEmpty = false;
+    if (!(tokens > 0)) return;
+    this.allByScript[this.script]! += tokens;
+    this.liveByScript[this.script]! += tokens;
+    this.estimatedRaw += tokens;
+    if (reasoning > 0) this.reasoningRaw += Math.min(reasoning, tokens);
+    if (this.scales === UNSCALED) {
+      this.estimatedOutput += tokens;
+      this.addTokens(tokens, Math.min(reasoning, tokens), tokens, true);
+      return;
+    }
+    const { scales, liveByScript: live } = this;
+    let scaled = 0;
+    for (let s = 0; s < SCRIPTS; s++) scaled += scales[s]! * live[s]!;
+    const output = Math.max(0, this.whole(scaled) - this.estimatedOutput);
+    let reasoningAdded = 0;
+    if (this.reasoningRaw > 0) {
+      const reasoningScaled = this.whole((this.reasoningRaw * scaled) / this.estimatedRaw);
+      reasoningAdded = Math.max(0, Math.min(output, reasoningScaled - this.estimatedReasoning));
+    }
+    this.estimatedOutput += output;
+    this.estimatedReasoning += reasoningAdded;
+    this.addTokens(output, reasoningAdded, tokens, true);
+  }
+
+  /** An empty text field: counted once per chunk, and only if nothing else in the chunk had text. */
+  emptyText(): void {
+    this.pendingEmpty = true;
   }
 
   /** A chunk whose whole meaning is this generated text (all of it reasoning, or none). */
@@ -161,6 +216,7 @@ export class RequestState implements ObservationSink {
 
   statedOutputTokens(total: unknown, reasoningTotal: unknown, chunk: ChunkCount, live: boolean): void {
     if (!isTokenCount(total)) {
+      // generatedTokens handles this chunk's empty text field, if any.
       this.malformed('invalid_usage', `completion tokens: ${String(total)}`);
       this.generatedTokens(chunk.tokens, chunk.reasoning);
       return;
@@ -170,12 +226,15 @@ export class RequestState implements ObservationSink {
       this.malformed('usage_backwards', `${total} after ${this.statedOutput}`);
       return;
     }
+    if (chunk.tokens > 0) this.allByScript[this.script]! += chunk.tokens;
+    else if (this.pendingEmpty && live && this.context.estimate === undefined) this.allByScript[this.script]! += this.estimatorFor().count('');
+    this.pendingEmpty = false;
     this.statedOutput = total;
     const increase = total - this.outputTokens;
     const reasoningStated = isTokenCount(reasoningTotal);
     if (increase > 0) {
       const reasoning = reasoningStated ? 0 : Math.min(chunk.reasoning, increase);
-      this.addTokens(increase, reasoning, live);
+      this.addTokens(increase, reasoning, increase, live);
     }
     if (reasoningStated) {
       const reasoningIncrease = reasoningTotal - this.reasoningTokens;
@@ -224,7 +283,13 @@ export class RequestState implements ObservationSink {
   }
 
   estimate(text: string): number {
-    return this.context.estimate(text, this.model ?? UNKNOWN_MODEL);
+    if (text.length === 0) {
+      this.pendingEmpty = true;
+      return 0;
+    }
+    this.script = scriptOf(text);
+    const custom = this.context.estimate;
+    return custom === undefined ? this.estimatorFor().count(text) : custom(text, this.model ?? UNKNOWN_MODEL);
   }
 
   // ---- end -------------------------------------------------------------------------------------------------
@@ -238,8 +303,14 @@ export class RequestState implements ObservationSink {
     this.requestType ??= this.streaming ? 'stream' : 'unary';
     this.countStart();
 
-    if (this.statedOutput !== undefined && this.outputTokens > this.statedOutput) {
+    if (this.statedOutput === undefined) {
+      if (this.outputTokens > 0) store.estimatedOutput(model, this.outputTokens, this.extra);
+    } else if (this.outputTokens > this.statedOutput) {
       store.overcount(model, this.outputTokens - this.statedOutput, this.extra);
+    }
+    // Only streams that ran to their end say whether this model's streams state usage, and how the estimate fares.
+    if (this.streaming && outcome === 'finished' && this.series !== undefined) {
+      this.series.calibration.learn(this.statedOutput, this.allByScript);
     }
     store.requestInFlight(this.gaugeModel, -1, this.queued);
     const errorType = this.errorType(outcome, statusCode);
@@ -290,6 +361,12 @@ export class RequestState implements ObservationSink {
     this.model = model;
     const series = store.seriesFor(model, this.extra);
     this.series = series;
+    // Tokens counted before the model was known were not scaled: the scale applies from here on.
+    const { calibration } = series;
+    if (this.estimatedRaw === 0 && calibration.learned) {
+      this.scales = calibration.scales();
+      this.leanLow = calibration.leansLow();
+    }
     if (this.gaugeModel !== model && !this.ended) {
       store.requestInFlight(this.gaugeModel, -1, this.queued);
       store.requestInFlight(model, 1, this.queued);
@@ -329,10 +406,25 @@ export class RequestState implements ObservationSink {
     });
   }
 
-  private addTokens(tokens: number, reasoning: number, timed: boolean): void {
+  private estimatorFor(): StreamEstimator {
+    return (this.estimator ??= new StreamEstimator());
+  }
+
+  /** A scaled estimate as whole tokens: rounded down when usage will top it up, else to the nearest. */
+  private whole(value: number): number {
+    return this.leanLow ? Math.floor(value) : Math.round(value);
+  }
+
+  /**
+   * Adds `tokens` to the counters; `chunkTokens` is the chunk's own token count, for timing (the scaled count of a
+   * chunk can be 0 while the chunk still carried tokens).
+   */
+  private addTokens(tokens: number, reasoning: number, chunkTokens: number, timed: boolean): void {
     const series = this.tokenSeries();
-    this.outputTokens += tokens;
-    series.pendingOutputTokens += tokens;
+    if (tokens > 0) {
+      this.outputTokens += tokens;
+      series.pendingOutputTokens += tokens;
+    }
     if (reasoning > 0) {
       this.reasoningTokens += reasoning;
       series.pendingReasoningTokens += reasoning;
@@ -340,7 +432,7 @@ export class RequestState implements ObservationSink {
     if (!timed || !this.streaming) return;
     const now = performance.now();
     if (this.firstTokenSeen) {
-      series.interTokenLatency.record((now - this.lastTokenAt) / 1000, tokens);
+      series.interTokenLatency.record((now - this.lastTokenAt) / 1000, chunkTokens);
     } else {
       this.firstTokenSeen = true;
       if (this.queued) {

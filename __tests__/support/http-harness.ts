@@ -37,6 +37,7 @@ export function request(
   path: string,
   body?: unknown,
   agent?: http.Agent,
+  headers: http.OutgoingHttpHeaders = {},
 ): Promise<ClientResponse> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
@@ -47,7 +48,7 @@ export function request(
         method,
         path,
         agent: agent ?? false,
-        headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {},
+        headers: payload ? { ...headers, 'content-type': 'application/json', 'content-length': payload.length } : headers,
       },
       (res) => {
         const parts: Buffer[] = [];

@@ -1,6 +1,6 @@
 import type { Meter } from '@opentelemetry/api';
 import { DataPointType, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
-import type { DataPoint, Histogram, MetricData } from '@opentelemetry/sdk-metrics';
+import type { DataPoint, Histogram, MetricData, ViewOptions } from '@opentelemetry/sdk-metrics';
 
 /** A pull reader kept in memory: `collect()` returns what the SDK aggregated so far (cumulative). */
 class InMemoryReader extends MetricReader {
@@ -30,8 +30,13 @@ export interface SumPoint {
 /** A real OpenTelemetry SDK MeterProvider with an in-memory reader, read back through the SDK's own collect(). */
 export class OtelHarness {
   private readonly reader = new InMemoryReader();
-  private readonly provider = new MeterProvider({ readers: [this.reader] });
-  readonly meter: Meter = this.provider.getMeter('express-dynamo-metrics-test');
+  private readonly provider: MeterProvider;
+  readonly meter: Meter;
+
+  constructor(views: ViewOptions[] = []) {
+    this.provider = new MeterProvider({ readers: [this.reader], views });
+    this.meter = this.provider.getMeter('express-dynamo-metrics-test');
+  }
 
   async metric(name: string): Promise<MetricData | undefined> {
     const { resourceMetrics, errors } = await this.reader.collect();

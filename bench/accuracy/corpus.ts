@@ -8,7 +8,7 @@ export interface Segment {
   text: string;
 }
 
-export type Category = 'prose' | 'markdown' | 'code' | 'cjk' | 'other-lang' | 'emoji';
+export type Category = 'prose' | 'markdown' | 'code' | 'cjk' | 'hindi-thai' | 'other-lang' | 'emoji';
 
 const ROOT = join(__dirname, '..', '..');
 const NM = join(ROOT, 'node_modules');
@@ -51,7 +51,8 @@ const SOURCES: Source[] = [
   { category: 'cjk', file: 'typescript/lib/ja/diagnosticMessages.generated.json', json: true, max: 1 },
   { category: 'cjk', file: 'typescript/lib/ko/diagnosticMessages.generated.json', json: true, max: 1 },
   { category: 'other-lang', file: 'ru-answer.md', own: true },
-  { category: 'other-lang', file: 'hi-answer.md', own: true },
+  { category: 'hindi-thai', file: 'hi-answer.md', own: true },
+  { category: 'hindi-thai', file: 'th-answer.md', own: true },
   { category: 'other-lang', file: 'typescript/lib/ru/diagnosticMessages.generated.json', json: true, max: 1 },
   { category: 'other-lang', file: 'typescript/lib/fr/diagnosticMessages.generated.json', json: true, max: 1 },
   { category: 'other-lang', file: 'typescript/lib/es/diagnosticMessages.generated.json', json: true, max: 1 },

@@ -1,4 +1,3 @@
-import type { Estimator } from './estimators';
 import type { Chunk, Vocabulary } from './streams';
 
 export const CHECKPOINTS = [0.25, 0.5, 0.75, 1] as const;
@@ -42,7 +41,12 @@ export function worst(values: number[]): number {
  * Mean cost of one call in µs over the given deltas, from a timed loop after a warm-up. Timed in process CPU
  * time, not wall time: on a shared machine the wall clock also counts the time other processes held the CPU.
  */
-export function costPerCall(est: Estimator, deltas: string[], vocab: Vocabulary['name'], budgetMs = 150): number {
+export function costPerCall(
+  est: { count(text: string, vocab: Vocabulary['name']): number },
+  deltas: string[],
+  vocab: Vocabulary['name'],
+  budgetMs = 150,
+): number {
   let sink = 0;
   for (let i = 0; i < Math.min(deltas.length, 20000); i++) sink += est.count(deltas[i]!, vocab);
   const cpu = () => {

@@ -75,97 +75,108 @@ function completeLength(bytes: Uint8Array): number {
   return n; // malformed: let the decoder replace it
 }
 
+/** How an engine server sends a token whose text ends inside a UTF-8 character. */
+export type Utf8Convention = 'empty' | 'merge';
+
 /**
  * Groups token ids into chunks of `size()` tokens and decodes them the way engine servers' incremental
- * detokenizers do (vLLM, SGLang, TGI): when a chunk's text would end inside a character (its bytes are split
- * across tokens), the chunk goes out with an empty delta and its text is held back until the character is
- * complete. So a chunk can carry tokens and no text, and the next one carries text worth several tokens.
+ * detokenizers do when a chunk's text would end inside a character (its bytes are split across tokens):
+ * - `empty` (vLLM, TGI): the chunk goes out with an empty delta, its text held back until the character is complete;
+ * - `merge` (llama.cpp, Ollama, SGLang, hosted APIs): nothing goes out; its tokens arrive with the next chunk's.
  */
-export function toChunks(ids: number[], vocab: Vocabulary, size: () => number): Chunk[] {
+export function toChunks(ids: number[], vocab: Vocabulary, size: () => number, utf8: Utf8Convention = 'empty'): Chunk[] {
   const out: Chunk[] = [];
   const decoder = new TextDecoder('utf-8');
   let pending: Uint8Array[] = [];
+  let heldTokens = 0;
   let i = 0;
   while (i < ids.length) {
     const k = Math.max(1, Math.min(size(), ids.length - i));
     for (const id of ids.slice(i, i + k)) pending.push(vocab.bytes(id));
     i += k;
-    const bytes = new Uint8Array(pending.reduce((n, p) => n + p.length, 0));
-    let at = 0;
-    for (const p of pending) {
-      bytes.set(p, at);
-      at += p.length;
-    }
+    const bytes = concat(pending);
     if (completeLength(bytes) < bytes.length && i < ids.length) {
-      out.push({ text: '', tokens: k });
+      if (utf8 === 'empty') out.push({ text: '', tokens: k });
+      else heldTokens += k;
       continue;
     }
-    out.push({ text: decoder.decode(bytes), tokens: k });
+    out.push({ text: decoder.decode(bytes), tokens: k + heldTokens });
+    heldTokens = 0;
     pending = [];
   }
   return out;
 }
 
+function concat(parts: Uint8Array[]): Uint8Array {
+  const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    bytes.set(p, at);
+    at += p.length;
+  }
+  return bytes;
+}
+
+/**
+ * The text re-buffered into pieces of `chars` characters (code points), as a content filter, guardrail, gateway
+ * or mock server does: cuts fall anywhere, inside words. A piece's true tokens are those whose bytes end within
+ * the text sent so far.
+ */
+export function toPieces(ids: number[], vocab: Vocabulary, chars: number): Chunk[] {
+  const ends: number[] = [];
+  let bytes = 0;
+  for (const id of ids) ends.push((bytes += vocab.bytes(id).length));
+  const text = new TextDecoder('utf-8').decode(concat(ids.map((id) => vocab.bytes(id))));
+  const points = [...text];
+  const out: Chunk[] = [];
+  let sentBytes = 0;
+  let counted = 0;
+  for (let at = 0; at < points.length; at += chars) {
+    const piece = points.slice(at, at + chars).join('');
+    sentBytes += utf8.encode(piece).length;
+    let done = counted;
+    while (done < ends.length && ends[done]! <= sentBytes) done++;
+    if (at + chars >= points.length) done = ends.length;
+    out.push({ text: piece, tokens: done - counted });
+    counted = done;
+  }
+  return out;
+}
+
+export type Shape =
+  | { kind: 'engine'; size: (rand: () => number) => number; utf8: Utf8Convention }
+  | { kind: 'pieces'; chars: number };
+
 export interface Scenario {
   name: string;
   vocab: Vocabulary['name'];
-  /** Tokens per chunk, drawn per chunk. */
-  size: (rand: () => number) => number;
+  shape: Shape;
+  /** Which targets apply: one token per chunk, or several / cut anywhere. */
+  group: 'one-token' | 'multi';
   description: string;
-  multiToken: boolean;
-  /** Wire format used when the real-middleware check streams it. */
-  format: 'chat' | 'responses' | 'anthropic';
 }
 
 const between = (lo: number, hi: number) => (rand: () => number) => lo + Math.floor(rand() * (hi - lo + 1));
 
-export const SCENARIOS: Scenario[] = [
-  {
-    name: '1 tok/chunk, o200k',
-    vocab: 'o200k',
-    size: () => 1,
-    multiToken: false,
-    format: 'chat',
-    description: 'engine server (vLLM, SGLang, Dynamo), GPT-4o/gpt-oss vocabulary',
-  },
-  {
-    name: '1 tok/chunk, cl100k',
-    vocab: 'cl100k',
-    size: () => 1,
-    multiToken: false,
-    format: 'chat',
-    description: 'engine server, GPT-4/3.5 vocabulary',
-  },
-  {
-    name: '1 tok/chunk, llama3',
-    vocab: 'llama3',
-    size: () => 1,
-    multiToken: false,
-    format: 'chat',
-    description: 'engine server, Llama 3 vocabulary (not the o200k estimator\'s)',
-  },
-  {
-    name: '2-8 tok/chunk, o200k',
-    vocab: 'o200k',
-    size: between(2, 8),
-    multiToken: true,
-    format: 'responses',
-    description: 'hosted API packing several tokens per chunk',
-  },
-  {
-    name: '2-8 tok/chunk, llama3',
-    vocab: 'llama3',
-    size: between(2, 8),
-    multiToken: true,
-    format: 'chat',
-    description: 'hosted API, Llama 3 vocabulary',
-  },
-  {
-    name: '5-20 tok/chunk, cl100k',
-    vocab: 'cl100k',
-    size: between(5, 20),
-    multiToken: true,
-    format: 'anthropic',
-    description: 'Anthropic-like multi-token text deltas',
-  },
+const SHAPES: { name: string; shape: Shape; group: Scenario['group']; description: string }[] = [
+  { name: '1 tok, "" for split chars', shape: { kind: 'engine', size: () => 1, utf8: 'empty' }, group: 'one-token', description: 'vLLM, TGI, Dynamo' },
+  { name: '1 tok, split chars merged', shape: { kind: 'engine', size: () => 1, utf8: 'merge' }, group: 'one-token', description: 'llama.cpp, Ollama, SGLang' },
+  { name: 'stream-interval 4', shape: { kind: 'engine', size: () => 4, utf8: 'empty' }, group: 'multi', description: 'vLLM --stream-interval 4, TensorRT-LLM stream_interval' },
+  { name: '2-8 tok/chunk', shape: { kind: 'engine', size: between(2, 8), utf8: 'merge' }, group: 'multi', description: 'hosted APIs, speculative decoding' },
+  { name: '3-12 tok/chunk', shape: { kind: 'engine', size: between(3, 12), utf8: 'merge' }, group: 'multi', description: 'hosted APIs, MTP' },
+  { name: '5-20 tok/chunk', shape: { kind: 'engine', size: between(5, 20), utf8: 'merge' }, group: 'multi', description: 'Anthropic-like text deltas' },
+  { name: '20-char pieces', shape: { kind: 'pieces', chars: 20 }, group: 'multi', description: 'gateway / mock server re-buffering' },
+  { name: '50-char pieces', shape: { kind: 'pieces', chars: 50 }, group: 'multi', description: 'content-filter / guardrail buffering' },
 ];
+
+export const SCENARIOS: Scenario[] = SHAPES.flatMap((s) =>
+  (['o200k', 'cl100k', 'llama3'] as const).map((vocab) => ({ ...s, name: `${s.name}, ${vocab}`, vocab })),
+);
+
+/** The chunks of one text in one scenario; `rand` draws the chunk sizes. */
+export function generate(sc: Scenario, text: string, rand: () => number): Chunk[] {
+  const vocab = VOCABULARIES[sc.vocab];
+  const ids = vocab.encode(text);
+  const { shape } = sc;
+  return shape.kind === 'engine' ? toChunks(ids, vocab, () => shape.size(rand), shape.utf8) : toPieces(ids, vocab, shape.chars);
+}

@@ -1,5 +1,4 @@
 import type { Registry } from 'prom-client';
-import { estimateTokens } from '../../lib/estimate';
 import { MetricsStore } from '../../lib/metrics';
 import { resolveOptions } from '../../lib/options';
 import type { RequestRecorder } from '../../lib/otel';
@@ -37,7 +36,18 @@ export function requestContext(registry: Registry, recorder?: RequestRecorder): 
     maxModels: options.maxModels,
     buckets: options.buckets,
   });
-  return { store, endpoint: 'chat_completions', estimate: (text) => estimateTokens(text), malformed: () => undefined, recorder };
+  // No countTokens: each request state keeps its own default estimator, as with dynamoMetrics().
+  return { store, endpoint: 'chat_completions', estimate: undefined, malformed: () => undefined, recorder };
+}
+
+/**
+ * Registers the metrics on `registry` as `dynamoMetrics({ registry, maxModels })` will, but rendered through
+ * prom-client's own formatter: the path any prom-client other than the tested 15.1 releases takes. The middleware
+ * created afterwards on the same registry shares these metrics.
+ */
+export function registerWithPublicTextOnly(registry: Registry, maxModels: number): void {
+  const options = resolveOptions({ registry, maxModels });
+  MetricsStore.for({ ...options, publicTextOnly: true });
 }
 
 /** The response reader's per-middleware settings, with the defaults' limits; a listener bug fails the bench loudly. */

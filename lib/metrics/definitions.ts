@@ -11,7 +11,7 @@ export interface BucketRange {
   count: number;
 }
 
-interface Definition {
+export interface MetricDefinition {
   suffix: string;
   type: 'counter' | 'gauge' | 'histogram';
   help: string;
@@ -128,16 +128,23 @@ export const METRICS = {
     labels: MODEL,
     extraLabels: true,
   },
+  outputTokensEstimated: {
+    suffix: 'output_tokens_estimated_total',
+    type: 'counter',
+    help: 'Output tokens of requests that ended without a stated usage: the part of output_tokens_total that is an estimate',
+    labels: MODEL,
+    extraLabels: true,
+  },
   parseErrors: {
     suffix: 'parse_errors_total',
     type: 'counter',
     help: 'Malformed or oversized response events and bodies the middleware skipped',
     labels: ['endpoint', 'reason'],
   },
-} as const satisfies Record<string, Definition>;
+} as const satisfies Record<string, MetricDefinition>;
 
 export type MetricKey = keyof typeof METRICS;
-type KeysOfType<T extends Definition['type']> = { [K in MetricKey]: (typeof METRICS)[K]['type'] extends T ? K : never }[MetricKey];
+type KeysOfType<T extends MetricDefinition['type']> = { [K in MetricKey]: (typeof METRICS)[K]['type'] extends T ? K : never }[MetricKey];
 export type CounterKey = KeysOfType<'counter'>;
 export type GaugeKey = KeysOfType<'gauge'>;
 export type HistogramName = KeysOfType<'histogram'>;

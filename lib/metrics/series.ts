@@ -1,3 +1,4 @@
+import { Calibration } from '../calibration';
 import { HISTOGRAM_NAMES } from './definitions';
 import type { HistogramName } from './definitions';
 import type { HistogramBounds } from './buckets';
@@ -51,6 +52,7 @@ export class CounterSet {
   readonly reasoningTokens: Tally;
   readonly inputTokens: Tally;
   readonly outputTokensOvercount: Tally;
+  readonly outputTokensEstimated: Tally;
   /** `requests_finished_total` by finish reason. */
   readonly requestsFinished = new TallyMap();
   /** By endpoint, then request type: two lookups on strings V8 has hashed, not a key string built per request. */
@@ -61,12 +63,15 @@ export class CounterSet {
     private readonly extra: Readonly<Labels>,
     /** The model's histogram (held requests get one of their own, added to the model's later). */
     readonly interTokenLatency: HistogramCounts,
+    /** What the model's earlier streams taught about the default estimate (one per model, see calibration.ts). */
+    readonly calibration: Calibration,
   ) {
     const labels = { model, ...extra };
     this.outputTokens = new Tally(labels);
     this.reasoningTokens = new Tally(labels);
     this.inputTokens = new Tally(labels);
     this.outputTokensOvercount = new Tally(labels);
+    this.outputTokensEstimated = new Tally(labels);
   }
 
   requestKind(endpoint: string, requestType: RequestType): RequestKindTallies {
@@ -112,6 +117,7 @@ export class ModelMetrics {
   readonly histograms: Readonly<Record<HistogramName, HistogramCounts>>;
   /** Keyed by the extra-label values' key (`''` without extra labels). */
   readonly counterSets = new Map<string, CounterSet>();
+  readonly calibration = new Calibration();
 
   constructor(
     readonly model: string,
@@ -130,7 +136,7 @@ export class ModelMetrics {
   counterSet(extra: ExtraLabelValues): CounterSet {
     let set = this.counterSets.get(extra.key);
     if (set === undefined) {
-      set = new CounterSet(this.model, extra.labels, this.histograms.interTokenLatency);
+      set = new CounterSet(this.model, extra.labels, this.histograms.interTokenLatency, this.calibration);
       this.counterSets.set(extra.key, set);
     }
     return set;

@@ -1,4 +1,5 @@
 import type { Metric, Registry } from 'prom-client';
+import { Calibration } from '../calibration';
 import type { ErrorType } from '../labels';
 import { ModelLabels, UNKNOWN_MODEL } from '../labels';
 import type { HistogramBounds } from './buckets';
@@ -6,7 +7,7 @@ import { HistogramCounts, Tally, TallyMap } from './cells';
 import type { ForEach } from './cells';
 import { CollectedCounter, CollectedGauge, HistogramCollector } from './collectors';
 import { HISTOGRAM_NAMES, METRIC_KEYS, METRICS } from './definitions';
-import type { CounterKey, GaugeKey, HistogramName } from './definitions';
+import type { CounterKey, GaugeKey, HistogramName, MetricDefinition } from './definitions';
 import { ExtraLabels, NO_EXTRA_LABELS } from './extra-labels';
 import type { ExtraLabelValues } from './extra-labels';
 import { CounterSet, ModelMetrics } from './series';
@@ -108,7 +109,7 @@ export class MetricsStore {
     const histograms = this.histogramSources();
     const fastText = fastTextSupported && settings.publicTextOnly !== true;
     for (const key of METRIC_KEYS) {
-      const definition: { suffix: string; help: string; type: string; labels: readonly string[]; extraLabels?: true } = METRICS[key];
+      const definition: MetricDefinition = METRICS[key];
       const identity = {
         name: `${prefix}_${definition.suffix}`,
         help: definition.help,
@@ -154,6 +155,7 @@ export class MetricsStore {
       inputTokens: eachSet((set, visit) => visit(set.inputTokens)),
       requestsFinished: eachSet((set, visit) => set.requestsFinished.forEach(visit)),
       outputTokensOvercount: eachSet((set, visit) => visit(set.outputTokensOvercount)),
+      outputTokensEstimated: eachSet((set, visit) => visit(set.outputTokensEstimated)),
       parseErrors: (visit) => this.parseErrors.forEach(visit),
     };
   }
@@ -183,7 +185,7 @@ export class MetricsStore {
 
   /** Counters for tokens whose model label is not known yet; never scraped until added to a model's set. */
   detachedSeries(): CounterSet {
-    return new CounterSet(UNKNOWN_MODEL, {}, new HistogramCounts(this.buckets.interTokenLatency));
+    return new CounterSet(UNKNOWN_MODEL, {}, new HistogramCounts(this.buckets.interTokenLatency), new Calibration());
   }
 
   requestInFlight(model: string, delta: 1 | -1, queued: boolean): void {
@@ -215,6 +217,11 @@ export class MetricsStore {
 
   overcount(model: string, tokens: number, extra?: ExtraLabelValues): void {
     this.seriesFor(model, extra).outputTokensOvercount.add(tokens);
+  }
+
+  /** A request ended without stated usage: all of its counted output tokens are estimated. */
+  estimatedOutput(model: string, tokens: number, extra?: ExtraLabelValues): void {
+    this.seriesFor(model, extra).outputTokensEstimated.add(tokens);
   }
 
   parseError(endpoint: string, reason: string): void {

@@ -24,7 +24,10 @@ export function asRecord(value: unknown): Record<string, unknown> | undefined {
   return isRecord(value) ? value : undefined;
 }
 
-/** A non-empty string's estimate; anything else counts 0 tokens. */
+/** A non-empty string's estimate; anything else counts 0 tokens (an empty string is reported, see `emptyText`). */
 export function estimateText(value: unknown, sink: ObservationSink): number {
-  return typeof value === 'string' && value.length > 0 ? sink.estimate(value) : 0;
+  if (typeof value !== 'string') return 0;
+  if (value.length > 0) return sink.estimate(value);
+  sink.emptyText?.();
+  return 0;
 }

@@ -73,11 +73,16 @@ export const openAiReader: WireFormatReader = {
 function countChoiceDelta(choice: Record<string, unknown>, sink: ObservationSink): ChunkCount {
   // Chat chunks carry a `delta`; legacy completions carry `text`.
   const delta = asRecord(choice.delta);
-  const estimated = delta ? countMessage(delta, sink) : { tokens: estimateText(choice.text, sink), reasoning: 0 };
   const exact = logprobTokens(choice.logprobs);
-  if (exact === undefined) return estimated;
-  // One logprobs entry per generated token: exact. Reasoning keeps its estimate, bounded by the exact total.
-  return { tokens: exact, reasoning: Math.min(estimated.reasoning, exact) };
+  if (exact === undefined) return delta ? countMessage(delta, sink) : { tokens: estimateText(choice.text, sink), reasoning: 0 };
+  // One logprobs entry per generated token: exact, so the text is not estimated (nor an empty one reported).
+  // Reasoning keeps its estimate, bounded by the exact total.
+  const reasoning = delta ? estimateNonEmpty(delta.reasoning_content, sink) + estimateNonEmpty(delta.reasoning, sink) : 0;
+  return { tokens: exact, reasoning: Math.min(reasoning, exact) };
+}
+
+function estimateNonEmpty(value: unknown, sink: ObservationSink): number {
+  return typeof value === 'string' && value.length > 0 ? sink.estimate(value) : 0;
 }
 
 /** Generated text of a chat delta or message: content, reasoning, refusal, tool-call names and arguments. */

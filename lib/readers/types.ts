@@ -28,6 +28,11 @@ export interface ObservationSink {
   malformed(reason: string, detail?: string): void;
   /** Token estimate for a piece of generated text (the configured `countTokens`, or the default estimator). */
   estimate(text: string): number;
+  /**
+   * A text field of this chunk was an empty string. Engines send a token that ends inside a UTF-8 character as
+   * `""`; the sink decides, when the chunk's count arrives, whether it was one.
+   */
+  emptyText?(): void;
 }
 
 /** Tokens a reader counted in one chunk's text, and the reasoning part of them. */
