@@ -235,7 +235,7 @@ describe('an event that never ends', () => {
 });
 
 describe('a unary body past maxBodyBytes', () => {
-  test('is not read, the request is still counted, parse_errors says body_too_large', async () => {
+  test('its text is skipped, its usage still read; parse_errors says body_too_large', async () => {
     const body = JSON.stringify({
       id: 'c1',
       object: 'chat.completion',
@@ -249,7 +249,8 @@ describe('a unary body past maxBodyBytes', () => {
         maxBodyBytes: 4096,
       });
       expect(parseErrors(shot, 'body_too_large')).toBe(1);
-      expect(output(shot)).toBe(0);
+      expect(output(shot)).toBe(7);
+      expect(fromSnapshot(shot, `${P}_input_tokens_total`)).toBe(3);
       expect(fromSnapshot(shot, `${P}_requests_total`, { request_type: 'unary', status: 'success' })).toBe(1);
       expectEndedCleanly(shot);
     }
@@ -436,12 +437,12 @@ describe('memory while 50 MB that must not be buffered streams through', () => {
     expect(run.errors.filter((e) => e.code === 'internal')).toEqual([]);
   }, 60_000);
 
-  test('a unary JSON body: heap growth stays bounded (dropped at maxBodyBytes, 8 MiB)', async () => {
+  test('a unary JSON body: heap growth stays bounded (its text dropped at maxBodyBytes, 8 MiB), its usage read', async () => {
     const run = await stream50MB('application/json', '{"object":"chat.completion","model":"m","choices":[{"index":0,"message":{"content":"', '"}}],"usage":{"completion_tokens":3}}');
     figures.memoryUnary = figure(run);
     expect(run.retained).toBeLessThan(16 * MB);
     expect(parseErrors(run.shot, 'body_too_large')).toBe(1);
-    expect(output(run.shot)).toBe(0);
+    expect(output(run.shot)).toBe(3);
     expectEndedCleanly(run.shot);
   }, 60_000);
 });

@@ -86,7 +86,12 @@ async function gatewayTo(handler: (req: IncomingMessage, res: ServerResponse) =>
   });
   servers.push(upstream);
   const registry = new Registry();
-  const gateway = await listen(createApp({ registry, upstream: { url: upstream.url, timeoutMs: TIMEOUT_MS }, metrics: { countTokens: (t) => Array.from(t).length } }));
+  const gateway = await listen(createApp({
+    registry,
+    upstream: { url: upstream.url, timeoutMs: TIMEOUT_MS },
+    // 'm' is a model the gateway serves: its failures count under its own label, not unknown_model.
+    metrics: { models: ['m'], countTokens: (t) => Array.from(t).length },
+  }));
   servers.push(gateway);
   return { port: gateway.port, registry, sent };
 }
@@ -200,7 +205,7 @@ describe('upstream never answers or is not there', () => {
     const deadPort = (probe.address() as net.AddressInfo).port;
     await new Promise<void>((resolve) => probe.close(() => resolve()));
     const registry = new Registry();
-    const gateway = await listen(createApp({ registry, upstream: { url: `http://127.0.0.1:${deadPort}`, timeoutMs: TIMEOUT_MS } }));
+    const gateway = await listen(createApp({ registry, upstream: { url: `http://127.0.0.1:${deadPort}`, timeoutMs: TIMEOUT_MS }, metrics: { models: ['m'] } }));
     servers.push(gateway);
     const outcome = await send(gateway.port);
     expect(outcome.status).toBe(502);

@@ -4,6 +4,7 @@ import {
   errorTypeForStatus,
   finishReasonLabel,
   MAX_MODEL_NAME_LENGTH,
+  normalizeModelName,
   ModelLabels,
   UNKNOWN_MODEL,
 } from '../lib/labels';
@@ -97,31 +98,53 @@ describe('finishReasonLabel', () => {
 });
 
 describe('ModelLabels', () => {
-  it('keeps names as they are, casing included', () => {
+  it('keeps names as they are, casing included, once admitted', () => {
     const labels = new ModelLabels(undefined, 100);
-    expect(labels.resolve('Llama-3.1-8B-Instruct')).toBe('Llama-3.1-8B-Instruct');
-    expect(labels.resolve('llama-3.1-8b-instruct')).toBe('llama-3.1-8b-instruct');
+    expect(labels.admit('Llama-3.1-8B-Instruct')).toBe('Llama-3.1-8B-Instruct');
+    expect(labels.admit('llama-3.1-8b-instruct')).toBe('llama-3.1-8b-instruct');
+    expect(labels.labelOf('Llama-3.1-8B-Instruct')).toBe('Llama-3.1-8B-Instruct');
   });
 
-  it('maps names outside the allow-list to unknown_model', () => {
+  it('gives a name no label of its own until a response for it succeeded', () => {
+    const labels = new ModelLabels(undefined, 100);
+    expect(labels.labelOf('made-up')).toBeUndefined();
+    expect(labels.labelOf('made-up')).toBeUndefined();
+    expect(labels.admit('made-up')).toBe('made-up');
+    expect(labels.labelOf('made-up')).toBe('made-up');
+  });
+
+  it('labels allow-listed names at once and maps others to unknown_model', () => {
     const labels = new ModelLabels(new Set(['a']), 100);
-    expect(labels.resolve('a')).toBe('a');
-    expect(labels.resolve('b')).toBe(UNKNOWN_MODEL);
+    expect(labels.labelOf('a')).toBe('a');
+    expect(labels.labelOf('b')).toBe(UNKNOWN_MODEL);
+    expect(labels.admit('b')).toBe(UNKNOWN_MODEL);
   });
 
-  it('caps distinct names at maxModels; names already seen keep their label', () => {
+  it('caps distinct admitted names at maxModels; names already admitted keep their label', () => {
     const labels = new ModelLabels(undefined, 2);
-    expect(labels.resolve('a')).toBe('a');
-    expect(labels.resolve('b')).toBe('b');
-    expect(labels.resolve('c')).toBe(UNKNOWN_MODEL);
-    expect(labels.resolve('a')).toBe('a');
-    expect(labels.resolve('b')).toBe('b');
+    expect(labels.labelOf('c')).toBeUndefined();
+    expect(labels.admit('a')).toBe('a');
+    expect(labels.admit('b')).toBe('b');
+    expect(labels.labelOf('c')).toBe(UNKNOWN_MODEL);
+    expect(labels.admit('c')).toBe(UNKNOWN_MODEL);
+    expect(labels.labelOf('a')).toBe('a');
+    expect(labels.admit('b')).toBe('b');
   });
 
   it.each([undefined, null, 42, '', {}, 'x'.repeat(MAX_MODEL_NAME_LENGTH + 1)])(
     'maps a value that is not a usable name (%p) to unknown_model',
     (name) => {
-      expect(new ModelLabels(undefined, 100).resolve(name)).toBe(UNKNOWN_MODEL);
+      expect(new ModelLabels(undefined, 100).labelOf(name)).toBe(UNKNOWN_MODEL);
+      expect(new ModelLabels(undefined, 100).admit(name)).toBe(UNKNOWN_MODEL);
     },
   );
+
+  it('normalises lone surrogates so that two names never print as one', () => {
+    expect(normalizeModelName('\ud800')).toBe('\ufffd');
+    expect(normalizeModelName('\udbff')).toBe('\ufffd');
+    expect(normalizeModelName('a\udc00b')).toBe('a\ufffdb');
+    expect(normalizeModelName('emoji 😀')).toBe('emoji 😀');
+    const labels = new ModelLabels(undefined, 100);
+    expect(labels.admit('\ud800')).toBe(labels.admit('\udbff'));
+  });
 });

@@ -1,10 +1,9 @@
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import ts from 'typescript';
 import { defaultBuckets } from '../lib/metrics/buckets';
 import type { HistogramName } from '../lib/metrics/buckets';
+import { STRICT_CONSUMER, typeCheck } from './support/type-check';
 
 /**
  * The public types: `types/public-api.ts` compiled under the strictest settings a consumer uses, and a doc comment
@@ -12,60 +11,34 @@ import type { HistogramName } from '../lib/metrics/buckets';
  */
 const ROOT = path.resolve(__dirname, '..');
 
-function compile(compilerOptions: Record<string, unknown>): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'edm-types-'));
+const STRICTEST = {
+  ...STRICT_CONSUMER,
+  types: ['node'],
+  typeRoots: [path.join(ROOT, 'node_modules', '@types')],
+};
+
+/** `types/public-api.ts`, or a variant of it, compiled in a scratch folder beside it (so its imports resolve). */
+function compile(source: string): string {
+  const dir = fs.mkdtempSync(path.join(__dirname, 'types', '.scratch-'));
   try {
-    const config = path.join(dir, 'tsconfig.json');
-    fs.writeFileSync(config, JSON.stringify({ compilerOptions, files: [path.join(__dirname, 'types', 'public-api.ts')] }));
-    return execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', config], {
-      cwd: ROOT,
-      encoding: 'utf8',
-    });
-  } catch (error) {
-    return String((error as { stdout?: string }).stdout ?? error);
+    fs.writeFileSync(path.join(dir, 'public-api.ts'), source.replaceAll("'../../lib", "'../../../lib"));
+    return typeCheck(dir, STRICTEST, ['public-api.ts']);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
-const STRICTEST = {
-  strict: true,
-  exactOptionalPropertyTypes: true,
-  noUncheckedIndexedAccess: true,
-  noPropertyAccessFromIndexSignature: false,
-  module: 'commonjs',
-  moduleResolution: 'node',
-  target: 'ES2022',
-  esModuleInterop: true,
-  noEmit: true,
-  skipLibCheck: true,
-  types: ['node'],
-  typeRoots: [path.join(ROOT, 'node_modules', '@types')],
-};
+const PUBLIC_API = fs.readFileSync(path.join(__dirname, 'types', 'public-api.ts'), 'utf8');
 
 test('the type tests compile under strict, exactOptionalPropertyTypes and noUncheckedIndexedAccess', () => {
-  expect(compile(STRICTEST)).toBe('');
+  expect(compile(PUBLIC_API)).toBe('');
 }, 60_000);
 
 test('a wrong type in the type tests is caught (the compile above can fail)', () => {
-  const source = fs.readFileSync(path.join(__dirname, 'types', 'public-api.ts'), 'utf8');
   // Without the directive the line under it is an error; the compile must report it.
-  const broken = source.replace('// @ts-expect-error maxModels is a number\n', '');
-  const dir = fs.mkdtempSync(path.join(__dirname, 'types', '.broken-'));
-  try {
-    fs.writeFileSync(path.join(dir, 'public-api.ts'), broken.replaceAll("'../../lib", "'../../../lib"));
-    const config = path.join(dir, 'tsconfig.json');
-    fs.writeFileSync(config, JSON.stringify({ compilerOptions: STRICTEST, files: ['public-api.ts'] }));
-    let output = '';
-    try {
-      execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', config], { cwd: dir, encoding: 'utf8' });
-    } catch (error) {
-      output = String((error as { stdout?: string }).stdout);
-    }
-    expect(output).toMatch(/error TS2322: Type 'string' is not assignable to type 'number'/);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+  const broken = PUBLIC_API.replace('// @ts-expect-error maxModels is a number\n', '');
+  expect(broken).not.toBe(PUBLIC_API);
+  expect(compile(broken)).toMatch(/error TS2322: Type 'string' is not assignable to type 'number'/);
 }, 60_000);
 
 describe('doc comments', () => {

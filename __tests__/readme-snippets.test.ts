@@ -1,6 +1,6 @@
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { STRICT_CONSUMER, typeCheck } from './support/type-check';
 
 /**
  * Every TypeScript snippet of the README compiles under strict settings (`exactOptionalPropertyTypes` included)
@@ -56,31 +56,11 @@ test('every TypeScript snippet of the README compiles under strict settings', ()
     fs.writeFileSync(path.join(dir, 'context.d.ts'), FRAGMENT_CONTEXT);
     fs.writeFileSync(path.join(dir, 'absent-modules.d.ts'), ABSENT_MODULES);
     fs.writeFileSync(path.join(dir, 'app.module.ts'), 'export class AppModule {}\n');
-    fs.writeFileSync(
-      path.join(dir, 'tsconfig.json'),
-      JSON.stringify({
-        compilerOptions: {
-          strict: true,
-          exactOptionalPropertyTypes: true,
-          module: 'commonjs',
-          moduleResolution: 'node',
-          target: 'ES2022',
-          esModuleInterop: true,
-          noEmit: true,
-          skipLibCheck: true,
-          types: ['node'],
-          baseUrl: ROOT,
-          paths: { 'express-dynamo-metrics': ['lib/index.ts'] },
-        },
-        files: ['context.d.ts', 'absent-modules.d.ts', ...files],
-      }),
+    const output = typeCheck(
+      dir,
+      { ...STRICT_CONSUMER, noUncheckedIndexedAccess: false, types: ['node'], baseUrl: ROOT, paths: { 'express-dynamo-metrics': ['lib/index.ts'] } },
+      ['context.d.ts', 'absent-modules.d.ts', ...files],
     );
-    let output = '';
-    try {
-      execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: dir, encoding: 'utf8' });
-    } catch (error) {
-      output = String((error as { stdout?: string }).stdout ?? error);
-    }
     // On failure, show the snippet with the error.
     const failures = output
       .split('\n')

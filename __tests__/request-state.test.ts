@@ -47,7 +47,8 @@ async function gauges(model: string): Promise<number[]> {
 beforeEach(() => setup());
 
 describe('RequestState: start and gauges', () => {
-  it('counts the start at once when the request body names the model, and moves the gauges', async () => {
+  it('counts the start at once when the request body names an allow-listed model, and moves the gauges', async () => {
+    setup({ models: ['m'] });
     const state = newRequest(STREAM_HINTS);
     expect(await value(registry, m('requests_started_total'), { model: 'm', endpoint: 'chat_completions', request_type: 'stream' })).toBe(1);
     expect(await gauges('m')).toEqual([1, 1, 1]);
@@ -58,6 +59,29 @@ describe('RequestState: start and gauges', () => {
     state.end('finished', 200);
     expect(await gauges('m')).toEqual([0, 0, 0]);
     expect(await value(registry, m('requests_started_total'))).toBe(1);
+  });
+
+  it('holds a name not admitted yet under unknown_model until the response head says it succeeded', async () => {
+    const state = newRequest(STREAM_HINTS);
+    expect(await value(registry, m('requests_started_total'))).toBe(0);
+    expect(await gauges('unknown_model')).toEqual([1, 1, 1]);
+    state.responseStarted(true, STREAM_HINTS, 200);
+    expect(await gauges('unknown_model')).toEqual([0, 0, 0]);
+    expect(await gauges('m')).toEqual([1, 1, 1]);
+    expect(await value(registry, m('requests_started_total'), { model: 'm' })).toBe(1);
+    state.completed();
+    state.end('finished', 200);
+    expect(await gauges('m')).toEqual([0, 0, 0]);
+  });
+
+  it('counts a request that failed with a name not admitted yet under unknown_model, start included', async () => {
+    const state = newRequest(STREAM_HINTS);
+    state.responseStarted(false, STREAM_HINTS, 404);
+    state.end('finished', 404);
+    expect(await value(registry, m('requests_started_total'), { model: 'unknown_model' })).toBe(1);
+    expect(await value(registry, m('requests_total'), { model: 'unknown_model', error_type: 'not_found' })).toBe(1);
+    expect(await value(registry, m('requests_total'), { model: 'm' })).toBe(0);
+    expect(await gauges('unknown_model')).toEqual([0, 0, 0]);
   });
 
   it('decrements queued at the end when no token came', async () => {

@@ -13,6 +13,18 @@ afterEach(async () => {
   server = undefined;
 });
 
+/** A metric whose collection throws, so rendering the registry fails with "collector failed". */
+function addFailingCollector(registry: Registry): void {
+  new Counter({
+    name: 'broken_total',
+    help: 'broken',
+    registers: [registry],
+    collect() {
+      throw new Error('collector failed');
+    },
+  });
+}
+
 const variants = [
   ['Express 5', express],
   ['Express 4', express4],
@@ -76,14 +88,7 @@ describe.each(variants)('metricsRouter on %s', (_name, expressLib) => {
 
   it('answers 500 when collection fails, with the error visible (in the body or passed to the error handler)', async () => {
     const registry = new Registry();
-    new Counter({
-      name: 'broken_total',
-      help: 'broken',
-      registers: [registry],
-      collect() {
-        throw new Error('collector failed');
-      },
-    });
+    addFailingCollector(registry);
     const seen: string[] = [];
     const app = expressLib();
     app.use(metricsRouter({ registry }));
@@ -127,14 +132,7 @@ describe('metricsRouter on plain node:http, without a next()', () => {
     expect((await request(server.port, 'GET', '/elsewhere')).status).toBe(404);
     expect((await request(server.port, 'POST', '/metrics', {})).status).toBe(404);
 
-    new Counter({
-      name: 'broken_total',
-      help: 'broken',
-      registers: [registry],
-      collect() {
-        throw new Error('collector failed');
-      },
-    });
+    addFailingCollector(registry);
     const failed = await request(server.port, 'GET', '/metrics');
     expect({ status: failed.status, body: failed.body.toString() }).toEqual({ status: 500, body: 'could not collect the metrics: collector failed\n' });
   });

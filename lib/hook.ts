@@ -1,11 +1,13 @@
 import type { OutgoingHttpHeader, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { ConnectionWatch } from './connection';
 import type { ResponseOutcome } from './request-state';
 
 /** What the response hook reports; called inside try/catch, so a listener bug never reaches the handler. */
 export interface ResponseListener {
   /** Once, before the first body byte: the status and a header lookup that also sees headers given to `writeHead`. */
   onHead(statusCode: number, header: (name: string) => string | undefined): void;
-  /** Every body chunk, before it is passed on. */
+  /** Every body chunk the client can still receive, before it is passed on (not after `end()` or `destroy()`). */
   onBody(chunk: unknown, encoding: unknown): void;
   /** `res.end()` was called: the body is complete. */
   onBodyEnd(): void;
@@ -49,18 +51,20 @@ function headerValue(value: OutgoingHttpHeader | undefined): string | undefined 
  * originals are kept, every argument is forwarded, the original's return value is returned (so `false` still means
  * backpressure), and callbacks are passed through untouched.
  *
- * The end is reported once: `finish`, or `close` before it. A `close` after the app itself called `destroy()`
- * while the client was still connected (a proxy whose upstream broke) is a server abort, not a client leaving.
+ * The end is reported once: `finish`, or `close` before it, or the close of the connection for a pipelined
+ * response that never got its turn. What closed early is classified by the connection (see `ConnectionWatch`):
+ * only a client that left is `client_left`.
  */
-export function hookResponse(res: ServerResponse, listener: ResponseListener): void {
+export function hookResponse(res: ServerResponse, listener: ResponseListener, socket: Socket | null = res.socket): void {
   const originalWriteHead = res.writeHead;
   const originalWrite = res.write;
   const originalEnd = res.end;
   const originalDestroy = res.destroy;
+  const connection = socket === null ? undefined : ConnectionWatch.of(socket);
   let headSeen = false;
+  /** `end()` or `destroy()` was called: what is written after never reaches the client. */
   let bodyEnded = false;
   let done = false;
-  let destroyedByServer = false;
 
   const guard = (action: () => void): void => {
     try {
@@ -85,7 +89,7 @@ export function hookResponse(res: ServerResponse, listener: ResponseListener): v
   } as ServerResponse['writeHead'];
 
   res.write = function write(this: ServerResponse, chunk: unknown, encoding?: unknown, callback?: WriteCallback) {
-    if (!done) {
+    if (!done && !bodyEnded) {
       try {
         if (!headSeen) reportHead(undefined);
         listener.onBody(chunk, encoding);
@@ -111,8 +115,7 @@ export function hookResponse(res: ServerResponse, listener: ResponseListener): v
   } as ServerResponse['end'];
 
   res.destroy = function destroy(this: ServerResponse, error?: Error) {
-    const socket = this.socket;
-    if (!done && socket !== null && socket !== undefined && !socket.destroyed) destroyedByServer = true;
+    bodyEnded = true;
     return originalDestroy.call(this, error);
   } as ServerResponse['destroy'];
 
@@ -121,10 +124,17 @@ export function hookResponse(res: ServerResponse, listener: ResponseListener): v
     done = true;
     res.removeListener('finish', onFinish);
     res.removeListener('close', onClose);
+    connection?.untrack(onConnectionClose);
     guard(() => listener.onDone(outcome, res.statusCode));
   };
   const onFinish = (): void => finish('finished');
-  const onClose = (): void => finish(destroyedByServer ? 'server_aborted' : 'client_left');
+  const onClose = (): void => finish(connection?.cause ?? 'server_aborted');
+  // A response that never reached the socket was not sent: the client did not leave it, its connection died first.
+  const onConnectionClose = (): void => {
+    const cause = (connection as ConnectionWatch).cause;
+    finish(res.socket === null && cause !== 'client_left' ? 'never_sent' : cause);
+  };
   res.on('finish', onFinish);
   res.on('close', onClose);
+  connection?.track(onConnectionClose);
 }

@@ -148,23 +148,52 @@ export function finishReasonLabel(reason: string): string {
 export const MAX_MODEL_NAME_LENGTH = 256;
 
 /**
- * Bounds the `model` label: names outside the allow-list, beyond `maxModels` distinct names, empty, too long or
- * not strings become `unknown_model` (Dynamo's sentinel), so random names cannot grow the series count.
+ * A name as it will print: well-formed Unicode (a lone surrogate, legal in a JSON escape, prints as U+FFFD, so
+ * `"\ud800"` and `"\udbff"` would be two series inside and one line in the text, where Prometheus keeps one value),
+ * non-empty and of bounded length; anything else is no name.
+ */
+export function normalizeModelName(name: unknown): string | undefined {
+  if (typeof name !== 'string' || name.length === 0 || name.length > MAX_MODEL_NAME_LENGTH) return undefined;
+  return LONE_SURROGATE.test(name) ? name.replace(LONE_SURROGATES, '\ufffd') : name;
+}
+
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+const LONE_SURROGATES = new RegExp(LONE_SURROGATE.source, 'g');
+
+/**
+ * Bounds the `model` label as Dynamo does (a name gets its own label only once it is known to be served): a name
+ * is admitted when it is in the allow-list, or when a response for it succeeded; until then, and for names outside
+ * the allow-list, beyond `maxModels` distinct names, empty, too long or not strings, requests count under
+ * `unknown_model`. So a client cannot take label slots with requests that fail.
  */
 export class ModelLabels {
-  private readonly seen = new Set<string>();
+  private readonly admitted = new Set<string>();
 
   constructor(
     private readonly allowList: ReadonlySet<string> | undefined,
     private readonly maxModels: number,
   ) {}
 
-  resolve(name: unknown): string {
-    if (typeof name !== 'string' || name.length === 0 || name.length > MAX_MODEL_NAME_LENGTH) return UNKNOWN_MODEL;
-    if (this.seen.has(name)) return name;
-    if (this.allowList !== undefined && !this.allowList.has(name)) return UNKNOWN_MODEL;
-    if (this.seen.size >= this.maxModels) return UNKNOWN_MODEL;
-    this.seen.add(name);
-    return name;
+  /**
+   * The label of a name if it has one already (admitted, or in the allow-list); `undefined` if it would need a
+   * successful response first; `unknown_model` if it can never have one.
+   */
+  labelOf(name: unknown): string | undefined {
+    const normalized = normalizeModelName(name);
+    if (normalized === undefined) return UNKNOWN_MODEL;
+    if (this.admitted.has(normalized)) return normalized;
+    if (this.allowList !== undefined) return this.allowList.has(normalized) ? this.admit(normalized) : UNKNOWN_MODEL;
+    return this.admitted.size >= this.maxModels ? UNKNOWN_MODEL : undefined;
+  }
+
+  /** The label of a name a response succeeded for: its own, unless the cap is reached or it is not a usable name. */
+  admit(name: unknown): string {
+    const normalized = normalizeModelName(name);
+    if (normalized === undefined) return UNKNOWN_MODEL;
+    if (this.admitted.has(normalized)) return normalized;
+    if (this.allowList !== undefined && !this.allowList.has(normalized)) return UNKNOWN_MODEL;
+    if (this.admitted.size >= this.maxModels) return UNKNOWN_MODEL;
+    this.admitted.add(normalized);
+    return normalized;
   }
 }

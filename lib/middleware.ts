@@ -27,7 +27,8 @@ function makeError(code: string, message: string, cause?: unknown): DynamoMetric
 
 /**
  * Middleware that observes every LLM response (streaming or not) and keeps the `dynamo_frontend_*` metrics. Mount
- * it after body parsers and after `compression`, before the LLM routes or proxy. It uses nothing but Node's
+ * it first: it reads the parsed request body when the response starts, and a compressed response from a decoded
+ * copy, so body parsers and `compression` may come before or after it. It uses nothing but Node's
  * `req`/`res`, so any framework that hands them to middleware can mount it. `Req` is the request type the
  * `endpoint` callback receives, inferred from its annotation.
  */
@@ -96,7 +97,7 @@ export function dynamoMetrics<Req extends IncomingMessage = HttpRequest>(options
       if (warnedCompressed) return;
       warnedCompressed = true;
       process.emitWarning(
-        `express-dynamo-metrics sees ${encoding}-compressed response bodies, so it cannot count their tokens: mount compression() before dynamoMetrics()`,
+        `express-dynamo-metrics sees response bodies with Content-Encoding "${encoding}", which it does not decode (it reads gzip, deflate and br), so it cannot count their tokens`,
         { code: 'DYNAMO_METRICS_COMPRESSED' },
       );
     },
@@ -117,7 +118,7 @@ export function dynamoMetrics<Req extends IncomingMessage = HttpRequest>(options
         const url = (req as IncomingMessage & { originalUrl?: string }).originalUrl ?? req.url;
         if (endpoint !== undefined) {
           observed[store.responseMark] = true;
-          hookResponse(res, observe(req, endpoint, url, undefined));
+          hookResponse(res, observe(req, endpoint, url, undefined), req.socket);
         } else if (!config.endpointByOption && req.method === 'POST') {
           // Any route may send an AI SDK stream; only its response head tells. The response is claimed then, so
           // another middleware on this registry that names the request at arrival still counts it, once.
@@ -126,7 +127,7 @@ export function dynamoMetrics<Req extends IncomingMessage = HttpRequest>(options
             observed[store.responseMark] = true;
             return observe(req, label, url, arrivedAt);
           };
-          hookResponse(res, new UnmatchedResponse(claim, readerSettings.internalError));
+          hookResponse(res, new UnmatchedResponse(claim, readerSettings.internalError), req.socket);
         }
       }
     } catch (error) {

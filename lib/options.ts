@@ -112,7 +112,7 @@ export interface DynamoMetricsOptions<Req extends IncomingMessage = HttpRequest>
    * `responses`, `anthropic_messages`, `embeddings`, `gemini_generate_content`, `ollama_chat`, `ollama_generate`,
    * `ai_sdk_ui`, `ai_sdk_text`), unless the response head shows its format (an AI SDK UI message stream, NDJSON);
    * other labels are read by the request path's format, else as OpenAI chat/completions.
-   * @defaultValue by path suffix: `/chat/completions`, `/completions`, `/responses`, `/messages`, `/embeddings`,
+   * @defaultValue `POST` requests, by path suffix: `/chat/completions`, `/completions`, `/responses`, `/messages`, `/embeddings`,
    * `:generateContent`, `:streamGenerateContent`, `/api/chat`, `/api/generate`; and any POST whose response is an
    * AI SDK UI message stream
    */
@@ -144,8 +144,10 @@ export interface DynamoMetricsOptions<Req extends IncomingMessage = HttpRequest>
    */
   maxEventBytes?: number | undefined;
   /**
-   * Largest unary (non-stream) JSON body buffered for reading usage, in bytes; larger bodies are counted as
-   * requests but not read (`parse_errors_total{reason="body_too_large"}`).
+   * How much of a unary (non-stream) JSON body is kept while it is read, in characters: bodies of any size are
+   * read as they are written, and past this their text is no longer kept (it only matters when a body states no
+   * usage; `parse_errors_total{reason="body_too_large"}`), while model, usage, finish reason and error are still
+   * read. Numbers inside arrays (embedding vectors, token ids) are never kept.
    * @defaultValue 8388608 (8 MiB)
    */
   maxBodyBytes?: number | undefined;
@@ -201,7 +203,7 @@ export const DEFAULTS = {
    */
   maxEventBytes: 1024 * 1024,
   /**
-   * Largest unary JSON body buffered, in bytes.
+   * How much of a unary JSON body is kept while it is read, in characters.
    * @defaultValue 8388608 (8 MiB)
    */
   maxBodyBytes: 8 * 1024 * 1024,
@@ -232,8 +234,9 @@ export function looksLikeRequest(value: unknown): boolean {
 }
 
 function defaultEndpoint(req: IncomingMessage): string | undefined {
-  // CORS preflights and HEAD probes share LLM paths but are not LLM requests.
-  if (req.method === 'OPTIONS' || req.method === 'HEAD') return undefined;
+  // As in Dynamo, an LLM request is a POST: `GET /v1/chat/completions` lists stored completions, `GET
+  // /v1/threads/:id/messages` reads a thread, `DELETE` removes one, and preflights and probes share the paths too.
+  if (req.method !== 'POST') return undefined;
   const url = (req as IncomingMessage & { originalUrl?: string }).originalUrl ?? req.url;
   return endpointFromPath(url);
 }

@@ -1,5 +1,5 @@
 import type { ErrorType } from './labels';
-import { ModelLabels } from './labels';
+import { ModelLabels, UNKNOWN_MODEL } from './labels';
 
 // Nothing here imports @opentelemetry/api, not even its types: the package never loads it, and its published types
 // do not need it installed. Everything here runs once per request, at its end, never per chunk.
@@ -183,7 +183,15 @@ export class GenAiRecorder implements RequestRecorder {
       'gen_ai.provider.name': providerOf(endpoint),
       'gen_ai.request.model': request.model,
     };
-    if (request.responseModel !== undefined) attributes['gen_ai.response.model'] = this.responseModels.resolve(request.responseModel);
+    if (request.responseModel !== undefined) {
+      // Admitted as the model label is: a name gets its own value only from a response that succeeded (or produced
+      // tokens), so failing requests cannot take the slots.
+      const { responseModel } = request;
+      const succeeded = errorType === undefined || outputTokens > 0;
+      attributes['gen_ai.response.model'] = succeeded
+        ? this.responseModels.admit(responseModel)
+        : (this.responseModels.labelOf(responseModel) ?? UNKNOWN_MODEL);
+    }
     const withError: Attributes = errorType === undefined ? attributes : { ...attributes, 'error.type': errorType };
 
     this.requestDuration.record(request.durationSeconds, withError);

@@ -20,8 +20,12 @@ const MAX_CHUNKS_BEFORE_MODEL = 16;
 /** Multipliers of a model without calibration: the estimate as it is. */
 const UNSCALED: Float64Array = new Float64Array(SCRIPTS).fill(1);
 
-/** How a response ended, as the response hook saw it. */
-export type ResponseOutcome = 'finished' | 'client_left' | 'server_aborted';
+/**
+ * How a response ended, as the response hook saw it: sent in full; the client left; the server broke it off (the
+ * app destroyed the response or its socket, an error after the head); the server's socket timeout fired; or its
+ * connection died before it was its turn to be sent (pipelined behind another), with the client still there.
+ */
+export type ResponseOutcome = 'finished' | 'client_left' | 'server_aborted' | 'timed_out' | 'never_sent';
 
 /** What the request itself says, when a body parser ran before us or by the time the response starts. */
 export interface RequestHints {
@@ -75,6 +79,10 @@ export class RequestState implements ObservationSink {
   private readonly arrivedAt: number;
   private readonly extra: ExtraLabelValues;
   private model: string | undefined;
+  /** A name not admitted to a label of its own yet: the response's status decides (see `ModelLabels`). */
+  private pendingName: string | undefined;
+  /** Whether the response succeeded (2xx head, or tokens written); unknown before the head. */
+  private succeeded: boolean | undefined;
   private series: CounterSet | undefined;
   /** Where tokens counted before the model is known wait for their label. */
   private heldSeries: CounterSet | undefined;
@@ -136,21 +144,30 @@ export class RequestState implements ObservationSink {
     this.arrivedAt = context.arrivedAt ?? performance.now();
     this.extra = context.extraLabels ?? NO_EXTRA_LABELS;
     if (hints !== undefined && typeof hints.model === 'string') {
-      this.gaugeModel = store.modelLabels.resolve(hints.model);
+      const label = store.modelLabels.labelOf(hints.model);
+      if (label !== undefined) this.gaugeModel = label;
       store.requestInFlight(this.gaugeModel, 1, true);
       this.requestType = requestTypeOf(hints);
-      this.resolveModel(hints.model);
+      this.nameModel(hints.model);
     } else {
       store.requestInFlight(this.gaugeModel, 1, true);
     }
   }
 
-  /** The response head is known: its type decides `request_type` unless the request body already did. */
-  responseStarted(isEventStream: boolean, hints: RequestHints | undefined): void {
+  /**
+   * The response head is known: its status decides whether a name not admitted yet gets its label, its type
+   * decides `request_type` unless the request body already did.
+   */
+  responseStarted(isEventStream: boolean, hints: RequestHints | undefined, statusCode = 200): void {
     this.streaming = isEventStream;
-    if (this.model === undefined && hints !== undefined && typeof hints.model === 'string') {
-      this.requestType ??= requestTypeOf(hints);
-      this.resolveModel(hints.model);
+    this.succeeded = statusCode >= 200 && statusCode < 300;
+    if (this.model === undefined) {
+      if (this.pendingName !== undefined) {
+        this.nameModel(this.pendingName);
+      } else if (hints !== undefined && typeof hints.model === 'string') {
+        this.requestType ??= requestTypeOf(hints);
+        this.nameModel(hints.model);
+      }
     }
     this.requestType ??= isEventStream ? 'stream' : 'unary';
     this.countStart();
@@ -172,7 +189,7 @@ export class RequestState implements ObservationSink {
     // A missing or malformed name decides nothing: a later event may still name the model.
     if (this.responseModelName !== undefined || typeof model !== 'string' || model.length === 0) return;
     this.responseModelName = model;
-    if (this.model === undefined) this.resolveModel(model);
+    if (this.model === undefined && this.pendingName === undefined) this.nameModel(model);
   }
 
   generatedTokens(tokens: number, reasoning: number): void {
@@ -299,7 +316,8 @@ export class RequestState implements ObservationSink {
     if (this.ended) return;
     this.ended = true;
     const { store } = this.context;
-    const model = this.model ?? this.resolveModel(undefined);
+    // A name still waiting for its label belongs to a request that never succeeded.
+    const model = this.model ?? this.resolveModel(UNKNOWN_MODEL);
     this.requestType ??= this.streaming ? 'stream' : 'unary';
     this.countStart();
 
@@ -344,10 +362,13 @@ export class RequestState implements ObservationSink {
   }
 
   private errorType(outcome: ResponseOutcome, statusCode: number): ErrorType | undefined {
-    if (outcome === 'client_left') return 'cancelled';
-    if (statusCode < 200 || statusCode >= 300) return errorTypeForStatus(statusCode);
+    if (outcome === 'client_left' || outcome === 'never_sent') return 'cancelled';
+    if (outcome === 'timed_out') return 'response_timeout';
+    if (statusCode >= 400) return errorTypeForStatus(statusCode);
     if (this.reportedError !== undefined) return this.reportedError;
     if (outcome === 'server_aborted') return 'internal';
+    // Informational and redirect statuses (a 304 too) are answers, and have no stream to complete.
+    if (statusCode < 200 || statusCode >= 300) return undefined;
     // A 2xx stream that ended without its end marker was cut upstream.
     if (this.streaming && !this.completedMarker && !this.bodyUnread) return 'internal';
     return undefined;
@@ -355,9 +376,26 @@ export class RequestState implements ObservationSink {
 
   // ---- internals -------------------------------------------------------------------------------------------
 
-  private resolveModel(name: unknown): string {
+  /**
+   * A name for the request: its label if it has one, else it waits for the response's status (a request that
+   * failed with a name not admitted yet counts under `unknown_model`).
+   */
+  private nameModel(name: unknown): void {
+    const labels = this.context.store.modelLabels;
+    const label = this.succeeded === true ? labels.admit(name) : labels.labelOf(name);
+    if (label !== undefined) {
+      this.pendingName = undefined;
+      this.resolveModel(label);
+    } else if (this.succeeded === false) {
+      this.pendingName = undefined;
+      this.resolveModel(UNKNOWN_MODEL);
+    } else {
+      this.pendingName = name as string;
+    }
+  }
+
+  private resolveModel(model: string): string {
     const { store } = this.context;
-    const model = store.modelLabels.resolve(name);
     this.model = model;
     const series = store.seriesFor(model, this.extra);
     this.series = series;
@@ -385,7 +423,7 @@ export class RequestState implements ObservationSink {
   }
 
   private seriesOrResolve(): CounterSet {
-    return this.series ?? (this.resolveModel(undefined), this.series as unknown as CounterSet);
+    return this.series ?? (this.resolveModel(UNKNOWN_MODEL), this.series as unknown as CounterSet);
   }
 
   /** The series tokens go to: the model's, or a holding one until an event names the model. */
@@ -420,6 +458,8 @@ export class RequestState implements ObservationSink {
    * chunk can be 0 while the chunk still carried tokens).
    */
   private addTokens(tokens: number, reasoning: number, chunkTokens: number, timed: boolean): void {
+    // A response that produces tokens succeeded, whatever its status said; a name it reports later is admitted.
+    if (this.model === undefined && chunkTokens > 0) this.succeeded = true;
     const series = this.tokenSeries();
     if (tokens > 0) {
       this.outputTokens += tokens;

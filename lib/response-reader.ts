@@ -1,6 +1,9 @@
 import { ChunkShape } from './chunk-shape';
 import { ResponseTextDecoder } from './decode';
 import type { ResponseListener } from './hook';
+import { JsonBodyReader } from './json-body';
+import { BodyDecompressor } from './decompress';
+import type { DecodedBodySink } from './decompress';
 import { LineSplitter } from './lines';
 import type { WireFormatReader } from './readers/types';
 import { responseFormat } from './recognise';
@@ -16,7 +19,7 @@ export interface ResponseReaderSettings {
   maxBodyBytes: number;
   /** A listener bug: reported, never thrown into the request. */
   internalError: (error: unknown) => void;
-  /** Our wrapper sees compressed bytes (compression mounted after us): reported once per middleware. */
+  /** The body is in a Content-Encoding we cannot decode: reported once per middleware. */
   compressedBody: (encoding: string) => void;
   /** What the request names (model, stream), read again when the response starts: a body parser may have run since. */
   hints: (req: IncomingMessage, endpoint: string) => RequestHints | undefined;
@@ -24,11 +27,11 @@ export interface ResponseReaderSettings {
 
 /**
  * Turns the response's bytes into observations: decides at the head how to read the body (an SSE stream event by
- * event, an NDJSON stream line by line, a JSON body at its end, streamed plain text, or not at all) and with which
- * wire-format reader, decodes the text, splits events, and hands each to the reader, which reports to the request
- * state.
+ * event, an NDJSON stream line by line, a JSON body as it arrives, streamed plain text, or not at all; a compressed
+ * one from a decoded copy) and with which wire-format reader, decodes the text, splits events, and hands each to
+ * the reader, which reports to the request state.
  */
-export class ResponseReader implements ResponseListener, SseHandler {
+export class ResponseReader implements ResponseListener, SseHandler, DecodedBodySink {
   private mode: BodyMode = 'ignore';
   private readonly decoder = new ResponseTextDecoder();
   private sse: SseParser | undefined;
@@ -37,10 +40,9 @@ export class ResponseReader implements ResponseListener, SseHandler {
   private reader: WireFormatReader | undefined;
   /** The stream's learned chunk shape: events like the last plain text delta are counted without being parsed. */
   private readonly shape: ChunkShape;
-  private encoding: string | undefined;
-  private sniffed = false;
-  private bodyParts: string[] = [];
-  private bodyLength = 0;
+  /** The body as it is written, when it is compressed: what we read is its decoded copy. */
+  private decompressor: BodyDecompressor | undefined;
+  private json: JsonBodyReader | undefined;
   /** The body says it is JSON; an undeclared body that does not parse is simply not JSON, not a parse error. */
   private declaredJson = false;
 
@@ -55,8 +57,6 @@ export class ResponseReader implements ResponseListener, SseHandler {
 
   onHead(statusCode: number, header: (name: string) => string | undefined): void {
     const contentType = (header('content-type') ?? '').toLowerCase();
-    const encoding = (header('content-encoding') ?? '').trim().toLowerCase();
-    this.encoding = encoding === '' || encoding === 'identity' ? undefined : encoding;
     const format = responseFormat(this.request, statusCode, contentType, header);
     this.reader = format.reader;
     this.mode = format.body;
@@ -66,24 +66,33 @@ export class ResponseReader implements ResponseListener, SseHandler {
       this.lines = new LineSplitter(this, this.settings.maxEventBytes);
     } else if (format.body === 'json') {
       this.declaredJson = contentType !== '';
+      this.json = new JsonBodyReader(this.settings.maxBodyBytes);
+    }
+    // Content-Encoding is trusted, never guessed from the bytes. Set when our wrapper is called, the bytes we get
+    // are encoded (an upstream that compressed, compression() mounted after us); compression() mounted before us
+    // sets it only beneath our wrapper, after we have read the head, and we get plain text.
+    const encoding = (header('content-encoding') ?? '').trim().toLowerCase();
+    if (this.mode !== 'ignore' && encoding !== '' && encoding !== 'identity') {
+      this.decompressor = BodyDecompressor.for(encoding, this);
+      if (this.decompressor === undefined) this.unreadable(`Content-Encoding: ${encoding}`, encoding);
     }
     if (format.endpoint !== this.request.endpoint) this.state.recognisedAs(format.endpoint);
-    this.state.responseStarted(format.streaming, this.settings.hints(this.req, format.endpoint));
+    this.state.responseStarted(format.streaming, this.settings.hints(this.req, format.endpoint), statusCode);
   }
 
   onBody(chunk: unknown, encoding: unknown): void {
+    if (this.decompressor !== undefined) this.decompressor.write(chunk, encoding);
+    else this.readBody(chunk, encoding);
+  }
+
+  /** Decoded bytes of a compressed body. */
+  readDecoded(chunk: Buffer): void {
+    this.readBody(chunk, undefined);
+  }
+
+  private readBody(chunk: unknown, encoding: unknown): void {
     if (this.mode === 'ignore') return;
-    if (!this.sniffed) {
-      this.sniffed = true;
-      if (this.encoding !== undefined && !looksLikeText(chunk, this.mode)) {
-        this.mode = 'ignore';
-        this.state.bodyUnreadable();
-        this.state.malformed('compressed_body', `Content-Encoding: ${this.encoding}`);
-        this.settings.compressedBody(this.encoding);
-        return;
-      }
-    }
-    if (this.mode === 'json' && !this.withinBodyLimit(chunk, encoding)) return;
+    if (this.json !== undefined && this.json.invalid) return;
     const text = this.decoder.write(chunk, encoding);
     if (text.length === 0) return;
     if (this.mode === 'events') {
@@ -93,12 +102,22 @@ export class ResponseReader implements ResponseListener, SseHandler {
     } else if (this.mode === 'text') {
       this.state.textDelta(text, false);
     } else {
-      this.bodyParts.push(text);
+      (this.json as JsonBodyReader).write(text);
     }
   }
 
   onBodyEnd(): void {
-    if (this.mode === 'ignore') return;
+    if (this.decompressor !== undefined) {
+      // The rest of the decoded copy arrives asynchronously; the body ends (and so may the request) after it.
+      this.decompressor.end();
+      return;
+    }
+    this.bodyComplete();
+  }
+
+  /** The whole body has been read (its decoded copy, when compressed). */
+  bodyComplete(): void {
+    if (this.mode === 'ignore' || (this.mode === 'json' && this.json === undefined)) return;
     const rest = this.decoder.end();
     if (this.mode === 'events') {
       const sse = this.sse as SseParser;
@@ -118,22 +137,29 @@ export class ResponseReader implements ResponseListener, SseHandler {
       this.state.completed();
       return;
     }
-    if (rest.length > 0) this.bodyParts.push(rest);
-    const body = this.bodyParts.join('');
-    this.bodyParts = [];
-    if (body.trim().length === 0) return;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(body);
-    } catch {
-      if (this.declaredJson) this.state.malformed('invalid_json', `unary body of ${body.length} characters`);
+    const json = this.json as JsonBodyReader;
+    if (rest.length > 0) json.write(rest);
+    const body = json.end();
+    this.json = undefined;
+    if (json.invalid) {
+      if (this.declaredJson) this.state.malformed('invalid_json', 'the unary body is not JSON');
       return;
     }
-    (this.reader as WireFormatReader).readBody(parsed, this.state);
+    if (json.empty) return;
+    if (json.truncated) {
+      this.state.malformed('body_too_large', `a unary body held more than maxBodyBytes (${this.settings.maxBodyBytes}) of text; its text was skipped, its usage read`);
+    }
+    (this.reader as WireFormatReader).readBody(body, this.state);
   }
 
   onDone(outcome: ResponseOutcome, statusCode: number): void {
-    this.bodyParts = [];
+    // A compressed body is read from its decoded copy, which may still be on its way: the request ends after it.
+    if (this.decompressor !== undefined && this.decompressor.finishThen(() => this.ended(outcome, statusCode))) return;
+    this.ended(outcome, statusCode);
+  }
+
+  private ended(outcome: ResponseOutcome, statusCode: number): void {
+    this.json = undefined;
     this.state.end(outcome, statusCode);
   }
 
@@ -141,6 +167,15 @@ export class ResponseReader implements ResponseListener, SseHandler {
     this.mode = 'ignore';
     this.state.bodyUnreadable();
     this.settings.internalError(error);
+  }
+
+  /** The body cannot be read (an encoding we do not decode, a corrupt compressed stream); the request still counts. */
+  unreadable(detail: string, encoding?: string): void {
+    this.mode = 'ignore';
+    this.json = undefined;
+    this.state.bodyUnreadable();
+    this.state.malformed('compressed_body', detail);
+    if (encoding !== undefined) this.settings.compressedBody(encoding);
   }
 
   // SSE events from the parser (those the chunk shape did not take in its input).
@@ -159,36 +194,4 @@ export class ResponseReader implements ResponseListener, SseHandler {
   onJsonLine(): void {
     this.state.malformed('invalid_sse_line', 'a JSON line where an SSE field belongs');
   }
-
-  private withinBodyLimit(chunk: unknown, encoding: unknown): boolean {
-    this.bodyLength +=
-      typeof chunk === 'string'
-        ? Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8')
-        : chunk instanceof Uint8Array
-          ? chunk.length
-          : 0;
-    if (this.bodyLength <= this.settings.maxBodyBytes) return true;
-    this.mode = 'ignore';
-    this.bodyParts = [];
-    this.state.malformed('body_too_large', `a unary body exceeded maxBodyBytes (${this.settings.maxBodyBytes})`);
-    return false;
-  }
-}
-
-/**
- * Whether the first body chunk is plain text although Content-Encoding is set. With `compression` mounted before
- * us our wrapper sits beneath it and still sees plain text; mounted after us, it hands us compressed bytes.
- */
-function looksLikeText(chunk: unknown, mode: BodyMode): boolean {
-  if (typeof chunk === 'string') return true;
-  if (!(chunk instanceof Uint8Array) || chunk.length === 0) return true;
-  // Plain text may start with any byte: only a string write is known to be text.
-  if (mode === 'text') return false;
-  let first = chunk[0] as number;
-  if (first === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf) first = chunk[3] ?? 0x0a;
-  if (mode === 'events') {
-    // An SSE stream starts with a field name (data, event, id, retry), a comment or a line end.
-    return first === 0x64 || first === 0x65 || first === 0x69 || first === 0x72 || first === 0x3a || first === 0x0a || first === 0x0d;
-  }
-  return first === 0x7b || first === 0x5b || first === 0x20 || first === 0x0a || first === 0x0d || first === 0x09;
 }

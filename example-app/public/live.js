@@ -58,6 +58,10 @@ function readModels({ samples, prefix }) {
       default: break;
     }
   }
+  // A label with nothing counted (unknown_model, where a request waits until its name is admitted) is not a model.
+  for (const [name, m] of models) {
+    if (Object.keys(EMPTY_MODEL).every((field) => m[field] === 0)) models.delete(name);
+  }
   return models;
 }
 

@@ -1,0 +1,69 @@
+/**
+ * `/metrics` credentials as a deployment supplies them: a secret read from a file ends in a newline, a username
+ * may carry a colon, a client may send sloppy base64. Refused at creation, or refused at the scrape, never a
+ * silent mismatch that answers every scrape with 401.
+ */
+import http from 'node:http';
+import express from 'express';
+import { Registry } from 'prom-client';
+import { metricsRouter } from '../lib';
+import type { MetricsAuth } from '../lib';
+import { serve } from './support/reliability';
+import type { Served } from './support/reliability';
+
+function scrape(port: number, authorization: string | undefined): Promise<number> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path: '/metrics', agent: false, headers: authorization === undefined ? {} : { authorization } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      })
+      .on('error', reject);
+  });
+}
+
+const servers: Served[] = [];
+afterEach(async () => {
+  while (servers.length > 0) await servers.pop()?.close();
+});
+
+async function protectedMetrics(auth: MetricsAuth): Promise<number> {
+  const app = express();
+  app.use(metricsRouter({ registry: new Registry(), auth }));
+  const served = await serve(app);
+  servers.push(served);
+  return served.port;
+}
+
+describe('metricsRouter auth options', () => {
+  it.each([['s3cret\n'], [' s3cret'], ['s3cret\r\n'], ['s3cr\u0000et']])('refuses bearerToken %j at creation, naming the option', (token) => {
+    expect(() => metricsRouter({ registry: new Registry(), auth: { bearerToken: token } })).toThrow(/auth\.bearerToken/);
+    expect(() => metricsRouter({ registry: new Registry(), auth: { bearerToken: token } })).toThrow(TypeError);
+  });
+
+  it('refuses a basic-auth username containing ":" and a password with a trailing newline', () => {
+    expect(() => metricsRouter({ registry: new Registry(), auth: { username: 'a:b', password: 'pw' } })).toThrow(/auth\.username must not contain ":"/);
+    expect(() => metricsRouter({ registry: new Registry(), auth: { username: 'prom', password: 'pw\n' } })).toThrow(/auth\.password/);
+  });
+});
+
+describe('scrapes', () => {
+  it('accepts the bearer token a client sends and nothing that merely decodes close to it', async () => {
+    const port = await protectedMetrics({ bearerToken: 's3cret' });
+    expect(await scrape(port, 'Bearer s3cret')).toBe(200);
+    expect(await scrape(port, 'bearer   s3cret')).toBe(200);
+    expect(await scrape(port, 'Bearer s3cre')).toBe(401);
+    expect(await scrape(port, 'Bearer s3cret x')).toBe(401);
+  });
+
+  it('decodes basic credentials strictly: base64 with junk characters is refused', async () => {
+    const port = await protectedMetrics({ username: 'prom', password: 'pa:ss' });
+    const encoded = Buffer.from('prom:pa:ss').toString('base64');
+    expect(await scrape(port, `Basic ${encoded}`)).toBe(200);
+    // Buffer.from(…, 'base64') skips characters it does not know: these decoded to the right credentials before.
+    expect(await scrape(port, `Basic ${encoded.slice(0, 4)}!!${encoded.slice(4)}`)).toBe(401);
+    expect(await scrape(port, `Basic ${encoded.slice(0, 4)}.${encoded.slice(4)}`)).toBe(401);
+    expect(await scrape(port, `Basic ${encoded.replace(/=+$/, '')}`)).toBe(encoded.endsWith('=') ? 401 : 200);
+    expect(await scrape(port, `Basic ${Buffer.from('prom:pa:sx').toString('base64')}`)).toBe(401);
+  });
+});

@@ -1,0 +1,115 @@
+import type { Transform } from 'node:stream';
+import zlib from 'node:zlib';
+
+/** Where the decoded copy of a compressed body goes. */
+export interface DecodedBodySink {
+  readDecoded(chunk: Buffer): void;
+  /** The whole body was written and its decoded copy read. */
+  bodyComplete(): void;
+  unreadable(detail: string): void;
+  /** Our own bug, called from a decompressor's event: reported, never thrown into the process. */
+  onListenerError(error: unknown): void;
+}
+
+type Kind = 'gzip' | 'deflate' | 'br';
+
+const KINDS: Readonly<Record<string, Kind>> = { gzip: 'gzip', 'x-gzip': 'gzip', deflate: 'deflate', br: 'br' };
+
+/**
+ * A decoded copy of a compressed response body, read alongside the bytes the client receives (which are never
+ * touched). Node's streaming decompressors work off the main thread, so the copy arrives a moment after each write,
+ * and the body ends (and the request with it) once the copy has been read.
+ */
+export class BodyDecompressor {
+  private stream: Transform | undefined;
+  /** `res.end()` was called: the whole body was written. */
+  private bodyEnded = false;
+  /** The stream was told that no more input comes. */
+  private inputEnded = false;
+  private finished = false;
+  private afterFinish: (() => void) | undefined;
+
+  /** A decompressor for a Content-Encoding, or `undefined` for one we do not decode. */
+  static for(encoding: string, sink: DecodedBodySink): BodyDecompressor | undefined {
+    const kind = Object.prototype.hasOwnProperty.call(KINDS, encoding) ? KINDS[encoding] : undefined;
+    return kind === undefined ? undefined : new BodyDecompressor(kind, sink);
+  }
+
+  private constructor(
+    private readonly kind: Kind,
+    private readonly sink: DecodedBodySink,
+  ) {}
+
+  write(chunk: unknown, encoding: unknown): void {
+    if (this.finished || this.inputEnded) return;
+    let bytes: Buffer;
+    if (typeof chunk === 'string') bytes = Buffer.from(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
+    // A copy: the decompressor reads it later, and the app may reuse its buffer once the write is done.
+    else if (chunk instanceof Uint8Array) bytes = Buffer.from(chunk);
+    else return;
+    if (bytes.length === 0) return;
+    (this.stream ??= this.create(bytes[0] as number)).write(bytes);
+  }
+
+  /** The body is complete: decode the rest, then the body ends. */
+  end(): void {
+    this.bodyEnded = true;
+    this.endInput();
+  }
+
+  /**
+   * Runs `callback` once the decoded copy has been read, and says true; false if it already has (call it now).
+   * A response that ended early (the client left) decodes what it got, then ends.
+   */
+  finishThen(callback: () => void): boolean {
+    if (this.finished) return false;
+    this.afterFinish = callback;
+    this.endInput();
+    return true;
+  }
+
+  private endInput(): void {
+    if (this.inputEnded) return;
+    this.inputEnded = true;
+    if (this.stream === undefined) this.finish();
+    else this.stream.end();
+  }
+
+  private create(firstByte: number): Transform {
+    let stream: Transform;
+    if (this.kind === 'gzip') stream = zlib.createGunzip();
+    else if (this.kind === 'br') stream = zlib.createBrotliDecompress();
+    // "deflate" is meant to be zlib-wrapped (a header whose low nibble says deflate), but raw deflate is common.
+    else stream = (firstByte & 0x0f) === 8 ? zlib.createInflate() : zlib.createInflateRaw();
+    stream.on('data', (decoded: Buffer) => {
+      if (!this.finished) this.guard(() => this.sink.readDecoded(decoded));
+    });
+    stream.once('end', () => this.finish());
+    stream.once('error', (error: Error) => {
+      // A body cut short (the client left, the upstream broke) fails to decode at its end: nothing to report then.
+      if (this.bodyEnded) this.guard(() => this.sink.unreadable(`Content-Encoding: ${this.kind}: ${error.message}`));
+      this.finish();
+    });
+    return stream;
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    const stream = this.stream;
+    this.stream = undefined;
+    stream?.destroy();
+    if (this.bodyEnded) this.guard(() => this.sink.bodyComplete());
+    const callback = this.afterFinish;
+    this.afterFinish = undefined;
+    if (callback !== undefined) this.guard(callback);
+  }
+
+  private guard(action: () => void): void {
+    try {
+      action();
+    } catch (error) {
+      this.sink.onListenerError(error);
+    }
+  }
+}
