@@ -41,8 +41,10 @@ const SSE_HEAD = (name: string): string | undefined => (name === 'content-type' 
 /** Through the response reader, in the given writes: what the middleware counts. */
 function readWithShortcut(reader: WireFormatReader, writes: readonly (string | Buffer)[], maxEventBytes = MAX_EVENT): RecordingState {
   const state = new RecordingState();
-  const settings = { maxEventBytes, maxBodyBytes: 1 << 20, internalError: (error: unknown) => { throw error; }, compressedBody: () => undefined };
-  const response = new ResponseReader(state as unknown as RequestState, reader, settings, REQUEST);
+  const settings = { maxEventBytes, maxBodyBytes: 1 << 20, internalError: (error: unknown) => { throw error; }, compressedBody: () => undefined, hints: () => undefined };
+  // The response reader picks its wire-format reader from the request's endpoint label.
+  const endpoint = reader === anthropicReader ? 'anthropic_messages' : 'chat_completions';
+  const response = new ResponseReader(state as unknown as RequestState, { endpoint, byOption: false, url: undefined }, settings, REQUEST);
   response.onHead(200, SSE_HEAD);
   for (const write of writes) response.onBody(write, undefined);
   response.onBodyEnd();

@@ -5,6 +5,7 @@ import { Counter, Histogram, Registry } from 'prom-client';
 import { createParser } from 'eventsource-parser';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import {
+  CHAT_REQUEST,
   GenAiRecorder,
   ResponseTextDecoder,
   RequestState,
@@ -349,7 +350,7 @@ async function buildStages(fx: Fixture): Promise<Stage[]> {
   add('pipeline', 'lib ResponseReader: decode + SSE + reader + state + metrics', (r) => {
     for (let k = 0; k < r; k++) {
       const state = new RequestState(context, hints);
-      const reader = new ResponseReader(state, openAiReader, readerSettings(), fakeRequest);
+      const reader = new ResponseReader(state, CHAT_REQUEST, readerSettings(), fakeRequest);
       reader.onHead(200, header);
       for (let i = 0; i < n; i++) reader.onBody(events[i], undefined);
       reader.onBodyEnd();
@@ -367,7 +368,7 @@ async function buildStages(fx: Fixture): Promise<Stage[]> {
     for (let k = 0; k < r; k++) {
       const res = new FakeResponse();
       const state = new RequestState(context, hints);
-      hookResponse(res as never, new ResponseReader(state, openAiReader, readerSettings(), fakeRequest));
+      hookResponse(res as never, new ResponseReader(state, CHAT_REQUEST, readerSettings(), fakeRequest));
       res.writeHead(200, SSE_HEADERS);
       for (let i = 0; i < n; i++) res.write(events[i] as string);
       res.end();

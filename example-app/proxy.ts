@@ -5,7 +5,7 @@ import type { RequestHandler } from 'http-proxy-middleware';
 import { RequestError, sendError } from './openai-error';
 
 export interface UpstreamOptions {
-  /** Root of the OpenAI-compatible server, without `/v1` (e.g. `http://127.0.0.1:8000`). */
+  /** Root of the upstream server, without `/v1` (e.g. `http://127.0.0.1:8000`, or Ollama's `http://127.0.0.1:11434`). */
   url: string;
   /** Idle time after which the upstream is given up on: 504 before its headers arrive, a broken stream after. */
   timeoutMs: number;
@@ -80,7 +80,10 @@ function onError(error: Error, _req: IncomingMessage, res: ServerResponse | Node
   sendError(res, new RequestError(502, `upstream unreachable: ${error.message}`, null, code, 'server_error'));
 }
 
-/** Forwards `/v1/*` to an OpenAI-compatible upstream, streaming each upstream chunk through as it arrives. */
+/**
+ * Forwards `/v1/*`, `/v1beta/*` (Gemini) and `/api/chat`, `/api/generate` (Ollama) to the upstream, streaming each
+ * upstream chunk through as it arrives.
+ */
 export function upstreamProxy(options: UpstreamOptions): RequestHandler {
   if (!/^https?:\/\//.test(options.url)) {
     throw new TypeError(`UPSTREAM_URL must start with http:// or https:// (got ${options.url})`);
@@ -88,7 +91,8 @@ export function upstreamProxy(options: UpstreamOptions): RequestHandler {
   if (!(options.timeoutMs > 0)) throw new TypeError(`upstream timeout must be > 0 ms (got ${options.timeoutMs})`);
   return createProxyMiddleware<IncomingMessage, ServerResponse>({
     target: options.url,
-    pathFilter: '/v1',
+    // OpenAI and Anthropic under /v1, Gemini under /v1beta (and /v1), Ollama's native API under /api.
+    pathFilter: ['/v1', '/v1beta', '/api/chat', '/api/generate'],
     changeOrigin: true,
     on: { proxyReq: onProxyReq(options), proxyRes: onProxyRes, error: onError },
   });

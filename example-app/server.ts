@@ -9,7 +9,7 @@ async function main(): Promise<void> {
   const model = config.app.mock?.models?.[0] ?? 'mock-llama-3.1-8b-instruct';
   console.log(
     upstream
-      ? `example gateway on ${url}, proxying /v1/* to ${upstream.url}`
+      ? `example gateway on ${url}, proxying /v1/*, /v1beta/* (Gemini), /api/chat and /api/generate (Ollama) to ${upstream.url}`
       : `example gateway on ${url} with a mock model (${config.app.mock?.tokensPerSecond} tokens/s per stream)`,
   );
   if (!upstream) {
@@ -19,6 +19,8 @@ async function main(): Promise<void> {
         `    -d '{"model":"${model}","stream":true,"stream_options":{"include_usage":true},` +
         `"messages":[{"role":"user","content":"Tell me a story"}]}'`,
     );
+    console.log(`  curl -N ${url}/api/chat -d '{"model":"${model}","messages":[{"role":"user","content":"Why is the sky blue?"}]}'   (Ollama)`);
+    console.log(`  curl -N ${url}/api/assistant -H 'Content-Type: application/json' -d '{"messages":[]}'   (Vercel AI SDK)`);
   }
   console.log(`\nlive page: ${url}/   (tokens/s per model, drawn from /metrics while traffic runs)`);
   console.log(`metrics: ${url}/metrics   (watch: watch -n1 "curl -s ${url}/metrics | grep output_tokens_total")`);

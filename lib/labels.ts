@@ -1,6 +1,16 @@
 /** Label values of the contract: endpoint, error_type, finish_reason, and the bounded model label. */
 
-export type Endpoint = 'chat_completions' | 'completions' | 'responses' | 'anthropic_messages' | 'embeddings';
+export type Endpoint =
+  | 'chat_completions'
+  | 'completions'
+  | 'responses'
+  | 'anthropic_messages'
+  | 'embeddings'
+  | 'gemini_generate_content'
+  | 'ollama_chat'
+  | 'ollama_generate'
+  | 'ai_sdk_ui'
+  | 'ai_sdk_text';
 
 export type ErrorType =
   | 'validation'
@@ -16,7 +26,8 @@ export const UNKNOWN_MODEL = 'unknown_model';
 
 /**
  * Endpoint label from the request path, by suffix, so `/v1/chat/completions`, `/openai/v1/chat/completions` and a
- * mounted sub-router all count. Anything else is not an LLM request.
+ * mounted sub-router all count. Anything else is not an LLM request by its path (its response head may still say
+ * it is one).
  */
 export function endpointFromPath(url: string | undefined): Endpoint | undefined {
   if (!url) return undefined;
@@ -31,6 +42,11 @@ export function endpointFromPath(url: string | undefined): Endpoint | undefined 
   if (path.endsWith('/responses')) return 'responses';
   if (path.endsWith('/messages')) return 'anthropic_messages';
   if (path.endsWith('/embeddings')) return 'embeddings';
+  // Gemini names the model and the method in the last segment: `…/models/gemini-2.5-flash:streamGenerateContent`.
+  if (path.endsWith(':streamgeneratecontent') || path.endsWith(':generatecontent')) return 'gemini_generate_content';
+  // Ollama's native API; an AI SDK app's `/api/chat` is told apart by its response head (see recognise.ts).
+  if (path.endsWith('/api/chat')) return 'ollama_chat';
+  if (path.endsWith('/api/generate')) return 'ollama_generate';
   return undefined;
 }
 

@@ -6,10 +6,12 @@ import type { ExtraLabelProblem } from './metrics/extra-labels';
 import type { DynamoMetricsError, DynamoMetricsOptions, HttpRequest } from './options';
 import { resolveOptions } from './options';
 import { GenAiRecorder } from './otel';
-import { readerFor } from './readers';
-import { RequestState, requestHints } from './request-state';
+import { requestModelHints } from './request-model';
+import { RequestState } from './request-state';
+import type { RequestHints } from './request-state';
 import { ResponseReader } from './response-reader';
 import type { ResponseReaderSettings } from './response-reader';
+import { UnmatchedResponse } from './unmatched-response';
 
 /**
  * A `(req, res, next)` middleware on Node's own request and response, for Express, Connect, NestJS's `app.use()`
@@ -77,6 +79,15 @@ export function dynamoMetrics<Req extends IncomingMessage = HttpRequest>(options
     report(makeError(reason, detail === undefined ? reason : `${reason}: ${detail}`));
   };
 
+  const hints = (req: IncomingMessage, endpoint: string): RequestHints | undefined => {
+    try {
+      return requestModelHints(req, endpoint, config.model);
+    } catch (error) {
+      report(makeError('model_option_failed', 'the model option threw; using the request body', error));
+      return requestModelHints(req, endpoint, undefined);
+    }
+  };
+
   // The same for every response: per-request work is paid on every stream, so it is kept to the request's own state.
   const readerSettings: ResponseReaderSettings = {
     maxEventBytes: config.maxEventBytes,
@@ -90,17 +101,34 @@ export function dynamoMetrics<Req extends IncomingMessage = HttpRequest>(options
         { code: 'DYNAMO_METRICS_COMPRESSED' },
       );
     },
+    hints,
+  };
+
+  const observe = (req: IncomingMessage, endpoint: string, url: string | undefined, arrivedAt: number | undefined): ResponseReader => {
+    const extraLabels = store.extraLabels.valuesFor(req, extraLabelProblem);
+    const state = new RequestState({ store, endpoint, estimate, malformed, extraLabels, recorder, arrivedAt }, hints(req, endpoint));
+    return new ResponseReader(state, { endpoint, byOption: config.endpointByOption, url }, readerSettings, req);
   };
 
   return function dynamoMetricsMiddleware(req, res, next) {
     try {
       const endpoint = config.endpoint(req);
       const observed = res as ServerResponse & Record<symbol, boolean | undefined>;
-      if (endpoint !== undefined && observed[store.responseMark] !== true) {
-        observed[store.responseMark] = true;
-        const extraLabels = store.extraLabels.valuesFor(req, extraLabelProblem);
-        const state = new RequestState({ store, endpoint, estimate, malformed, extraLabels, recorder }, requestHints(req));
-        hookResponse(res, new ResponseReader(state, readerFor(endpoint), readerSettings, req), req.socket);
+      if (observed[store.responseMark] !== true) {
+        const url = (req as IncomingMessage & { originalUrl?: string }).originalUrl ?? req.url;
+        if (endpoint !== undefined) {
+          observed[store.responseMark] = true;
+          hookResponse(res, observe(req, endpoint, url, undefined), req.socket);
+        } else if (!config.endpointByOption && req.method === 'POST') {
+          // Any route may send an AI SDK stream; only its response head tells. The response is claimed then, so
+          // another middleware on this registry that names the request at arrival still counts it, once.
+          const claim = (label: string, arrivedAt: number): ResponseReader | undefined => {
+            if (observed[store.responseMark] === true) return undefined;
+            observed[store.responseMark] = true;
+            return observe(req, label, url, arrivedAt);
+          };
+          hookResponse(res, new UnmatchedResponse(claim, readerSettings.internalError), req.socket);
+        }
       }
     } catch (error) {
       report(makeError('internal', 'express-dynamo-metrics could not observe a request', error));

@@ -109,11 +109,22 @@ export interface DynamoMetricsOptions<Req extends IncomingMessage = HttpRequest>
   /**
    * Decides which requests are LLM requests and their `endpoint` label: return a label value, or `undefined`/`false`
    * to leave the request alone. The label picks the wire-format reader (`chat_completions`, `completions`,
-   * `responses`, `anthropic_messages`, `embeddings`); other labels are read as OpenAI chat/completions.
-   * @defaultValue `POST` requests, by path suffix: `/chat/completions`, `/completions`, `/responses`, `/messages`,
-   * `/embeddings`
+   * `responses`, `anthropic_messages`, `embeddings`, `gemini_generate_content`, `ollama_chat`, `ollama_generate`,
+   * `ai_sdk_ui`, `ai_sdk_text`), unless the response head shows its format (an AI SDK UI message stream, NDJSON);
+   * other labels are read by the request path's format, else as OpenAI chat/completions.
+   * @defaultValue `POST` requests, by path suffix: `/chat/completions`, `/completions`, `/responses`, `/messages`, `/embeddings`,
+   * `:generateContent`, `:streamGenerateContent`, `/api/chat`, `/api/generate`; and any POST whose response is an
+   * AI SDK UI message stream
    */
   endpoint?: ((req: Req) => string | undefined | false | null) | undefined;
+  /**
+   * The model label of a request, for apps whose requests name no model (an AI SDK app picks the model on the
+   * server): return its name, or `undefined` to fall back to the request body's `model`, then the model the
+   * response names. Called when the request arrives and again when its response starts (after body parsers and
+   * routing), so `req.body` and `req.params` can be used.
+   * @defaultValue the request body's `model` (for Gemini, the model in the path), else the response's, else `unknown_model`
+   */
+  model?: ((req: Req) => string | undefined | null) | undefined;
   /**
    * Counts the tokens of one generated text delta when the stream does not state the count itself.
    * @defaultValue a cheap length-based estimator (see README, "How accurate the counts are")
@@ -163,6 +174,9 @@ export interface ResolvedOptions {
   buckets: HistogramBounds;
   extraLabels: ExtraLabels;
   endpoint: (req: IncomingMessage) => string | undefined;
+  /** The endpoint option was given: its label stands, and no unmatched request is watched for its response head. */
+  endpointByOption: boolean;
+  model: ((req: IncomingMessage) => unknown) | undefined;
   countTokens: ((text: string, model: string) => number) | undefined;
   onError: ((error: DynamoMetricsError) => void) | undefined;
   maxEventBytes: number;
@@ -203,6 +217,7 @@ const KNOWN_OPTIONS = new Set([
   'buckets',
   'extraLabels',
   'endpoint',
+  'model',
   'countTokens',
   'onError',
   'maxEventBytes',
@@ -265,7 +280,7 @@ export function resolveOptions<Req extends IncomingMessage>(options: DynamoMetri
     models = new Set(opts.models);
   }
 
-  for (const name of ['endpoint', 'countTokens', 'onError'] as const) {
+  for (const name of ['endpoint', 'model', 'countTokens', 'onError'] as const) {
     if (opts[name] !== undefined && typeof opts[name] !== 'function') configError(`option "${name}" must be a function`);
   }
   const endpointOption = opts.endpoint;
@@ -300,6 +315,9 @@ export function resolveOptions<Req extends IncomingMessage>(options: DynamoMetri
     buckets: resolveBuckets(opts.buckets),
     extraLabels: new ExtraLabels(opts.extraLabels),
     endpoint,
+    endpointByOption: endpointOption !== undefined,
+    // Called with the request the framework handed the middleware, as for `endpoint`.
+    model: opts.model as ((req: IncomingMessage) => unknown) | undefined,
     countTokens: opts.countTokens,
     onError: opts.onError,
     maxEventBytes: positiveInteger('maxEventBytes', opts.maxEventBytes, DEFAULTS.maxEventBytes),

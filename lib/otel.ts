@@ -96,6 +96,21 @@ const OPERATION_BY_ENDPOINT: Readonly<Record<string, string>> = {
   responses: 'chat',
   anthropic_messages: 'chat',
   embeddings: 'embeddings',
+  gemini_generate_content: 'generate_content',
+  ollama_chat: 'chat',
+  ollama_generate: 'text_completion',
+  ai_sdk_ui: 'chat',
+  ai_sdk_text: 'chat',
+};
+
+/** The format's flavour where it is not OpenAI's (the conventions' well-known names where one exists). */
+const PROVIDER_BY_ENDPOINT: Readonly<Record<string, string>> = {
+  anthropic_messages: 'anthropic',
+  gemini_generate_content: 'gcp.gemini',
+  ollama_chat: 'ollama',
+  ollama_generate: 'ollama',
+  ai_sdk_ui: 'vercel.ai_sdk',
+  ai_sdk_text: 'vercel.ai_sdk',
 };
 
 /**
@@ -103,7 +118,7 @@ const OPERATION_BY_ENDPOINT: Readonly<Record<string, string>> = {
  * here from the wire format, whatever server produced it.
  */
 function providerOf(endpoint: string): string {
-  return endpoint === 'anthropic_messages' ? 'anthropic' : 'openai';
+  return Object.prototype.hasOwnProperty.call(PROVIDER_BY_ENDPOINT, endpoint) ? (PROVIDER_BY_ENDPOINT[endpoint] as string) : 'openai';
 }
 
 function histogram(meter: GenAiMeter, name: string, unit: string, description: string, bounds: readonly number[], valueType: number): Histogram {

@@ -47,6 +47,8 @@ export interface RequestStateContext {
   /** The user's `countTokens`; without one, each response gets the default {@link StreamEstimator}. */
   estimate: ((text: string, model: string) => number) | undefined;
   malformed: (endpoint: string, reason: string, detail: string | undefined) => void;
+  /** When the request arrived, if before this state was created (a response recognised only at its head). */
+  arrivedAt?: number | undefined;
   /** The request's `extraLabels` values, read once when it arrived. */
   extraLabels?: ExtraLabelValues;
   /** Another metrics system fed once per request, at its end (OpenTelemetry when `meter` is set). */
@@ -74,7 +76,7 @@ function isTokenCount(value: unknown): value is number {
  * when the name is known; `requests_started_total` waits for its labels.
  */
 export class RequestState implements ObservationSink {
-  private readonly arrivedAt = performance.now();
+  private readonly arrivedAt: number;
   private readonly extra: ExtraLabelValues;
   private model: string | undefined;
   /** A name not admitted to a label of its own yet: the response's status decides (see `ModelLabels`). */
@@ -139,6 +141,7 @@ export class RequestState implements ObservationSink {
     hints: RequestHints | undefined,
   ) {
     const { store } = context;
+    this.arrivedAt = context.arrivedAt ?? performance.now();
     this.extra = context.extraLabels ?? NO_EXTRA_LABELS;
     if (hints !== undefined && typeof hints.model === 'string') {
       const label = store.modelLabels.labelOf(hints.model);
@@ -168,6 +171,11 @@ export class RequestState implements ObservationSink {
     }
     this.requestType ??= isEventStream ? 'stream' : 'unary';
     this.countStart();
+  }
+
+  /** The response head showed another format than the path did: the label follows while nothing is counted under it. */
+  recognisedAs(endpoint: string): void {
+    if (!this.startCounted) this.context.endpoint = endpoint;
   }
 
   /** The request's `extraLabels` values (label name → value), for recorders besides Prometheus. */

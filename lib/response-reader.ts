@@ -4,10 +4,12 @@ import type { ResponseListener } from './hook';
 import { JsonBodyReader } from './json-body';
 import { BodyDecompressor } from './decompress';
 import type { DecodedBodySink } from './decompress';
+import { LineSplitter } from './lines';
 import type { WireFormatReader } from './readers/types';
+import { responseFormat } from './recognise';
+import type { BodyMode, RequestFormat } from './recognise';
 import type { IncomingMessage } from 'node:http';
-import { requestHints } from './request-state';
-import type { RequestState, ResponseOutcome } from './request-state';
+import type { RequestHints, RequestState, ResponseOutcome } from './request-state';
 import { SseParser } from './sse';
 import type { SseHandler } from './sse';
 
@@ -19,19 +21,23 @@ export interface ResponseReaderSettings {
   internalError: (error: unknown) => void;
   /** The body is in a Content-Encoding we cannot decode: reported once per middleware. */
   compressedBody: (encoding: string) => void;
+  /** What the request names (model, stream), read again when the response starts: a body parser may have run since. */
+  hints: (req: IncomingMessage, endpoint: string) => RequestHints | undefined;
 }
-
-type BodyMode = 'events' | 'json' | 'ignore';
 
 /**
  * Turns the response's bytes into observations: decides at the head how to read the body (an SSE stream event by
- * event, a JSON body as it arrives, or not at all; a compressed one from a decoded copy), decodes the text, splits
- * events, and hands each to the wire-format reader, which reports to the request state.
+ * event, an NDJSON stream line by line, a JSON body as it arrives, streamed plain text, or not at all; a compressed
+ * one from a decoded copy) and with which wire-format reader, decodes the text, splits events, and hands each to
+ * the reader, which reports to the request state.
  */
 export class ResponseReader implements ResponseListener, SseHandler, DecodedBodySink {
   private mode: BodyMode = 'ignore';
   private readonly decoder = new ResponseTextDecoder();
   private sse: SseParser | undefined;
+  private lines: LineSplitter | undefined;
+  /** Chosen when the head shows what the response is. */
+  private reader: WireFormatReader | undefined;
   /** The stream's learned chunk shape: events like the last plain text delta are counted without being parsed. */
   private readonly shape: ChunkShape;
   /** The body as it is written, when it is compressed: what we read is its decoded copy. */
@@ -42,7 +48,7 @@ export class ResponseReader implements ResponseListener, SseHandler, DecodedBody
 
   constructor(
     private readonly state: RequestState,
-    private readonly reader: WireFormatReader,
+    private readonly request: RequestFormat,
     private readonly settings: ResponseReaderSettings,
     private readonly req: IncomingMessage,
   ) {
@@ -51,12 +57,14 @@ export class ResponseReader implements ResponseListener, SseHandler, DecodedBody
 
   onHead(statusCode: number, header: (name: string) => string | undefined): void {
     const contentType = (header('content-type') ?? '').toLowerCase();
-    const isEventStream = contentType.startsWith('text/event-stream');
-    if (isEventStream) {
-      this.mode = 'events';
+    const format = responseFormat(this.request, statusCode, contentType, header);
+    this.reader = format.reader;
+    this.mode = format.body;
+    if (format.body === 'events') {
       this.sse = new SseParser(this, this.settings.maxEventBytes, this.shape);
-    } else if (statusCode !== 204 && statusCode !== 304 && (contentType.includes('json') || contentType === '')) {
-      this.mode = 'json';
+    } else if (format.body === 'lines') {
+      this.lines = new LineSplitter(this, this.settings.maxEventBytes);
+    } else if (format.body === 'json') {
       this.declaredJson = contentType !== '';
       this.json = new JsonBodyReader(this.settings.maxBodyBytes);
     }
@@ -68,7 +76,8 @@ export class ResponseReader implements ResponseListener, SseHandler, DecodedBody
       this.decompressor = BodyDecompressor.for(encoding, this);
       if (this.decompressor === undefined) this.unreadable(`Content-Encoding: ${encoding}`, encoding);
     }
-    this.state.responseStarted(isEventStream, requestHints(this.req), statusCode);
+    if (format.endpoint !== this.request.endpoint) this.state.recognisedAs(format.endpoint);
+    this.state.responseStarted(format.streaming, this.settings.hints(this.req, format.endpoint), statusCode);
   }
 
   onBody(chunk: unknown, encoding: unknown): void {
@@ -88,6 +97,10 @@ export class ResponseReader implements ResponseListener, SseHandler, DecodedBody
     if (text.length === 0) return;
     if (this.mode === 'events') {
       (this.sse as SseParser).feed(text);
+    } else if (this.mode === 'lines') {
+      (this.lines as LineSplitter).feed(text);
+    } else if (this.mode === 'text') {
+      this.state.textDelta(text, false);
     } else {
       (this.json as JsonBodyReader).write(text);
     }
@@ -112,6 +125,18 @@ export class ResponseReader implements ResponseListener, SseHandler, DecodedBody
       sse.end();
       return;
     }
+    if (this.mode === 'lines') {
+      const lines = this.lines as LineSplitter;
+      if (rest.length > 0) lines.feed(rest);
+      lines.end();
+      return;
+    }
+    if (this.mode === 'text') {
+      if (rest.length > 0) this.state.textDelta(rest, false);
+      // Plain text has no end marker: a body that ends is complete.
+      this.state.completed();
+      return;
+    }
     const json = this.json as JsonBodyReader;
     if (rest.length > 0) json.write(rest);
     const body = json.end();
@@ -124,7 +149,7 @@ export class ResponseReader implements ResponseListener, SseHandler, DecodedBody
     if (json.truncated) {
       this.state.malformed('body_too_large', `a unary body held more than maxBodyBytes (${this.settings.maxBodyBytes}) of text; its text was skipped, its usage read`);
     }
-    this.reader.readBody(body, this.state);
+    (this.reader as WireFormatReader).readBody(body, this.state);
   }
 
   onDone(outcome: ResponseOutcome, statusCode: number): void {
@@ -156,12 +181,17 @@ export class ResponseReader implements ResponseListener, SseHandler, DecodedBody
   // SSE events from the parser (those the chunk shape did not take in its input).
   onEvent(data: string, eventType: string | undefined): void {
     if (this.shape.takeEvent(data, eventType)) return;
-    const plain = this.reader.readEvent(data, eventType, this.state);
+    const plain = (this.reader as WireFormatReader).readEvent(data, eventType, this.state);
     if (plain !== undefined) this.shape.learn(data, eventType, plain);
   }
 
   onEventTooLarge(eventType: string | undefined): void {
-    this.state.malformed('event_too_large', `an SSE event exceeded maxEventBytes (${this.settings.maxEventBytes})`);
-    this.reader.readOversizedEvent?.(eventType, this.state);
+    const what = this.mode === 'lines' ? 'an NDJSON line' : 'an SSE event';
+    this.state.malformed('event_too_large', `${what} exceeded maxEventBytes (${this.settings.maxEventBytes})`);
+    this.reader?.readOversizedEvent?.(eventType, this.state);
+  }
+
+  onJsonLine(): void {
+    this.state.malformed('invalid_sse_line', 'a JSON line where an SSE field belongs');
   }
 }

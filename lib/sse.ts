@@ -13,6 +13,11 @@ export interface SseHandler {
   onEvent(data: string, eventType: string | undefined): void;
   /** An event grew past the limit and is skipped; its `event:` type, when that line came first. */
   onEventTooLarge(eventType: string | undefined): void;
+  /**
+   * A line that starts like JSON (`{` or `[`) where a field belongs: a stream that switched to NDJSON or raw JSON.
+   * SSE ignores unknown fields, so the line is still skipped; it is reported because its tokens are lost.
+   */
+  onJsonLine?(): void;
 }
 
 /**
@@ -181,6 +186,8 @@ export class SseParser {
       }
     } else if (field === 'event') {
       this.eventType = value;
+    } else if (first === 123 /* { */ || first === 91 /* [ */) {
+      this.handler.onJsonLine?.();
     }
     // `id` and `retry` say nothing about tokens.
   }

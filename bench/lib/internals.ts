@@ -2,6 +2,8 @@ import type { Registry } from 'prom-client';
 import { MetricsStore } from '../../lib/metrics';
 import { resolveOptions } from '../../lib/options';
 import type { RequestRecorder } from '../../lib/otel';
+import type { RequestFormat } from '../../lib/recognise';
+import { requestHints } from '../../lib/request-state';
 import type { RequestStateContext } from '../../lib/request-state';
 import type { ResponseReader } from '../../lib/response-reader';
 
@@ -57,5 +59,9 @@ export function readerSettings(): ConstructorParameters<typeof ResponseReader>[2
       throw error;
     },
     compressedBody: () => undefined,
+    hints: (req) => requestHints(req),
   };
 }
+
+/** A chat completions request as the middleware describes it to the response reader (path-matched, no option). */
+export const CHAT_REQUEST: RequestFormat = { endpoint: 'chat_completions', byOption: false, url: '/v1/chat/completions' };

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { Registry } from 'prom-client';
-import { RequestState, ResponseReader, openAiReader, readerSettings, requestContext } from './internals';
+import { CHAT_REQUEST, RequestState, ResponseReader, readerSettings, requestContext } from './internals';
 
 /**
  * The response reader's whole per-event path (decode, SSE, chunk shape, reader, request state, metric cells) over
@@ -15,7 +15,7 @@ export function pipelineReader(model: string): (writes: readonly (string | Buffe
   return (writes, responses) => {
     for (let k = 0; k < responses; k++) {
       const state = new RequestState(context, hints);
-      const reader = new ResponseReader(state, openAiReader, readerSettings(), request);
+      const reader = new ResponseReader(state, CHAT_REQUEST, readerSettings(), request);
       reader.onHead(200, header);
       for (let i = 0; i < writes.length; i++) reader.onBody(writes[i], undefined);
       reader.onBodyEnd();

@@ -1,4 +1,7 @@
+import { aiSdkUiReader } from './ai-sdk';
 import { anthropicReader } from './anthropic';
+import { geminiReader } from './gemini';
+import { ollamaReader } from './ollama';
 import { openAiReader } from './openai';
 import { responsesReader } from './responses';
 import type { WireFormatReader } from './types';
@@ -13,8 +16,18 @@ const READERS: Readonly<Record<string, WireFormatReader>> = {
   embeddings: openAiReader,
   responses: responsesReader,
   anthropic_messages: anthropicReader,
+  gemini_generate_content: geminiReader,
+  ollama_chat: ollamaReader,
+  ollama_generate: ollamaReader,
+  ai_sdk_ui: aiSdkUiReader,
+  ai_sdk_text: aiSdkUiReader,
 };
 
+/** The reader of one of our endpoint labels, else undefined. */
+export function knownReader(endpoint: string): WireFormatReader | undefined {
+  return Object.prototype.hasOwnProperty.call(READERS, endpoint) ? READERS[endpoint] : undefined;
+}
+
 export function readerFor(endpoint: string): WireFormatReader {
-  return READERS[endpoint] ?? openAiReader;
+  return knownReader(endpoint) ?? openAiReader;
 }

@@ -1,0 +1,65 @@
+import { endpointFromPath } from './labels';
+import { aiSdkUiReader } from './readers/ai-sdk';
+import { ollamaReader } from './readers/ollama';
+import { knownReader, readerFor } from './readers';
+import type { WireFormatReader } from './readers/types';
+
+/** The header the AI SDK sets on every UI message stream, whatever the route. */
+export const AI_SDK_UI_HEADER = 'x-vercel-ai-ui-message-stream';
+
+/** How a body is read: SSE events, NDJSON lines, one JSON value at its end, plain generated text, or not at all. */
+export type BodyMode = 'events' | 'lines' | 'json' | 'text' | 'ignore';
+
+/** What the request told us before its response started. */
+export interface RequestFormat {
+  /** The endpoint label: from the path, or from the `endpoint` option. */
+  endpoint: string;
+  /** The `endpoint` option chose the label: it stands whatever the response turns out to be. */
+  byOption: boolean;
+  /** The request path, for a reader when the option's label names none of ours. */
+  url: string | undefined;
+}
+
+export interface ResponseFormat {
+  endpoint: string;
+  reader: WireFormatReader;
+  body: BodyMode;
+  /** The response is a stream (SSE, NDJSON or streamed text): token timing applies, `request_type` is `stream`. */
+  streaming: boolean;
+}
+
+/**
+ * Recognises a response by what it is, once its head is known. The head is stronger evidence than the path: an AI
+ * SDK stream on `/api/chat` is an AI SDK stream, not Ollama's API, and NDJSON is Ollama's framing whatever the
+ * route. The endpoint label follows the evidence only when the path chose it; a label from the `endpoint` option
+ * stands.
+ */
+export function responseFormat(request: RequestFormat, statusCode: number, contentType: string, header: (name: string) => string | undefined): ResponseFormat {
+  const isEventStream = contentType.startsWith('text/event-stream');
+  const isNdjson = contentType.startsWith('application/x-ndjson') || contentType.startsWith('application/ndjson');
+  let endpoint = request.endpoint;
+  let reader: WireFormatReader;
+  if (isEventStream && header(AI_SDK_UI_HEADER) !== undefined) {
+    if (!request.byOption) endpoint = 'ai_sdk_ui';
+    reader = aiSdkUiReader;
+  } else if (isNdjson) {
+    reader = ollamaReader;
+  } else {
+    reader = knownReader(endpoint) ?? readerFor(request.byOption ? (endpointFromPath(request.url) ?? endpoint) : endpoint);
+  }
+  const ok = statusCode >= 200 && statusCode < 300;
+  // The AI SDK's text protocol (`pipeTextStreamToResponse`) is bare text/plain: read as such only where an LLM
+  // response is expected, on the routes AI SDK apps use for it or under the label that names it.
+  if (!isEventStream && !isNdjson && ok && contentType.startsWith('text/plain') && (endpoint === 'ai_sdk_text' || (!request.byOption && isOllamaLabel(endpoint)))) {
+    return { endpoint: 'ai_sdk_text', reader, body: 'text', streaming: true };
+  }
+  let body: BodyMode = 'ignore';
+  if (isEventStream) body = 'events';
+  else if (isNdjson) body = 'lines';
+  else if (statusCode !== 204 && statusCode !== 304 && (contentType.includes('json') || contentType === '')) body = 'json';
+  return { endpoint, reader, body, streaming: isEventStream || isNdjson };
+}
+
+function isOllamaLabel(endpoint: string): boolean {
+  return endpoint === 'ollama_chat' || endpoint === 'ollama_generate';
+}
