@@ -1,4 +1,4 @@
-import { aiSdkUiReader } from '../lib/readers/ai-sdk';
+import { aiSdkUiReader } from '../lib/formats/ai-sdk';
 import { RecordingSink } from './support/recording-sink';
 import { mangle, runThroughState } from './support/formats-state';
 import { seededRandom } from './support/prng';

@@ -1,5 +1,5 @@
-import { anthropicReader } from '../lib/readers/anthropic';
-import type { PlainTextDelta } from '../lib/readers/types';
+import { anthropicReader } from '../lib/formats/anthropic';
+import type { PlainTextDelta } from '../lib/formats/types';
 import { codePoints } from './support/chat-fixtures';
 import {
   ARG_PIECES,

@@ -1,8 +1,8 @@
 import { Registry } from 'prom-client';
 import { MetricsStore } from '../lib/metrics';
 import { resolveOptions } from '../lib/options';
-import { openAiReader } from '../lib/readers/openai';
-import { RequestState } from '../lib/request-state';
+import { openAiReader } from '../lib/formats/openai';
+import { RequestState } from '../lib/request/request-state';
 import { codePoints } from './support/chat-fixtures';
 import { m, value } from './support/registry-values';
 

@@ -1,4 +1,4 @@
-import { ResponseTextDecoder } from '../lib/decode';
+import { ResponseTextDecoder } from '../lib/http/decode';
 import { cutAtRandom, seededRandom } from './support/prng';
 
 const TEXT = 'data: ünï 你好世界 🌍🚀 Ω ✓\r\n\r\n'.repeat(3);

@@ -1,4 +1,4 @@
-import { estimateTokens } from '../lib/estimate';
+import { estimateTokens } from '../lib/counting/estimate';
 
 describe('estimateTokens (default estimator)', () => {
   it('counts 0 for the empty string', () => {

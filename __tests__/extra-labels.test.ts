@@ -13,7 +13,7 @@ import type { DynamoMetricsError, DynamoMetricsOptions } from '../lib';
 import { createHash } from 'node:crypto';
 import { ExtraLabels, MetricsStore } from '../lib/metrics';
 import { resolveOptions } from '../lib/options';
-import { RequestState } from '../lib/request-state';
+import { RequestState } from '../lib/request/request-state';
 import { garbageCollector, heapAfterGc, MB } from './support/hardening-gc';
 import { chatEvent } from './support/hardening-llm';
 import { listen } from './support/http-harness';

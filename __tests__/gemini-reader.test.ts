@@ -1,4 +1,4 @@
-import { geminiReader } from '../lib/readers/gemini';
+import { geminiReader } from '../lib/formats/gemini';
 import { RecordingSink } from './support/recording-sink';
 import { PIECES, THOUGHT_PIECES, geminiBody, geminiChunks } from './support/gemini-ollama-fixtures';
 import { mangle, runThroughState } from './support/formats-state';

@@ -1,7 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { hookResponse } from '../lib/hook';
-import type { ResponseListener } from '../lib/hook';
-import type { ResponseOutcome } from '../lib/request-state';
+import { hookResponse } from '../lib/http/hook';
+import type { ResponseListener, ResponseOutcome } from '../lib/http/hook';
 import { eventually, listen, openStream, request, signal } from './support/http-harness';
 import type { RunningServer } from './support/http-harness';
 

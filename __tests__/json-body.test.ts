@@ -4,7 +4,7 @@
  * fields (model, usage, finish reason, error) are still read.
  */
 import fc from 'fast-check';
-import { JsonBodyReader } from '../lib/json-body';
+import { JsonBodyReader } from '../lib/events/json-body';
 import { seededRandom } from './support/prng';
 
 function read(text: string, cuts: number[], budget = Number.MAX_SAFE_INTEGER): { value: unknown; invalid: boolean; truncated: boolean } {

@@ -1,5 +1,5 @@
-import { ResponseTextDecoder } from '../lib/decode';
-import { LineSplitter } from '../lib/lines';
+import { ResponseTextDecoder } from '../lib/http/decode';
+import { LineSplitter } from '../lib/events/lines';
 import { cutAt, cutAtRandom, seededRandom } from './support/prng';
 
 interface Seen {

@@ -1,4 +1,4 @@
-import { ollamaReader } from '../lib/readers/ollama';
+import { ollamaReader } from '../lib/formats/ollama';
 import { RecordingSink } from './support/recording-sink';
 import { PIECES, THOUGHT_PIECES, countOf, ollamaBody, ollamaLines } from './support/gemini-ollama-fixtures';
 import { mangle, runThroughState } from './support/formats-state';

@@ -1,4 +1,4 @@
-import { openAiReader } from '../lib/readers/openai';
+import { openAiReader } from '../lib/formats/openai';
 import { chatChunk, logprobs } from './support/chat-fixtures';
 import { RecordingSink } from './support/recording-sink';
 

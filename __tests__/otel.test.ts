@@ -6,7 +6,7 @@ import type { Response } from 'express';
 import { Registry } from 'prom-client';
 import { dynamoMetrics, GEN_AI_INSTRUMENTS } from '../lib';
 import type { DynamoMetricsError, DynamoMetricsOptions } from '../lib';
-import { GEN_AI_BUCKETS } from '../lib/otel';
+import { GEN_AI_BUCKETS } from '../lib/metrics/otel';
 import { chatChunk, DONE, sse } from './support/chat-fixtures';
 import { anthropicStream, responseObject, responsesUsage, typedSse } from './support/formats-fixtures';
 import { eventually, listen, openStream, postJson, request, sleep } from './support/http-harness';

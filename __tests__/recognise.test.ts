@@ -1,10 +1,10 @@
-import { responseFormat } from '../lib/recognise';
-import type { RequestFormat } from '../lib/recognise';
-import { aiSdkUiReader } from '../lib/readers/ai-sdk';
-import { anthropicReader } from '../lib/readers/anthropic';
-import { geminiReader } from '../lib/readers/gemini';
-import { ollamaReader } from '../lib/readers/ollama';
-import { openAiReader } from '../lib/readers/openai';
+import { responseFormat } from '../lib/formats/recognise';
+import type { RequestFormat } from '../lib/formats/recognise';
+import { aiSdkUiReader } from '../lib/formats/ai-sdk';
+import { anthropicReader } from '../lib/formats/anthropic';
+import { geminiReader } from '../lib/formats/gemini';
+import { ollamaReader } from '../lib/formats/ollama';
+import { openAiReader } from '../lib/formats/openai';
 
 const headers =
   (values: Record<string, string>) =>

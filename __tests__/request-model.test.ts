@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { geminiModelFromPath, requestModelHints } from '../lib/request-model';
+import { geminiModelFromPath, requestModelHints } from '../lib/request/request-model';
 import { endpointFromPath } from '../lib/labels';
 import { dynamoMetrics } from '../lib';
 

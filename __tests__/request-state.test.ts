@@ -2,8 +2,8 @@ import { Registry } from 'prom-client';
 import { MetricsStore } from '../lib/metrics';
 import { resolveOptions } from '../lib/options';
 import type { DynamoMetricsOptions } from '../lib/options';
-import { RequestState } from '../lib/request-state';
-import type { RequestHints } from '../lib/request-state';
+import { RequestState } from '../lib/request/request-state';
+import type { RequestHints } from '../lib/request/request-state';
 import { codePoints } from './support/chat-fixtures';
 import { m, value } from './support/registry-values';
 

@@ -1,4 +1,4 @@
-import { responsesReader } from '../lib/readers/responses';
+import { responsesReader } from '../lib/formats/responses';
 import {
   ARG_PIECES,
   REASONING_PIECES,

@@ -1,4 +1,4 @@
-import { SseParser } from '../lib/sse';
+import { SseParser } from '../lib/events/sse';
 import { seededRandom } from './support/prng';
 
 interface Seen {

@@ -1,4 +1,4 @@
-import { estimateTokens, StreamEstimator } from '../lib/estimate';
+import { estimateTokens, StreamEstimator } from '../lib/counting/estimate';
 import { o200kTokens, oneTokenStream, pieces } from './support/token-streams';
 
 // Text written for these tests (the benchmark has its own corpus): what a stream's shape must not change.

@@ -1,17 +1,17 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { estimateTokens } from './estimate';
-import { hookResponse } from './hook';
+import { estimateTokens } from './counting/estimate';
+import { hookResponse } from './http/hook';
 import { MetricsStore } from './metrics';
 import type { ExtraLabelProblem } from './metrics/extra-labels';
 import type { DynamoMetricsError, DynamoMetricsOptions, HttpRequest } from './options';
 import { resolveOptions } from './options';
-import { GenAiRecorder } from './otel';
-import { requestModelHints } from './request-model';
-import { RequestState } from './request-state';
-import type { RequestHints } from './request-state';
-import { ResponseReader } from './response-reader';
-import type { ResponseReaderSettings } from './response-reader';
-import { UnmatchedResponse } from './unmatched-response';
+import { GenAiRecorder } from './metrics/otel';
+import { requestModelHints } from './request/request-model';
+import { RequestState } from './request/request-state';
+import type { RequestHints } from './request/request-state';
+import { ResponseReader } from './http/response-reader';
+import type { ResponseReaderSettings } from './http/response-reader';
+import { UnmatchedResponse } from './http/unmatched-response';
 
 /**
  * A `(req, res, next)` middleware on Node's own request and response, for Express, Connect, NestJS's `app.use()`

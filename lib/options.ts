@@ -7,7 +7,7 @@ import { ExtraLabels } from './metrics/extra-labels';
 import type { ExtraLabelsOption } from './metrics/extra-labels';
 import { endpointFromPath } from './labels';
 import { configError } from './errors';
-import type { GenAiMeter } from './otel';
+import type { GenAiMeter } from './metrics/otel';
 
 /**
  * A prom-client registry of either exposition format: `new Registry()` (Prometheus text) or

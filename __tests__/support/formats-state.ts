@@ -5,8 +5,8 @@
 import { Registry } from 'prom-client';
 import { MetricsStore } from '../../lib/metrics';
 import { resolveOptions } from '../../lib/options';
-import type { WireFormatReader } from '../../lib/readers/types';
-import { RequestState } from '../../lib/request-state';
+import type { WireFormatReader } from '../../lib/formats/types';
+import { RequestState } from '../../lib/request/request-state';
 import { codePoints } from './chat-fixtures';
 import { m, value } from './registry-values';
 

@@ -1,5 +1,5 @@
 import type { ErrorType } from '../../lib/labels';
-import type { ChunkCount, ObservationSink } from '../../lib/readers/types';
+import type { ChunkCount, ObservationSink } from '../../lib/formats/types';
 import { codePoints } from './chat-fixtures';
 
 export type Observation =

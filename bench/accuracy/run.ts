@@ -8,7 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { estimateTokens, scriptOf, StreamEstimator } from '../../lib/estimate';
+import { estimateTokens, scriptOf, StreamEstimator } from '../../lib/counting/estimate';
 import { loadCorpus } from './corpus';
 import type { Category } from './corpus';
 import { CHECKPOINTS, checkpointErrors, costPerCall, median, worst } from './measure';
@@ -173,7 +173,7 @@ function main(): void {
     ),
   }));
   const memory = JSON.parse(
-    execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(__dirname, 'memory-child.ts'), '../../lib/estimate'], {
+    execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(__dirname, 'memory-child.ts'), '../../lib/counting/estimate'], {
       cwd: __dirname,
       encoding: 'utf8',
     }),
@@ -234,7 +234,7 @@ function main(): void {
     costs.map((c) => [c.estimator, ...Object.values(c.us).map((v) => v.toFixed(3))]),
   );
   say(
-    `\nlib/estimate loaded: +${memory.heapMB} MB heap, +${memory.rssMB} MB RSS; one response's estimator state: ` +
+    `\nlib/counting/estimate loaded: +${memory.heapMB} MB heap, +${memory.rssMB} MB RSS; one response's estimator state: ` +
       `${memory.bytesPerStream} bytes`,
   );
 

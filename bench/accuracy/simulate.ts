@@ -7,8 +7,8 @@
 import { Registry } from 'prom-client';
 import { MetricsStore } from '../../lib/metrics';
 import { resolveOptions } from '../../lib/options';
-import { openAiReader } from '../../lib/readers/openai';
-import { RequestState } from '../../lib/request-state';
+import { openAiReader } from '../../lib/formats/openai';
+import { RequestState } from '../../lib/request/request-state';
 import type { Chunk } from './streams';
 
 export interface Simulated {

@@ -1,10 +1,10 @@
 /**
- * Chooses lib/estimate.ts's DEFAULT_WEIGHTS by measurement: coordinate descent over a grid, scoring each
+ * Chooses lib/counting/estimate.ts's DEFAULT_WEIGHTS by measurement: coordinate descent over a grid, scoring each
  * candidate against the issue's targets on the accuracy benchmark's streams. Not part of `npm run bench:accuracy`
  * (it takes a few minutes). Run: npx tsx bench/accuracy/tune.ts
  */
-import { createEstimator, DEFAULT_WEIGHTS } from '../../lib/estimate';
-import type { EstimatorWeights } from '../../lib/estimate';
+import { createEstimator, DEFAULT_WEIGHTS } from '../../lib/counting/estimate';
+import type { EstimatorWeights } from '../../lib/counting/estimate';
 import { loadCorpus } from './corpus';
 import { checkpointErrors, median } from './measure';
 import { SCENARIOS, generate, mulberry32 } from './streams';

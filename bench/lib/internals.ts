@@ -1,27 +1,27 @@
 import type { Registry } from 'prom-client';
 import { MetricsStore } from '../../lib/metrics';
 import { resolveOptions } from '../../lib/options';
-import type { RequestRecorder } from '../../lib/otel';
-import type { RequestFormat } from '../../lib/recognise';
-import { requestHints } from '../../lib/request-state';
-import type { RequestStateContext } from '../../lib/request-state';
-import type { ResponseReader } from '../../lib/response-reader';
+import type { RequestRecorder } from '../../lib/metrics/otel';
+import type { RequestFormat } from '../../lib/formats/recognise';
+import { requestHints } from '../../lib/request/request-state';
+import type { RequestStateContext } from '../../lib/request/request-state';
+import type { ResponseReader } from '../../lib/http/response-reader';
 
 /**
  * The one door from bench/ into lib/'s internals: the stage benchmarks time the pipeline's pieces one by one,
  * which the public API cannot reach. When lib/ is reorganised, this file is the only one in bench/ to follow it.
  */
 
-export { ResponseTextDecoder } from '../../lib/decode';
-export { estimateTokens } from '../../lib/estimate';
-export { hookResponse } from '../../lib/hook';
-export type { ResponseListener } from '../../lib/hook';
-export { GenAiRecorder } from '../../lib/otel';
-export { openAiReader } from '../../lib/readers/openai';
-export type { ObservationSink } from '../../lib/readers/types';
-export { RequestState } from '../../lib/request-state';
-export { ResponseReader } from '../../lib/response-reader';
-export { SseParser } from '../../lib/sse';
+export { ResponseTextDecoder } from '../../lib/http/decode';
+export { estimateTokens } from '../../lib/counting/estimate';
+export { hookResponse } from '../../lib/http/hook';
+export type { ResponseListener } from '../../lib/http/hook';
+export { GenAiRecorder } from '../../lib/metrics/otel';
+export { openAiReader } from '../../lib/formats/openai';
+export type { ObservationSink } from '../../lib/formats/types';
+export { RequestState } from '../../lib/request/request-state';
+export { ResponseReader } from '../../lib/http/response-reader';
+export { SseParser } from '../../lib/events/sse';
 
 /**
  * What a request's state needs from its middleware, built as `dynamoMetrics()` builds it, on `registry`; with a

@@ -8,8 +8,8 @@ import type { Express, RequestHandler } from 'express';
 import { Registry } from 'prom-client';
 import { join, resolve } from 'node:path';
 import type * as Lib from '../../lib';
-import type * as HookModule from '../../lib/hook';
-import type { ResponseListener } from '../../lib/hook';
+import type * as HookModule from '../../lib/http/hook';
+import type { ResponseListener } from '../../lib/http/hook';
 import { BENCH_MODEL, buildEvents, loadTokens } from './fixture';
 
 /**
@@ -101,7 +101,7 @@ async function mountMiddleware(app: Express, config: ServerConfig): Promise<void
   }
   if (config === 'hook') {
     // The lib's response hook alone, with a listener that does nothing: the cost of hooking before any reading.
-    const { hookResponse } = await loadLibModule<typeof HookModule>('hook');
+    const { hookResponse } = await loadLibModule<typeof HookModule>('http/hook');
     const listener: ResponseListener = {
       onHead: () => undefined,
       onBody: () => undefined,

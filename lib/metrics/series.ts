@@ -1,4 +1,4 @@
-import { Calibration } from '../calibration';
+import { Calibration } from '../counting/calibration';
 import { HISTOGRAM_NAMES } from './definitions';
 import type { HistogramName } from './definitions';
 import type { HistogramBounds } from './buckets';

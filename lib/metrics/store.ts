@@ -1,5 +1,5 @@
 import type { Metric, Registry } from 'prom-client';
-import { Calibration } from '../calibration';
+import { Calibration } from '../counting/calibration';
 import type { ErrorType } from '../labels';
 import { ModelLabels, UNKNOWN_MODEL } from '../labels';
 import type { HistogramBounds } from './buckets';

@@ -1,17 +1,18 @@
-import { ChunkShape } from './chunk-shape';
+import { ChunkShape } from '../events/chunk-shape';
 import { ResponseTextDecoder } from './decode';
 import type { ResponseListener } from './hook';
-import { JsonBodyReader } from './json-body';
+import { JsonBodyReader } from '../events/json-body';
 import { BodyDecompressor } from './decompress';
 import type { DecodedBodySink } from './decompress';
-import { LineSplitter } from './lines';
-import type { WireFormatReader } from './readers/types';
-import { responseFormat } from './recognise';
-import type { BodyMode, RequestFormat } from './recognise';
+import { LineSplitter } from '../events/lines';
+import type { WireFormatReader } from '../formats/types';
+import { responseFormat } from '../formats/recognise';
+import type { BodyMode, RequestFormat } from '../formats/recognise';
 import type { IncomingMessage } from 'node:http';
-import type { RequestHints, RequestState, ResponseOutcome } from './request-state';
-import { SseParser } from './sse';
-import type { SseHandler } from './sse';
+import type { ResponseOutcome } from './hook';
+import type { RequestHints, RequestState } from '../request/request-state';
+import { SseParser } from '../events/sse';
+import type { SseHandler } from '../events/sse';
 
 /** The same for every response of one middleware. */
 export interface ResponseReaderSettings {

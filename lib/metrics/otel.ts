@@ -1,5 +1,5 @@
-import type { ErrorType } from './labels';
-import { ModelLabels, UNKNOWN_MODEL } from './labels';
+import type { ErrorType } from '../labels';
+import { ModelLabels, UNKNOWN_MODEL } from '../labels';
 
 // Nothing here imports @opentelemetry/api, not even its types: the package never loads it, and its published types
 // do not need it installed. Everything here runs once per request, at its end, never per chunk.

@@ -1,4 +1,4 @@
-import type { PlainTextDelta } from './readers/types';
+import type { PlainTextDelta } from '../formats/types';
 import type { SseShortcut } from './sse';
 
 /** Where a shaped event's text is counted: the request state. */

@@ -1,12 +1,13 @@
 import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { SCRIPTS, scriptOf, StreamEstimator } from './estimate';
-import type { ErrorType } from './labels';
-import { errorTypeForStatus, finishReasonLabel, UNKNOWN_MODEL } from './labels';
-import type { CounterSet, ExtraLabelValues, MetricsStore, RequestType } from './metrics';
-import { NO_EXTRA_LABELS } from './metrics';
-import type { RequestRecorder } from './otel';
-import type { ChunkCount, ObservationSink } from './readers/types';
+import { SCRIPTS, scriptOf, StreamEstimator } from '../counting/estimate';
+import type { ErrorType } from '../labels';
+import { errorTypeForStatus, finishReasonLabel, UNKNOWN_MODEL } from '../labels';
+import type { CounterSet, ExtraLabelValues, MetricsStore, RequestType } from '../metrics';
+import { NO_EXTRA_LABELS } from '../metrics';
+import type { RequestRecorder } from '../metrics/otel';
+import type { ResponseOutcome } from '../http/hook';
+import type { ChunkCount, ObservationSink } from '../formats/types';
 
 /** Largest usage count believed; beyond it a stated count is malformed, not a request's size. */
 const MAX_TOKEN_COUNT = 100_000_000;
@@ -20,12 +21,6 @@ const MAX_CHUNKS_BEFORE_MODEL = 16;
 /** Multipliers of a model without calibration: the estimate as it is. */
 const UNSCALED: Float64Array = new Float64Array(SCRIPTS).fill(1);
 
-/**
- * How a response ended, as the response hook saw it: sent in full; the client left; the server broke it off (the
- * app destroyed the response or its socket, an error after the head); the server's socket timeout fired; or its
- * connection died before it was its turn to be sent (pipelined behind another), with the client still there.
- */
-export type ResponseOutcome = 'finished' | 'client_left' | 'server_aborted' | 'timed_out' | 'never_sent';
 
 /** What the request itself says, when a body parser ran before us or by the time the response starts. */
 export interface RequestHints {

@@ -1,8 +1,8 @@
-import { endpointFromPath } from './labels';
-import { aiSdkUiReader } from './readers/ai-sdk';
-import { ollamaReader } from './readers/ollama';
-import { knownReader, readerFor } from './readers';
-import type { WireFormatReader } from './readers/types';
+import { endpointFromPath } from '../labels';
+import { aiSdkUiReader } from './ai-sdk';
+import { ollamaReader } from './ollama';
+import { knownReader, readerFor } from '.';
+import type { WireFormatReader } from './types';
 
 /** The header the AI SDK sets on every UI message stream, whatever the route. */
 export const AI_SDK_UI_HEADER = 'x-vercel-ai-ui-message-stream';

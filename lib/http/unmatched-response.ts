@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { ResponseListener } from './hook';
-import { AI_SDK_UI_HEADER } from './recognise';
-import type { ResponseOutcome } from './request-state';
+import { AI_SDK_UI_HEADER } from '../formats/recognise';
+import type { ResponseOutcome } from './hook';
 
 /**
  * A request whose path names no LLM format, watched until its response head: an AI SDK UI message stream says

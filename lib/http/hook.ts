@@ -1,7 +1,13 @@
 import type { OutgoingHttpHeader, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { ConnectionWatch } from './connection';
-import type { ResponseOutcome } from './request-state';
+
+/**
+ * How a response ended, as the response hook saw it: sent in full; the client left; the server broke it off (the
+ * app destroyed the response or its socket, an error after the head); the server's socket timeout fired; or its
+ * connection died before it was its turn to be sent (pipelined behind another), with the client still there.
+ */
+export type ResponseOutcome = 'finished' | 'client_left' | 'server_aborted' | 'timed_out' | 'never_sent';
 
 /** What the response hook reports; called inside try/catch, so a listener bug never reaches the handler. */
 export interface ResponseListener {
