@@ -16,7 +16,9 @@ export function pipelined(port: number, requests: { path: string; body: unknown;
         return `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: ${connection}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(payload)}\r\n${extra}\r\n${payload}`;
       })
       .join('');
-    const socket = net.connect(port, '127.0.0.1', () => socket.end(text));
+    // Written, not ended: a client's half-close makes Node's server abort the requests still queued behind others,
+    // so the server closes the connection itself after the last request (`Connection: close`).
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(text));
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new Error('pipelined requests not answered within 60 s'));
