@@ -1,4 +1,5 @@
-import { estimateTokens, StreamEstimator } from '../lib/counting/estimate';
+import { estimateTokens } from '../lib/counting/estimate';
+import { StreamEstimator } from '../lib/counting/stream-estimator';
 import { o200kTokens, oneTokenStream, pieces } from './support/token-streams';
 
 // Text written for these tests (the benchmark has its own corpus): what a stream's shape must not change.

@@ -8,7 +8,9 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { estimateTokens, scriptOf, StreamEstimator } from '../../lib/counting/estimate';
+import { scriptOf } from '../../lib/counting/character-classes';
+import { estimateTokens } from '../../lib/counting/estimate';
+import { StreamEstimator } from '../../lib/counting/stream-estimator';
 import { loadCorpus } from './corpus';
 import type { Category } from './corpus';
 import { CHECKPOINTS, checkpointErrors, costPerCall, median, worst } from './measure';
@@ -173,7 +175,7 @@ function main(): void {
     ),
   }));
   const memory = JSON.parse(
-    execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(__dirname, 'memory-child.ts'), '../../lib/counting/estimate'], {
+    execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', join(__dirname, 'memory-child.ts'), '../../lib/counting/stream-estimator'], {
       cwd: __dirname,
       encoding: 'utf8',
     }),

@@ -1,4 +1,4 @@
-import { SCRIPTS } from './estimate';
+import { SCRIPTS } from './character-classes';
 
 /**
  * What one model's earlier streams taught about the default estimate: how the usage they stated compares with

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { SCRIPTS, scriptOf, StreamEstimator } from '../counting/estimate';
+import { SCRIPTS, scriptOf } from '../counting/character-classes';
+import { StreamEstimator } from '../counting/stream-estimator';
 import type { ErrorType } from '../labels';
 import { errorTypeForStatus, finishReasonLabel, UNKNOWN_MODEL } from '../labels';
 import type { CounterSet, ExtraLabelValues, MetricsStore, RequestType } from '../metrics';
