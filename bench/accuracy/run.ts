@@ -236,7 +236,7 @@ function main(): void {
     costs.map((c) => [c.estimator, ...Object.values(c.us).map((v) => v.toFixed(3))]),
   );
   say(
-    `\nlib/counting/estimate loaded: +${memory.heapMB} MB heap, +${memory.rssMB} MB RSS; one response's estimator state: ` +
+    `\nlib/counting/stream-estimator loaded: +${memory.heapMB} MB heap, +${memory.rssMB} MB RSS; one response's estimator state: ` +
       `${memory.bytesPerStream} bytes`,
   );
 
