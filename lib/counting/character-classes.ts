@@ -58,6 +58,26 @@ export const WHITESPACE = 4;
 export const RUN_PUNCT = 5;
 export const ABSORB = 6; // line ends right after punctuation: part of the punctuation's piece (".\n\n", "{\n", "。\n")
 
+/** Whether a character of class `k` continues a run of kind `run`, or ends it. Both scans share this rule. */
+export function continuesRun(run: number, k: number): boolean {
+  switch (run) {
+    case WORD:
+      return k === LOWER || k === UPPER || k === JOINER || k === LETTER_NON_ASCII;
+    case RUN_CJK:
+      return k === CJK;
+    case RUN_DIGIT:
+      return k === DIGIT;
+    case WHITESPACE:
+      return k === SPACE || k === NEWLINE;
+    case RUN_PUNCT:
+      return k === PUNCT;
+    case ABSORB:
+      return k === NEWLINE;
+    default:
+      return false;
+  }
+}
+
 
 /**
  * Scripts the calibration learns separately, because vocabularies split them differently from English and from

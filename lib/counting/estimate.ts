@@ -11,7 +11,7 @@
  *   in, on top of this.
  */
 
-import { ABSORB, ASTRAL, CJK, CLASS, DIGIT, JOINER, LETTER_NON_ASCII, LOWER, NEWLINE, NONE, PUNCT, RUN_CJK, RUN_DIGIT, RUN_PUNCT, SPACE, startsPiece, UPPER, WHITESPACE, WORD } from './character-classes';
+import { ABSORB, ASTRAL, CJK, CLASS, continuesRun, DIGIT, LETTER_NON_ASCII, LOWER, NEWLINE, NONE, PUNCT, RUN_CJK, RUN_DIGIT, RUN_PUNCT, SPACE, startsPiece, UPPER, WHITESPACE, WORD } from './character-classes';
 
 /** Tuning knobs; `DEFAULT_WEIGHTS` holds the values chosen by `bench/accuracy/tune.ts`. */
 export interface EstimatorWeights {
@@ -122,47 +122,12 @@ export function createEstimator(weights: Readonly<EstimatorWeights> = DEFAULT_WE
     let endsInSpace = false;
     for (let i = 0; i < n; i++) {
       const k = CLASS[text.charCodeAt(i)]!;
-      // Continue the current run.
-      switch (run) {
-        case WORD:
-          if (k === LOWER || k === UPPER || k === JOINER) {
-            len++;
-            continue;
-          }
-          if (k === LETTER_NON_ASCII) {
-            len++;
-            nonAscii++;
-            continue;
-          }
-          break;
-        case RUN_CJK:
-          if (k === CJK) {
-            len++;
-            continue;
-          }
-          break;
-        case RUN_DIGIT:
-          if (k === DIGIT) {
-            len++;
-            continue;
-          }
-          break;
-        case WHITESPACE:
-          if (k === SPACE || k === NEWLINE) {
-            len++;
-            endsInSpace = k === SPACE;
-            continue;
-          }
-          break;
-        case RUN_PUNCT:
-          if (k === PUNCT) {
-            len++;
-            continue;
-          }
-          break;
-        case ABSORB:
-          if (k === NEWLINE) continue;
-          break;
+      if (continuesRun(run, k)) {
+        // A line end absorbed by punctuation adds nothing; any other character lengthens its run.
+        if (run !== ABSORB) len++;
+        if (k === LETTER_NON_ASCII) nonAscii++;
+        else if (run === WHITESPACE) endsInSpace = k === SPACE;
+        continue;
       }
       // The run ended at this character: count it, then start the next one.
       close(run, len, endsInSpace, k);

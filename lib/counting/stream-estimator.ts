@@ -1,4 +1,4 @@
-import { ABSORB, ASTRAL, CJK, CLASS, DIGIT, JOINER, LETTER_NON_ASCII, LOWER, NEWLINE, NONE, PUNCT, RUN_CJK, RUN_DIGIT, RUN_PUNCT, SPACE, startsPiece, UPPER, WHITESPACE, WORD } from './character-classes';
+import { ABSORB, ASTRAL, CJK, CLASS, continuesRun, DIGIT, LETTER_NON_ASCII, LOWER, NEWLINE, NONE, PUNCT, RUN_CJK, RUN_DIGIT, RUN_PUNCT, SPACE, startsPiece, UPPER, WHITESPACE, WORD } from './character-classes';
 import { DEFAULT_WEIGHTS, estimateTokens } from './estimate';
 import type { EstimatorWeights } from './estimate';
 
@@ -42,46 +42,12 @@ class CarryScanner {
     const n = text.length;
     for (let i = 0; i < n; i++) {
       const k = CLASS[text.charCodeAt(i)]!;
-      switch (run) {
-        case WORD:
-          if (k === LOWER || k === UPPER || k === JOINER) {
-            len++;
-            continue;
-          }
-          if (k === LETTER_NON_ASCII) {
-            len++;
-            nonAscii++;
-            continue;
-          }
-          break;
-        case RUN_CJK:
-          if (k === CJK) {
-            len++;
-            continue;
-          }
-          break;
-        case RUN_DIGIT:
-          if (k === DIGIT) {
-            len++;
-            continue;
-          }
-          break;
-        case WHITESPACE:
-          if (k === SPACE || k === NEWLINE) {
-            len++;
-            endsInSpace = k === SPACE;
-            continue;
-          }
-          break;
-        case RUN_PUNCT:
-          if (k === PUNCT) {
-            len++;
-            continue;
-          }
-          break;
-        case ABSORB:
-          if (k === NEWLINE) continue;
-          break;
+      if (continuesRun(run, k)) {
+        // A line end absorbed by punctuation adds nothing; any other character lengthens its run.
+        if (run !== ABSORB) len++;
+        if (k === LETTER_NON_ASCII) nonAscii++;
+        else if (run === WHITESPACE) endsInSpace = k === SPACE;
+        continue;
       }
       this.closed += closedTokens(w, run, len, endsInSpace, nonAscii, k);
       nonAscii = 0;
