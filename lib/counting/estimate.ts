@@ -191,7 +191,7 @@ export function estimateTokens(text: string): number {
  * The common one-token delta of an engine stream (an optional leading space and up to `singleWordFree` ASCII
  * letters), which the full scan counts as 1 too; checked first because it is most chunks of most streams.
  */
-function isShortWord(text: string): boolean {
+export function isShortWord(text: string): boolean {
   const n = text.length;
   const start = n > 0 && text.charCodeAt(0) === 32 ? 1 : 0;
   if (n - start === 0 || n - start > DEFAULT_WEIGHTS.singleWordFree) return false;

@@ -97,7 +97,12 @@ export class ResponseReader implements ResponseListener, SseHandler, DecodedBody
     const text = this.decoder.write(chunk, encoding);
     if (text.length === 0) return;
     if (this.mode === 'events') {
-      (this.sse as SseParser).feed(text);
+      this.state.beginWrite();
+      try {
+        (this.sse as SseParser).feed(text);
+      } finally {
+        this.state.endWrite();
+      }
     } else if (this.mode === 'lines') {
       (this.lines as LineSplitter).feed(text);
     } else if (this.mode === 'text') {

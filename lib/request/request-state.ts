@@ -119,6 +119,9 @@ export class RequestState implements ObservationSink {
   private leanLow = false;
   private firstTokenSeen = false;
   private lastTokenAt = 0;
+  /** Inside one write: its token chunks arrived together and share one timestamp (-1: not read yet). */
+  private inWrite = false;
+  private writeTime = -1;
   private promptSeen = false;
   private finishReasonValue: string | undefined;
   private completedMarker = false;
@@ -300,9 +303,28 @@ export class RequestState implements ObservationSink {
       this.pendingEmpty = true;
       return 0;
     }
-    this.script = scriptOf(text);
     const custom = this.context.estimate;
-    return custom === undefined ? this.estimatorFor().count(text) : custom(text, this.model ?? UNKNOWN_MODEL);
+    if (custom !== undefined) {
+      this.script = scriptOf(text);
+      return custom(text, this.model ?? UNKNOWN_MODEL);
+    }
+    const estimator = this.estimatorFor();
+    const tokens = estimator.count(text);
+    this.script = estimator.script;
+    return tokens;
+  }
+
+  /**
+   * The response reader is reading one write: the chunks in it arrived at the same moment, so the clock is read
+   * once for all of them (a proxy's writes often hold several events).
+   */
+  beginWrite(): void {
+    this.inWrite = true;
+    this.writeTime = -1;
+  }
+
+  endWrite(): void {
+    this.inWrite = false;
   }
 
   // ---- end -------------------------------------------------------------------------------------------------
@@ -440,6 +462,12 @@ export class RequestState implements ObservationSink {
     });
   }
 
+  private now(): number {
+    if (!this.inWrite) return performance.now();
+    if (this.writeTime < 0) this.writeTime = performance.now();
+    return this.writeTime;
+  }
+
   private estimatorFor(): StreamEstimator {
     return (this.estimator ??= new StreamEstimator());
   }
@@ -466,7 +494,7 @@ export class RequestState implements ObservationSink {
       series.pendingReasoningTokens += reasoning;
     }
     if (!timed || !this.streaming) return;
-    const now = performance.now();
+    const now = this.now();
     if (this.firstTokenSeen) {
       series.interTokenLatency.record((now - this.lastTokenAt) / 1000, chunkTokens);
     } else {
