@@ -184,6 +184,9 @@ export function createEstimator(weights: Readonly<EstimatorWeights> = DEFAULT_WE
  * the middleware calls it once per choice per chunk when the chunk does not state its count.
  */
 export function estimateTokens(text: string): number {
+  // One character is one piece, so one token, unless it is half of an emoji's surrogate pair (the full scan
+  // weighs that as an emoji).
+  if (text.length === 1) return (text.charCodeAt(0) & 0xfc00) === 0xd800 ? defaultEstimate(text) : 1;
   return isShortWord(text) ? 1 : defaultEstimate(text);
 }
 

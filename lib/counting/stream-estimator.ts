@@ -188,16 +188,17 @@ export class StreamEstimator {
       return this.take();
     }
     this.textStarted = true;
-    if (n < FIXED_MIN_LENGTH && !this.fixed && isShortWord(text)) {
-      // Most deltas of most engine streams: one short ASCII word, one token, too short for a fixed-size piece.
-      // The same as the general path below, without its scans.
+    // Most deltas of most engine streams are one short ASCII word: one token, in the Latin script. Known, that
+    // spares the scans below; when it is too short to be a fixed-size piece, it spares everything.
+    const shortWord = isShortWord(text);
+    if (shortWord && n < FIXED_MIN_LENGTH && !this.fixed) {
       this.script = 0;
       this.lastEndsInWord = true;
       this.sameLength = 0;
       this.total += 1;
       return this.take();
     }
-    this.script = scriptOf(text);
+    this.script = shortWord ? 0 : scriptOf(text);
     const first = CLASS[text.charCodeAt(0)]!;
     const cutsWord = this.lastEndsInWord && startsPiece(first);
     this.lastEndsInWord = startsPiece(CLASS[text.charCodeAt(n - 1)]!);
@@ -209,7 +210,7 @@ export class StreamEstimator {
       // The empty deltas before it carried the tokens of its other bytes.
       this.total += 1;
     } else {
-      this.total += estimateTokens(text);
+      this.total += shortWord ? 1 : estimateTokens(text);
     }
     return this.take();
   }

@@ -10,7 +10,8 @@ import { responseFormat } from '../formats/recognise';
 import type { BodyMode, RequestFormat } from '../formats/recognise';
 import type { IncomingMessage } from 'node:http';
 import type { ResponseOutcome } from './hook';
-import type { RequestHints, RequestState } from '../request/request-state';
+import type { RequestHints } from '../request/request-model';
+import type { RequestState } from '../request/request-state';
 import { SseParser } from '../events/sse';
 import type { SseHandler } from '../events/sse';
 
