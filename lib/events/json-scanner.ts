@@ -27,18 +27,7 @@ export interface JsonValueSink {
   value(value: string | number | boolean | null): void;
 }
 
-const enum State {
-  Value,
-  AfterValue,
-  AfterKey,
-  String,
-  Escape,
-  Unicode,
-  Number,
-  Literal,
-  Done,
-  Invalid,
-}
+const enum State { Value, AfterValue, AfterKey, String, Escape, Unicode, Number, Literal, Done, Invalid }
 
 export class JsonScanner {
   private state = State.Value;
@@ -48,11 +37,11 @@ export class JsonScanner {
   private expectKey = false;
   /** The last structural character was a comma: a closing bracket may not follow. */
   private lastWasComma = false;
+  /** The kept pieces of the string being read; `undefined` when it is not kept. */
   private stringParts: string[] | undefined;
-  private stringLength = 0;
+  /** How many more characters of it may be kept. */
+  private stringRoom = 0;
   private stringIsKey = false;
-  private stringKeep = false;
-  private stringLimit = 0;
   private unicode = '';
   private token = '';
   private tokenKeep = false;
@@ -75,15 +64,13 @@ export class JsonScanner {
     while (i < length && this.state !== State.Invalid) {
       const code = text.charCodeAt(i);
       switch (this.state) {
-        case State.String: {
+        case State.String:
           i = this.readString(text, i);
           continue;
-        }
-        case State.Escape: {
+        case State.Escape:
           this.escape(code);
           i++;
           continue;
-        }
         case State.Unicode: {
           this.unicode += text[i];
           if (this.unicode.length === 4) {
@@ -147,8 +134,7 @@ export class JsonScanner {
         if (code === 0x5d && inArray && !this.lastWasComma) return this.close(true);
         return this.startValue(code);
       case State.AfterKey:
-        if (code === 0x3a) this.state = State.Value;
-        else this.state = State.Invalid;
+        this.state = code === 0x3a ? State.Value : State.Invalid;
         return;
       case State.AfterValue:
         if (depth === 0) {
@@ -222,10 +208,8 @@ export class JsonScanner {
   private startString(isKey: boolean): void {
     this.lastWasComma = false;
     this.stringIsKey = isKey;
-    this.stringParts = [];
-    this.stringLength = 0;
-    this.stringLimit = this.sink.stringLimit(isKey);
-    this.stringKeep = this.stringLimit >= 0;
+    this.stringRoom = this.sink.stringLimit(isKey);
+    this.stringParts = this.stringRoom >= 0 ? [] : undefined;
     this.state = State.String;
   }
 
@@ -261,19 +245,18 @@ export class JsonScanner {
   }
 
   private appendString(piece: string): void {
-    if (!this.stringKeep) return;
-    this.stringLength += piece.length;
-    if (this.stringLength > this.stringLimit) {
-      this.stringKeep = false;
+    if (this.stringParts === undefined) return;
+    this.stringRoom -= piece.length;
+    if (this.stringRoom < 0) {
       this.stringParts = undefined;
       this.sink.stringDropped();
       return;
     }
-    (this.stringParts as string[]).push(piece);
+    this.stringParts.push(piece);
   }
 
   private endString(): void {
-    const kept = this.stringKeep ? (this.stringParts as string[]).join('') : undefined;
+    const kept = this.stringParts?.join('');
     this.stringParts = undefined;
     if (this.stringIsKey) {
       this.sink.key(kept);
@@ -306,16 +289,8 @@ export class JsonScanner {
 // eslint-disable-next-line no-control-regex -- raw control characters are exactly what JSON strings may not hold
 const SPECIAL = /["\\\u0000-\u001f]/g;
 
-const ESCAPES: Readonly<Record<number, string>> = {
-  0x22: '"',
-  0x5c: '\\',
-  0x2f: '/',
-  0x62: '\b',
-  0x66: '\f',
-  0x6e: '\n',
-  0x72: '\r',
-  0x74: '\t',
-};
+/** What each one-character escape stands for, by the character after the backslash. */
+const ESCAPES: Readonly<Record<number, string>> = { 0x22: '"', 0x5c: '\\', 0x2f: '/', 0x62: '\b', 0x66: '\f', 0x6e: '\n', 0x72: '\r', 0x74: '\t' };
 
 function isTokenChar(code: number): boolean {
   // Digits, letters of literals and exponents, sign and decimal point.
