@@ -1,0 +1,161 @@
+import { openAiReader } from '../../lib/formats/openai';
+import { chatChunk, logprobs } from '../support/chat-fixtures';
+import { RecordingSink } from '../support/recording-sink';
+
+function read(payload: unknown): RecordingSink {
+  const sink = new RecordingSink();
+  openAiReader.readEvent(typeof payload === 'string' ? payload : JSON.stringify(payload), undefined, sink);
+  return sink;
+}
+
+const tokensOf = (sink: RecordingSink): number => sink.of('tokens').reduce((sum, [, n]) => sum + n, 0);
+
+describe('openAiReader.readEvent (streamed chat and completions)', () => {
+  it('reads [DONE] as the end marker and nothing else', () => {
+    expect(read('[DONE]').seen).toEqual([['completed']]);
+  });
+
+  it('reports the model and a role-only chunk as zero tokens', () => {
+    const sink = read(chatChunk('m1', [{ delta: { role: 'assistant', content: '' } }]));
+    expect(sink.of('model')).toEqual([['model', 'm1']]);
+    expect(tokensOf(sink)).toBe(0);
+    expect(sink.of('completed')).toEqual([]);
+  });
+
+  it('counts content, reasoning_content, reasoning, refusal and tool-call arguments', () => {
+    const sink = read(
+      chatChunk('m', [
+        {
+          delta: {
+            content: 'abc',
+            reasoning_content: 'de',
+            reasoning: 'f',
+            refusal: 'gh',
+            tool_calls: [{ index: 0, function: { name: 'fn', arguments: '{"x":1}' } }],
+          },
+        },
+      ]),
+    );
+    // 3 + 2 + 1 + 2 + 2 + 7
+    expect(sink.of('tokens')).toEqual([['tokens', 17, 3]]);
+  });
+
+  it('counts every choice when n > 1', () => {
+    const sink = read(chatChunk('m', [{ index: 0, delta: { content: 'ab' } }, { index: 1, delta: { content: '你好世' } }]));
+    expect(tokensOf(sink)).toBe(5);
+  });
+
+  it('counts one token per logprobs entry, over the text estimate', () => {
+    const sink = read(chatChunk('m', [{ delta: { content: 'abcdefgh' }, logprobs: logprobs(['abcd', 'efgh']) }]));
+    expect(tokensOf(sink)).toBe(2);
+  });
+
+  it('counts legacy completions text and its logprobs.tokens', () => {
+    const text = read({ id: 'c', object: 'text_completion', model: 'm', choices: [{ index: 0, text: 'hello', finish_reason: null }] });
+    expect(tokensOf(text)).toBe(5);
+    const withLogprobs = read({
+      object: 'text_completion',
+      model: 'm',
+      choices: [{ index: 0, text: 'hello', logprobs: { tokens: ['hel', 'lo'], token_logprobs: [-1, -1] } }],
+    });
+    expect(tokensOf(withLogprobs)).toBe(2);
+  });
+
+  it('reports finish_reason as the end marker', () => {
+    const sink = read(chatChunk('m', [{ delta: {}, finish_reason: 'length' }]));
+    expect(sink.of('finish')).toEqual([['finish', 'length']]);
+    expect(sink.of('completed')).toHaveLength(1);
+  });
+
+  it('hands usage on a chunk over as the stated cumulative total, with the chunk count', () => {
+    const sink = read(
+      chatChunk('m', [{ delta: { content: 'abc' } }], {
+        prompt_tokens: 9,
+        completion_tokens: 4,
+        prompt_tokens_details: { cached_tokens: 2 },
+        completion_tokens_details: { reasoning_tokens: 1 },
+      }),
+    );
+    expect(sink.of('stated')).toEqual([['stated', 4, 1, { tokens: 3, reasoning: 0 }, true]]);
+    expect(sink.of('tokens')).toEqual([]);
+    expect(sink.of('prompt')).toEqual([['prompt', 9, 2]]);
+  });
+
+  it('marks usage on a generation chunk as live even when its text is empty (the stop token)', () => {
+    const sink = read(chatChunk('m', [{ delta: { content: '' }, finish_reason: 'stop' }], { prompt_tokens: 1, completion_tokens: 6 }));
+    expect(sink.of('stated')).toEqual([['stated', 6, undefined, { tokens: 0, reasoning: 0 }, true]]);
+  });
+
+  it('reads the final usage chunk with choices: [] and with choices: null', () => {
+    for (const choices of [[], null]) {
+      const sink = read(chatChunk('m', choices, { prompt_tokens: 5, completion_tokens: 12, total_tokens: 17 }));
+      expect(sink.of('stated')).toEqual([['stated', 12, undefined, { tokens: 0, reasoning: 0 }, false]]);
+      expect(sink.of('prompt')).toEqual([['prompt', 5, undefined]]);
+    }
+  });
+
+  it('reports an error event as failed with its mapped error type', () => {
+    expect(read({ error: { message: 'boom', type: 'server_error' } }).of('failed')).toEqual([['failed', 'internal']]);
+    expect(read({ error: { message: 'slow', code: 429 } }).of('failed')).toEqual([['failed', 'overload']]);
+  });
+
+  it('reports malformed JSON and JSON that is not an object, without throwing', () => {
+    expect(read('{"choices": [').of('malformed')).toEqual([['malformed', 'invalid_json']]);
+    expect(read('42').of('malformed')).toHaveLength(1);
+    expect(read('[1,2]').of('malformed')).toHaveLength(1);
+    expect(read('null').of('malformed')).toHaveLength(1);
+  });
+
+  it('ignores choices and deltas of unexpected shapes', () => {
+    const sink = read({ model: 'm', choices: [null, 3, 'x', { delta: 'text' }, { delta: { content: 5 } }] });
+    expect(tokensOf(sink)).toBe(0);
+    expect(sink.of('malformed')).toEqual([]);
+  });
+});
+
+describe('openAiReader.readBody (unary)', () => {
+  const body = (usage?: Record<string, unknown>): Record<string, unknown> => ({
+    id: 'c',
+    object: 'chat.completion',
+    model: 'm2',
+    choices: [
+      { index: 0, message: { role: 'assistant', content: 'hello' }, finish_reason: 'stop' },
+      { index: 1, message: { role: 'assistant', content: 'hi' }, finish_reason: 'length' },
+    ],
+    ...(usage === undefined ? {} : { usage }),
+  });
+
+  it('states usage.completion_tokens and prompt tokens, and marks the response complete', () => {
+    const sink = new RecordingSink();
+    openAiReader.readBody(body({ prompt_tokens: 3, completion_tokens: 42, total_tokens: 45 }), sink);
+    expect(sink.of('model')).toEqual([['model', 'm2']]);
+    expect(sink.of('stated')).toEqual([['stated', 42, undefined, { tokens: 7, reasoning: 0 }, false]]);
+    expect(sink.of('prompt')).toEqual([['prompt', 3, undefined]]);
+    expect(sink.of('completed')).toHaveLength(1);
+    expect(sink.of('finish').length).toBeGreaterThan(0);
+  });
+
+  it('estimates from the messages when there is no usage', () => {
+    const sink = new RecordingSink();
+    openAiReader.readBody(body(), sink);
+    expect(tokensOf(sink)).toBe(7);
+  });
+
+  it('reads a legacy completions body', () => {
+    const sink = new RecordingSink();
+    openAiReader.readBody({ object: 'text_completion', model: 'm', choices: [{ text: 'abcd', finish_reason: 'stop' }] }, sink);
+    expect(tokensOf(sink)).toBe(4);
+  });
+
+  it('reports an error body as failed', () => {
+    const sink = new RecordingSink();
+    openAiReader.readBody({ error: { message: 'nope', type: 'invalid_request_error' } }, sink);
+    expect(sink.of('failed')).toEqual([['failed', 'validation']]);
+  });
+
+  it('reports a body that is not an object as malformed', () => {
+    const sink = new RecordingSink();
+    openAiReader.readBody([1, 2], sink);
+    expect(sink.of('malformed')).toHaveLength(1);
+  });
+});
