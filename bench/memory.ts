@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { RESULTS_DIR, loadTokens } from './lib/fixture';
 import { DEFAULT_BODY } from './lib/load';
 import { buildLibForBench, killAll, startServerProcess } from './lib/procs';
+import { runMain } from './lib/entry';
 import type { ServerProcess } from './lib/procs';
 import type { MemSnapshot, ServerConfig } from './lib/server';
 import { censusDiff, heapCensus } from './lib/heap-snapshot';
@@ -314,10 +315,5 @@ async function main(): Promise<void> {
 }
 
 if (require.main === module) {
-  main()
-    .catch((error: unknown) => {
-      console.error(error);
-      process.exitCode = 1;
-    })
-    .finally(killAll);
+  runMain(main, killAll);
 }

@@ -3,6 +3,7 @@ import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RESULTS_DIR, loadTokens } from './lib/fixture';
 import { buildLibForBench, killAll, runLoadProcess, startServerProcess } from './lib/procs';
+import { runMain } from './lib/entry';
 import { isServerConfig } from './lib/server';
 import type { ServerConfig } from './lib/server';
 import { formatTable, median } from './lib/stats';
@@ -223,10 +224,5 @@ async function main(): Promise<void> {
 }
 
 if (require.main === module) {
-  main()
-    .catch((error: unknown) => {
-      console.error(error);
-      process.exitCode = 1;
-    })
-    .finally(killAll);
+  runMain(main, killAll);
 }

@@ -8,6 +8,7 @@ import type { GatewayConfig } from './lib/gateway';
 import { runLoad } from './lib/load';
 import type { LoadOptions, LoadResult } from './lib/load';
 import { buildLibForBench, killAll, runLoadProcess, startGatewayProcess, startServerProcess } from './lib/procs';
+import { runMain } from './lib/entry';
 import type { ServerProcess } from './lib/procs';
 import { isServerConfig } from './lib/server';
 import type { ServerConfig } from './lib/server';
@@ -290,11 +291,8 @@ if (require.main === module) {
       `${settings.baseline === undefined ? '' : `, baseline ${settings.baseline}`}; node ${process.version}, ${cpus().length} CPUs`,
   );
   const startedAt = Date.now();
-  runBench(settings)
-    .then(() => console.log(`done in ${Math.round((Date.now() - startedAt) / 1000)} s`))
-    .catch((error: unknown) => {
-      console.error(error);
-      process.exitCode = 1;
-    })
-    .finally(killAll);
+  runMain(async () => {
+    await runBench(settings);
+    console.log(`done in ${Math.round((Date.now() - startedAt) / 1000)} s`);
+  }, killAll);
 }

@@ -10,6 +10,7 @@ import { registerWithPublicTextOnly } from './lib/internals';
 import { chatCompletionsRoute, newCounters } from './lib/server';
 import { formatTable, median } from './lib/stats';
 import { percentile } from './lib/load';
+import { runMain } from './lib/entry';
 
 /**
  * `npm run bench:scrape`: how long `/metrics` takes to render with 1, 10 and 100 models once every metric has
@@ -180,8 +181,5 @@ async function main(): Promise<void> {
 }
 
 if (require.main === module) {
-  main().catch((error: unknown) => {
-    console.error(error);
-    process.exitCode = 1;
-  });
+  runMain(main);
 }

@@ -17,6 +17,7 @@ import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
+import { seededRandom } from './lib/prng';
 
 const SECONDS = Math.min(120, Math.max(1, Number(process.env.SOAK_SECONDS ?? 90)));
 const CONCURRENCY = Math.max(1, Number(process.env.SOAK_CONCURRENCY ?? 48));
@@ -28,20 +29,6 @@ const RANDOM_BYTES_RATE = process.env.SOAK_HOSTILE === '0' ? 0 : 0.03;
 const MAX_EVENT_BYTES = 64 * 1024;
 const PREFIX = 'dynamo_frontend';
 const TEXTS = [' the', ' café', ' 你好', ' 🌍', ' naïve', ' 世界', ' data', ' ok', ' "quoted"', ' back\\slash'];
-
-// ---------------------------------------------------------------------------------------------------------------
-// Deterministic randomness (mulberry32), so two soaks of the same length do the same things.
-
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const codePoints = (text: string): number => Array.from(text).length;
 

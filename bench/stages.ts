@@ -22,6 +22,7 @@ import { FakeResponse } from './lib/fake-response';
 import { loadFixture, proxyShaped } from './lib/fixture';
 import { pipelineReader } from './lib/pipeline';
 import { formatTable, median } from './lib/stats';
+import { runMain } from './lib/entry';
 
 /**
  * `npm run bench:stages`: the per-chunk cost of each stage of the hot path, measured in-process over the same
@@ -183,36 +184,36 @@ async function buildStages(fx: Fixture): Promise<Stage[]> {
       throw error;
     },
   };
-  add('write hook', 'lib hookResponse, no-op listener (per response: hook, head, writes, end)', (r) => {
-    let x = 0;
-    for (let k = 0; k < r; k++) {
-      const res = new FakeResponse();
-      hookResponse(res as never, noopListener);
-      res.writeHead(200, SSE_HEADERS);
-      for (let i = 0; i < n; i++) res.write(events[i] as string);
-      res.end();
-      x += res.written;
-    }
-    return x;
-  });
+  /** Whole responses written through the hook on a fake res (hook, head, writes, end), each to its own listener. */
+  const hookedResponses =
+    (listenerFor: () => ResponseListener) =>
+    (r: number): number => {
+      let x = 0;
+      for (let k = 0; k < r; k++) {
+        const res = new FakeResponse();
+        hookResponse(res as never, listenerFor());
+        res.writeHead(200, SSE_HEADERS);
+        for (let i = 0; i < n; i++) res.write(events[i] as string);
+        res.end();
+        x += res.written;
+      }
+      return x;
+    };
+  add('write hook', 'lib hookResponse, no-op listener (per response: hook, head, writes, end)', hookedResponses(() => noopListener));
 
   // ---- decode ---------------------------------------------------------------------------------------------------
-  add('decode', 'lib ResponseTextDecoder.write(string chunk)', (r) => {
-    let x = 0;
-    for (let k = 0; k < r; k++) {
-      const decoder = new ResponseTextDecoder();
-      for (let i = 0; i < n; i++) x += decoder.write(events[i], undefined).length;
-    }
-    return x;
-  });
-  add('decode', 'lib ResponseTextDecoder.write(Buffer chunk)', (r) => {
-    let x = 0;
-    for (let k = 0; k < r; k++) {
-      const decoder = new ResponseTextDecoder();
-      for (let i = 0; i < n; i++) x += decoder.write(buffers[i], undefined).length;
-    }
-    return x;
-  });
+  const decodeAll =
+    (chunks: readonly (string | Buffer)[]) =>
+    (r: number): number => {
+      let x = 0;
+      for (let k = 0; k < r; k++) {
+        const decoder = new ResponseTextDecoder();
+        for (let i = 0; i < n; i++) x += decoder.write(chunks[i], undefined).length;
+      }
+      return x;
+    };
+  add('decode', 'lib ResponseTextDecoder.write(string chunk)', decodeAll(events));
+  add('decode', 'lib ResponseTextDecoder.write(Buffer chunk)', decodeAll(buffers));
   add('decode', 'StringDecoder.write(Buffer)', (r) => {
     let x = 0;
     for (let k = 0; k < r; k++) {
@@ -315,29 +316,23 @@ async function buildStages(fx: Fixture): Promise<Stage[]> {
 
   // ---- lib request state and the whole pipeline -------------------------------------------------------------------
   const context = requestContext(new Registry());
-  add('request state', 'lib openAiReader.readEvent → RequestState → metrics (start, events, end)', (r) => {
-    for (let k = 0; k < r; k++) {
-      const state = new RequestState(context, hints);
-      state.responseStarted(true, hints);
-      for (let i = 0; i < n; i++) openAiReader.readEvent(data[i] as string, undefined, state);
-      state.end('finished', 200);
-    }
-    return r;
-  });
+  const readThroughState =
+    (requestContextUsed: typeof context) =>
+    (r: number): number => {
+      for (let k = 0; k < r; k++) {
+        const state = new RequestState(requestContextUsed, hints);
+        state.responseStarted(true, hints);
+        for (let i = 0; i < n; i++) openAiReader.readEvent(data[i] as string, undefined, state);
+        state.end('finished', 200);
+      }
+      return r;
+    };
+  add('request state', 'lib openAiReader.readEvent → RequestState → metrics (start, events, end)', readThroughState(context));
   // The same with `meter` set: a real SDK MeterProvider (no reader exporting), so the difference is what a meter
   // adds per event, its per-request records spread over the events.
   const meter = new MeterProvider().getMeter('bench');
   const recorder = new GenAiRecorder(meter, { estimatedUsage: false, models: undefined, maxModels: 100, failed: () => undefined });
-  const otelContext = requestContext(new Registry(), recorder);
-  add('request state', 'lib openAiReader.readEvent → RequestState → metrics, with meter (OpenTelemetry SDK)', (r) => {
-    for (let k = 0; k < r; k++) {
-      const state = new RequestState(otelContext, hints);
-      state.responseStarted(true, hints);
-      for (let i = 0; i < n; i++) openAiReader.readEvent(data[i] as string, undefined, state);
-      state.end('finished', 200);
-    }
-    return r;
-  });
+  add('request state', 'lib openAiReader.readEvent → RequestState → metrics, with meter (OpenTelemetry SDK)', readThroughState(requestContext(new Registry(), recorder)));
   add('request state', 'lib RequestState start + end only (per-request cost spread over events)', (r) => {
     for (let k = 0; k < r; k++) {
       const state = new RequestState(context, hints);
@@ -363,19 +358,11 @@ async function buildStages(fx: Fixture): Promise<Stage[]> {
   add('pipeline', `lib ResponseReader, proxy-shaped Buffer writes (${fx.proxyWrites.length} per response, events merged and cut)`, (r) =>
     readWrites(fx.proxyWrites, r),
   );
-  add('pipeline', 'lib hookResponse + ResponseReader on a fake res (everything but the middleware entry)', (r) => {
-    let x = 0;
-    for (let k = 0; k < r; k++) {
-      const res = new FakeResponse();
-      const state = new RequestState(context, hints);
-      hookResponse(res as never, new ResponseReader(state, CHAT_REQUEST, readerSettings(), fakeRequest));
-      res.writeHead(200, SSE_HEADERS);
-      for (let i = 0; i < n; i++) res.write(events[i] as string);
-      res.end();
-      x += res.written;
-    }
-    return x;
-  });
+  add(
+    'pipeline',
+    'lib hookResponse + ResponseReader on a fake res (everything but the middleware entry)',
+    hookedResponses(() => new ResponseReader(new RequestState(context, hints), CHAT_REQUEST, readerSettings(), fakeRequest)),
+  );
   await addMiddlewareStage(add, fx);
   return stages;
 }
@@ -385,19 +372,24 @@ async function addMiddlewareStage(add: (group: string, name: string, run: (r: nu
   const { dynamoMetrics } = await import('../lib');
   const middleware = dynamoMetrics({ registry: new Registry() });
   const body = { model: fx.model, stream: true, messages: [] };
+  /** A streamed chat completion's response, through the middleware up to its head. */
+  const startResponse = (): FakeResponse => {
+    const req = Object.assign(new EventEmitter(), {
+      method: 'POST',
+      url: '/v1/chat/completions',
+      originalUrl: '/v1/chat/completions',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+      body,
+    });
+    const res = new FakeResponse();
+    (middleware as unknown as (q: unknown, s: unknown, next: () => void) => void)(req, res, () => undefined);
+    res.writeHead(200, SSE_HEADERS);
+    return res;
+  };
   add('pipeline', 'dynamoMetrics() middleware on a fake req/res (public API)', (r) => {
     let x = 0;
     for (let k = 0; k < r; k++) {
-      const req = Object.assign(new EventEmitter(), {
-        method: 'POST',
-        url: '/v1/chat/completions',
-        originalUrl: '/v1/chat/completions',
-        headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
-        body,
-      });
-      const res = new FakeResponse();
-      (middleware as unknown as (q: unknown, s: unknown, next: () => void) => void)(req, res, () => undefined);
-      res.writeHead(200, SSE_HEADERS);
+      const res = startResponse();
       for (let i = 0; i < fx.events.length; i++) res.write(fx.events[i] as string);
       res.end();
       x += res.written;
@@ -412,19 +404,7 @@ async function addMiddlewareStage(add: (group: string, name: string, run: (r: nu
     for (let k = 0; k < r; k += INTERLEAVED) {
       const batch = Math.min(INTERLEAVED, r - k);
       const responses: FakeResponse[] = [];
-      for (let j = 0; j < batch; j++) {
-        const req = Object.assign(new EventEmitter(), {
-          method: 'POST',
-          url: '/v1/chat/completions',
-          originalUrl: '/v1/chat/completions',
-          headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
-          body,
-        });
-        const res = new FakeResponse();
-        (middleware as unknown as (q: unknown, s: unknown, next: () => void) => void)(req, res, () => undefined);
-        res.writeHead(200, SSE_HEADERS);
-        responses.push(res);
-      }
+      for (let j = 0; j < batch; j++) responses.push(startResponse());
       for (let i = 0; i < fx.events.length; i++) for (const res of responses) res.write(fx.events[i] as string);
       for (const res of responses) {
         res.end();
@@ -495,14 +475,10 @@ export function renderStages(report: StagesReport): string {
 }
 
 if (require.main === module) {
-  runStages()
-    .then((report) => {
-      console.log('');
-      console.log(renderStages(report));
-      if (blackhole === 42) console.log('');
-    })
-    .catch((error: unknown) => {
-      console.error(error);
-      process.exitCode = 1;
-    });
+  runMain(async () => {
+    const report = await runStages();
+    console.log('');
+    console.log(renderStages(report));
+    if (blackhole === 42) console.log('');
+  });
 }

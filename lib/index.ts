@@ -3,7 +3,7 @@ export type { DynamoMetricsMiddleware } from './middleware';
 export { enableClusterWorkerMetrics, metricsRouter } from './router';
 export type { MetricsHandler, MetricsRouterOptions } from './router';
 export type { MetricsAuth } from './scrape-auth';
-export type { BucketOptions, DynamoMetricsError, DynamoMetricsOptions, HttpRequest, MetricsRegistry } from './options';
+export type { BucketOptions, DynamoMetricsError, DynamoMetricsOptions, HttpRequest, MetricsRegistry } from './option-types';
 export { DEFAULTS } from './options';
 export { METRIC_SUFFIXES } from './metrics';
 export type { ExtraLabelOptions, ExtraLabelsOption, ExtraLabelValue } from './metrics';

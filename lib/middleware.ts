@@ -3,7 +3,7 @@ import { estimateTokens } from './counting/estimate';
 import { hookResponse } from './http/hook';
 import { MetricsStore } from './metrics';
 import type { ExtraLabelProblem } from './metrics/extra-labels';
-import type { DynamoMetricsError, DynamoMetricsOptions, HttpRequest } from './options';
+import type { DynamoMetricsError, DynamoMetricsOptions, HttpRequest } from './option-types';
 import { resolveOptions } from './options';
 import { GenAiRecorder } from './metrics/otel';
 import { requestModelHints } from './request/request-model';

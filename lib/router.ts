@@ -5,7 +5,7 @@ import { checkCredentials } from './scrape-auth';
 import type { MetricsAuth } from './scrape-auth';
 import { configError } from './errors';
 import { looksLikeRequest } from './options';
-import type { MetricsRegistry } from './options';
+import type { MetricsRegistry } from './option-types';
 
 export interface MetricsRouterOptions {
   /**

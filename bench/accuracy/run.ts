@@ -15,7 +15,8 @@ import { loadCorpus } from './corpus';
 import type { Category } from './corpus';
 import { CHECKPOINTS, checkpointErrors, costPerCall, median, worst } from './measure';
 import { Pipeline } from './simulate';
-import { SCENARIOS, generate, mulberry32 } from './streams';
+import { SCENARIOS, generate } from './streams';
+import { seededRandom } from '../lib/prng';
 import type { Chunk, Scenario } from './streams';
 
 const started = Date.now();
@@ -86,7 +87,7 @@ interface Calibrated {
 function calibrate(sc: Scenario, si: number, all: Stream[], kinds: 'all' | 'english'): Calibrated {
   const streams = kinds === 'all' ? all : all.filter((s) => ENGLISH.includes(s.category));
   const pipeline = new Pipeline();
-  const rand = mulberry32(7000 + si);
+  const rand = seededRandom(7000 + si);
   // A model's requests come in no particular order of text kind.
   const order = streams.map((s) => ({ s, key: rand() })).sort((a, b) => a.key - b.key).map((x) => x.s);
   let exact = 0;
@@ -111,7 +112,7 @@ function calibrate(sc: Scenario, si: number, all: Stream[], kinds: 'all' | 'engl
 function main(): void {
   const corpus = loadCorpus();
   const generated = SCENARIOS.map((sc, si) => {
-    const rand = mulberry32(1000 + si);
+    const rand = seededRandom(1000 + si);
     return corpus.map((seg) => ({ id: seg.id, category: seg.category, chunks: generate(sc, seg.text, rand) }));
   });
 

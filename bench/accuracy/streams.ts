@@ -51,18 +51,6 @@ export interface Chunk {
   tokens: number;
 }
 
-/** Deterministic PRNG so every run generates the same streams. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Length of the longest prefix of `bytes` that ends on a UTF-8 character boundary. */
 function completeLength(bytes: Uint8Array): number {
   const n = bytes.length;

@@ -7,12 +7,13 @@ import { createEstimator, DEFAULT_WEIGHTS } from '../../lib/counting/estimate';
 import type { EstimatorWeights } from '../../lib/counting/estimate';
 import { loadCorpus } from './corpus';
 import { checkpointErrors, median } from './measure';
-import { SCENARIOS, generate, mulberry32 } from './streams';
+import { SCENARIOS, generate } from './streams';
+import { seededRandom } from '../lib/prng';
 
 const corpus = loadCorpus();
 // The per-delta weights matter on streams cut at token boundaries; fixed-size pieces are counted across deltas.
 const generated = SCENARIOS.map((sc, si) => {
-  const rand = mulberry32(1000 + si); // same seeds as run.ts: the same streams
+  const rand = seededRandom(1000 + si); // same seeds as run.ts: the same streams
   return { sc, streams: corpus.map((seg) => ({ category: seg.category, chunks: generate(sc, seg.text, rand) })) };
 }).filter((g) => g.sc.shape.kind === 'engine');
 

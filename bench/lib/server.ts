@@ -33,25 +33,27 @@ export type ServerRequest =
   | { type: 'profile-stop'; id: number; file: string }
   | { type: 'heap-snapshot'; id: number; file: string };
 
-export interface CpuSnapshot {
+/** Where the server's streams stand; both snapshots carry it, so a measurement can tell which streams it covers. */
+export interface StreamTallies {
+  streamsCompleted: number;
+  streamsClosedEarly: number;
+  /** Streams waiting, part-written, for a 'release' message. */
+  held: number;
+}
+
+export interface CpuSnapshot extends StreamTallies {
   userUs: number;
   systemUs: number;
   /** `res.write` calls made by the handler so far: CPU per chunk is computed against this. */
   chunks: number;
-  streamsCompleted: number;
-  streamsClosedEarly: number;
-  held: number;
   wallNs: number;
 }
 
-export interface MemSnapshot {
+export interface MemSnapshot extends StreamTallies {
   heapUsed: number;
   rss: number;
   external: number;
   arrayBuffers: number;
-  held: number;
-  streamsCompleted: number;
-  streamsClosedEarly: number;
 }
 
 const SSE_HEADERS = {
@@ -241,15 +243,17 @@ export async function startBenchServer(config: ServerConfig, port = 0): Promise<
   return listenForBench(app, counters, held, port);
 }
 
+function streamTallies(counters: Counters, held: Set<() => void>): StreamTallies {
+  return { streamsCompleted: counters.streamsCompleted, streamsClosedEarly: counters.streamsClosedEarly, held: held.size };
+}
+
 function cpuSnapshot(counters: Counters, held: Set<() => void>): CpuSnapshot {
   const cpu = process.cpuUsage();
   return {
     userUs: cpu.user,
     systemUs: cpu.system,
     chunks: counters.chunks,
-    streamsCompleted: counters.streamsCompleted,
-    streamsClosedEarly: counters.streamsClosedEarly,
-    held: held.size,
+    ...streamTallies(counters, held),
     wallNs: Number(process.hrtime.bigint()),
   };
 }
@@ -264,9 +268,7 @@ function memSnapshot(started: StartedServer): MemSnapshot {
     rss: mem.rss,
     external: mem.external,
     arrayBuffers: mem.arrayBuffers,
-    held: started.held.size,
-    streamsCompleted: started.counters.streamsCompleted,
-    streamsClosedEarly: started.counters.streamsClosedEarly,
+    ...streamTallies(started.counters, started.held),
   };
 }
 

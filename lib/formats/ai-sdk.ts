@@ -1,4 +1,4 @@
-import { asRecord, estimateText, parseJsonObject } from './json';
+import { asRecord, estimateText, parseStreamChunk } from './json';
 import type { ObservationSink, PlainTextDelta, WireFormatReader } from './types';
 
 const NO_TEXT = { tokens: 0, reasoning: 0 };
@@ -13,11 +13,7 @@ const NO_TEXT = { tokens: 0, reasoning: 0 };
  */
 export const aiSdkUiReader: WireFormatReader = {
   readEvent(data, _eventType, sink) {
-    if (data === '[DONE]') {
-      sink.completed();
-      return undefined;
-    }
-    const chunk = parseJsonObject(data, sink);
+    const chunk = parseStreamChunk(data, sink);
     if (chunk === undefined) return undefined;
     switch (chunk.type) {
       case 'text-delta':

@@ -1,5 +1,5 @@
 import { errorTypeForErrorObject } from '../labels';
-import { asRecord, estimateText, isRecord, parseJsonObject } from './json';
+import { asRecord, bodyObject, estimateText, isCount, isRecord, parseJsonObject } from './json';
 import type { ObservationSink, WireFormatReader } from './types';
 
 const NO_TEXT = { tokens: 0, reasoning: 0 };
@@ -59,11 +59,8 @@ export const anthropicReader: WireFormatReader = {
   },
 
   readBody(body, sink) {
-    const message = asRecord(body);
-    if (message === undefined) {
-      sink.malformed('unexpected_shape', 'body is not an object');
-      return;
-    }
+    const message = bodyObject(body, sink);
+    if (message === undefined) return;
     if (message.type === 'error') {
       sink.failed(errorTypeForErrorObject(message.error));
       return;
@@ -100,10 +97,6 @@ function readPromptUsage(usage: Record<string, unknown> | undefined, sink: Obser
   // Some compatible servers (SGLang, mlx) send 0 in message_start and the real count in message_delta.
   if (atStart && total === 0) return;
   sink.promptTokens(total, usage.cache_read_input_tokens);
-}
-
-function isCount(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
 
 function countOrZero(value: unknown): number {

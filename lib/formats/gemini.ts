@@ -1,5 +1,4 @@
-import { errorTypeForErrorObject } from '../labels';
-import { asRecord, estimateText, isRecord, parseJsonObject } from './json';
+import { asRecord, bodyObject, estimateText, failedWithError, isCount, isRecord, parseJsonObject } from './json';
 import type { ChunkCount, ObservationSink, WireFormatReader } from './types';
 
 /**
@@ -28,20 +27,13 @@ export const geminiReader: WireFormatReader = {
       }
       return;
     }
-    const response = asRecord(body);
-    if (response === undefined) {
-      sink.malformed('unexpected_shape', 'body is not an object');
-      return;
-    }
-    readChunk(response, sink, false);
+    const response = bodyObject(body, sink);
+    if (response !== undefined) readChunk(response, sink, false);
   },
 };
 
 function readChunk(chunk: Record<string, unknown>, sink: ObservationSink, live: boolean): void {
-  if (chunk.error !== undefined && chunk.error !== null) {
-    sink.failed(errorTypeForErrorObject(chunk.error));
-    return;
-  }
+  if (failedWithError(chunk, sink)) return;
   sink.responseModel(chunk.modelVersion);
   let tokens = 0;
   let reasoning = 0;
@@ -126,8 +118,4 @@ function finishReason(reason: string): string {
     default:
       return 'other';
   }
-}
-
-function isCount(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }

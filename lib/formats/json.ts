@@ -1,3 +1,4 @@
+import { errorTypeForErrorObject } from '../labels';
 import type { ObservationSink } from './types';
 
 /** Parses one event's JSON; malformed data is reported and yields undefined, so a reader never throws. */
@@ -14,6 +15,40 @@ export function parseJsonObject(data: string, sink: ObservationSink): Record<str
     return undefined;
   }
   return value as Record<string, unknown>;
+}
+
+/**
+ * One event of a stream that ends with OpenAI's `[DONE]` sentinel (OpenAI, the AI SDK): its JSON object, or
+ * `undefined` after the sentinel (which completes the request) or after malformed data (reported).
+ */
+export function parseStreamChunk(data: string, sink: ObservationSink): Record<string, unknown> | undefined {
+  if (data === '[DONE]') {
+    sink.completed();
+    return undefined;
+  }
+  return parseJsonObject(data, sink);
+}
+
+/** A unary body as an object; anything else is reported as `unexpected_shape` and yields undefined. */
+export function bodyObject(body: unknown, sink: ObservationSink): Record<string, unknown> | undefined {
+  if (isRecord(body)) return body;
+  sink.malformed('unexpected_shape', 'body is not an object');
+  return undefined;
+}
+
+/**
+ * A chunk or body that is `{"error": …}` in the OpenAI style (OpenAI, Gemini, Ollama and the servers that copy
+ * them) fails the request with that error's type; whether it did.
+ */
+export function failedWithError(object: Record<string, unknown>, sink: ObservationSink): boolean {
+  if (object.error === undefined || object.error === null) return false;
+  sink.failed(errorTypeForErrorObject(object.error));
+  return true;
+}
+
+/** A token count as the formats state it: a non-negative safe integer. */
+export function isCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
 
 export function isRecord(value: unknown): value is Record<string, unknown> {

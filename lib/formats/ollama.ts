@@ -1,5 +1,4 @@
-import { errorTypeForErrorObject } from '../labels';
-import { asRecord, estimateText, isRecord, parseJsonObject } from './json';
+import { asRecord, bodyObject, estimateText, failedWithError, isRecord, parseJsonObject } from './json';
 import type { ChunkCount, ObservationSink, WireFormatReader } from './types';
 
 /**
@@ -19,20 +18,13 @@ export const ollamaReader: WireFormatReader = {
   },
 
   readBody(body, sink) {
-    const object = asRecord(body);
-    if (object === undefined) {
-      sink.malformed('unexpected_shape', 'body is not an object');
-      return;
-    }
-    readObject(object, sink, false);
+    const object = bodyObject(body, sink);
+    if (object !== undefined) readObject(object, sink, false);
   },
 };
 
 function readObject(object: Record<string, unknown>, sink: ObservationSink, live: boolean): void {
-  if (object.error !== undefined && object.error !== null) {
-    sink.failed(errorTypeForErrorObject(object.error));
-    return;
-  }
+  if (failedWithError(object, sink)) return;
   sink.responseModel(object.model);
   const counted = countGenerated(object, sink);
   if (object.done !== true) {

@@ -1,5 +1,4 @@
-import { errorTypeForErrorObject } from '../labels';
-import { asRecord, estimateText, isRecord, parseJsonObject } from './json';
+import { asRecord, bodyObject, estimateText, failedWithError, isRecord, parseStreamChunk } from './json';
 import type { ChunkCount, ObservationSink, PlainTextDelta, WireFormatReader } from './types';
 
 /**
@@ -9,16 +8,8 @@ import type { ChunkCount, ObservationSink, PlainTextDelta, WireFormatReader } fr
  */
 export const openAiReader: WireFormatReader = {
   readEvent(data, _eventType, sink) {
-    if (data === '[DONE]') {
-      sink.completed();
-      return undefined;
-    }
-    const chunk = parseJsonObject(data, sink);
-    if (chunk === undefined) return undefined;
-    if (chunk.error !== undefined && chunk.error !== null) {
-      sink.failed(errorTypeForErrorObject(chunk.error));
-      return undefined;
-    }
+    const chunk = parseStreamChunk(data, sink);
+    if (chunk === undefined || failedWithError(chunk, sink)) return undefined;
     sink.responseModel(chunk.model);
 
     let tokens = 0;
@@ -43,15 +34,8 @@ export const openAiReader: WireFormatReader = {
   },
 
   readBody(body, sink) {
-    const response = asRecord(body);
-    if (response === undefined) {
-      sink.malformed('unexpected_shape', 'body is not an object');
-      return;
-    }
-    if (response.error !== undefined && response.error !== null) {
-      sink.failed(errorTypeForErrorObject(response.error));
-      return;
-    }
+    const response = bodyObject(body, sink);
+    if (response === undefined || failedWithError(response, sink)) return;
     sink.responseModel(response.model);
     let tokens = 0;
     let reasoning = 0;

@@ -1,5 +1,5 @@
 import { errorTypeForErrorObject } from '../labels';
-import { asRecord, estimateText, isRecord, parseJsonObject } from './json';
+import { asRecord, bodyObject, estimateText, isRecord, parseJsonObject } from './json';
 import type { ObservationSink, WireFormatReader } from './types';
 
 /**
@@ -60,11 +60,8 @@ export const responsesReader: WireFormatReader = {
   },
 
   readBody(body, sink) {
-    const response = asRecord(body);
-    if (response === undefined) {
-      sink.malformed('unexpected_shape', 'body is not an object');
-      return;
-    }
+    const response = bodyObject(body, sink);
+    if (response === undefined) return;
     if (response.object !== 'response' && isRecord(response.error)) {
       sink.failed(errorTypeForErrorObject(response.error));
       return;
