@@ -2,8 +2,8 @@ import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import * as api from '../lib/index';
 import { dynamoMetrics, dynamoBuckets, METRIC_SUFFIXES, metricsRouter } from '../lib/index';
-import { listen } from './support/http-harness';
-import type { RunningServer } from './support/http-harness';
+import { listen } from './support/http';
+import type { RunningServer } from './support/http';
 import http from 'node:http';
 
 let server: RunningServer | undefined;

@@ -9,11 +9,11 @@ import { Registry } from 'prom-client';
 import { dynamoMetrics } from '../lib/middleware';
 import type { DynamoMetricsMiddleware } from '../lib/middleware';
 import type { DynamoMetricsError, DynamoMetricsOptions } from '../lib/options';
-import { chatChunk, codePoints, DONE, sse } from './support/chat-fixtures';
-import { eventually, listen, postJson, request } from './support/http-harness';
-import type { RunningServer } from './support/http-harness';
-import { watchWarnings } from './support/hardening-warnings';
+import { eventually, listen, postJson, request } from './support/http';
+import type { RunningServer } from './support/http';
 import { m, value } from './support/registry-values';
+import { chatChunk, codePoints, DONE, sse } from './support/streams';
+import { watchWarnings } from './support/warnings';
 
 const TEXTS = ['Hé', 'llo', ' wörld', ' 🌍'];
 const TOKENS = TEXTS.reduce((sum, text) => sum + codePoints(text), 0);

@@ -4,8 +4,8 @@ import type { NextFunction, Request, Response } from 'express';
 import { collectDefaultMetrics, Counter, Registry } from 'prom-client';
 import { dynamoMetrics } from '../lib/middleware';
 import { metricsRouter } from '../lib/router';
-import { listen, request } from './support/http-harness';
-import type { RunningServer } from './support/http-harness';
+import { listen, request } from './support/http';
+import type { RunningServer } from './support/http';
 
 let server: RunningServer | undefined;
 afterEach(async () => {

@@ -8,8 +8,8 @@ import express from 'express';
 import { Registry } from 'prom-client';
 import { metricsRouter } from '../lib';
 import type { MetricsAuth } from '../lib';
-import { serve } from './support/reliability';
-import type { Served } from './support/reliability';
+import { listen } from './support/http';
+import type { RunningServer } from './support/http';
 
 function scrape(port: number, authorization: string | undefined): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -22,7 +22,7 @@ function scrape(port: number, authorization: string | undefined): Promise<number
   });
 }
 
-const servers: Served[] = [];
+const servers: RunningServer[] = [];
 afterEach(async () => {
   while (servers.length > 0) await servers.pop()?.close();
 });
@@ -30,7 +30,7 @@ afterEach(async () => {
 async function protectedMetrics(auth: MetricsAuth): Promise<number> {
   const app = express();
   app.use(metricsRouter({ registry: new Registry(), auth }));
-  const served = await serve(app);
+  const served = await listen(app);
   servers.push(served);
   return served.port;
 }

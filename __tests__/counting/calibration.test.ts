@@ -3,8 +3,8 @@ import { MetricsStore } from '../../lib/metrics';
 import { resolveOptions } from '../../lib/options';
 import { openAiReader } from '../../lib/formats/openai';
 import { RequestState } from '../../lib/request/request-state';
-import { codePoints } from '../support/chat-fixtures';
 import { m, value } from '../support/registry-values';
+import { codePoints } from '../support/streams';
 
 // Request-state tests for what usage teaches: a model's total ending exactly at its stated usage, the live count
 // leaning low to allow it, reasoning alike, and output_tokens_estimated_total for what no usage confirmed.

@@ -18,10 +18,10 @@ import * as promClient from 'prom-client';
 import { Registry } from 'prom-client';
 import ts from 'typescript';
 import * as lib from '../../lib';
-import { chatEvent } from '../support/hardening-llm';
-import { listen } from '../support/http-harness';
-import type { RunningServer } from '../support/http-harness';
-import { everyGaugeSeriesZero, P, serve, settled, total, waitFor } from '../support/reliability';
+import { eventually, listen } from '../support/http';
+import type { RunningServer } from '../support/http';
+import { everyGaugeSeriesZero, P, settled, total } from '../support/registry-values';
+import { chatEvent } from '../support/streams';
 
 const README = fs.readFileSync(path.join(__dirname, '..', '..', 'README.md'), 'utf8');
 
@@ -140,7 +140,7 @@ describe('README recipes, as written', () => {
     const { scope, registry } = await run(recipe('## Three lines'), ['app']);
     const app = scope.app as Express;
     app.post('/v1/chat/completions', (req, res) => streamChat((req.body as { model: string }).model, res));
-    const served = await serve(app);
+    const served = await listen(app);
     servers.push(served);
     expect((await post(served.port, '/v1/chat/completions', JSON.stringify({ model: 'llama', stream: true }))).status).toBe(200);
     expect((await post(served.port, '/v1/chat/completions', '{"model": "llama", "stream": tru')).status).toBe(400);
@@ -203,11 +203,11 @@ describe('README recipes, as written', () => {
     const { scope, registry } = await run(recipe('### Compression'), ['app']);
     const app = scope.app as Express;
     app.post('/v1/chat/completions', (_req, res) => streamChat('m', res));
-    const served = await serve(app);
+    const served = await listen(app);
     servers.push(served);
     const response = await post(served.port, '/v1/chat/completions', '{"model":"m","stream":true}', { 'accept-encoding': 'gzip' });
     expect(zlib.gunzipSync(response.body).toString()).toContain('[DONE]');
-    await waitFor(async () => (await total(registry, 'requests_total')) === 1);
+    await eventually(async () => (await total(registry, 'requests_total')) === 1);
     expect(await total(registry, 'output_tokens_total', { model: 'm' })).toBe(3);
     expect(await total(registry, 'parse_errors_total')).toBe(0);
   });
@@ -218,7 +218,7 @@ describe('README recipes, as written', () => {
     const admin = listening[0] as http.Server;
     const app = scope.app as Express;
     app.post('/v1/chat/completions', (_req, res) => streamChat('m', res));
-    const served = await serve(app);
+    const served = await listen(app);
     servers.push(served);
     await post(served.port, '/v1/chat/completions', '{"model":"m","stream":true}');
     await settled(scope.registry as Registry);

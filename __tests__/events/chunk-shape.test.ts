@@ -7,10 +7,9 @@ import type { WireFormatReader } from '../../lib/formats/types';
 import type { RequestState } from '../../lib/request/request-state';
 import { ResponseReader } from '../../lib/http/response-reader';
 import { SseParser } from '../../lib/events/sse';
-import { chatChunk, DONE } from '../support/chat-fixtures';
-import { blockDelta, messageStart, typedSse } from '../support/formats-fixtures';
 import { seededRandom } from '../support/prng';
 import { RecordingSink } from '../support/recording-sink';
+import { blockDelta, chatChunk, DONE, messageStart, typedSse } from '../support/streams';
 
 /**
  * The chunk shape's contract: whatever it takes, in the SSE parser's input or in its output, the full path (SSE

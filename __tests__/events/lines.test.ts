@@ -1,6 +1,7 @@
 import { ResponseTextDecoder } from '../../lib/http/decode';
 import { LineSplitter } from '../../lib/events/lines';
-import { cutAt, cutAtRandom, seededRandom } from '../support/prng';
+import { seededRandom } from '../support/prng';
+import { cutAt, cutAtRandom } from '../support/streams';
 
 interface Seen {
   lines: string[];

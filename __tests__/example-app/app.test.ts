@@ -9,6 +9,7 @@ import type { ExampleAppOptions } from '../../example-app/app';
 import { listen } from '../../example-app/listen';
 import type { RunningServer } from '../../example-app/listen';
 import { fetchMetrics, sumOf } from '../../example-app/metrics-text';
+import { eventually } from '../support/http';
 
 const MODEL = 'mock-llama-3.1-8b-instruct';
 const OTHER_MODEL = 'mock-qwen2.5-7b-instruct';
@@ -80,18 +81,6 @@ interface Chunk {
   model: string;
   choices: { index: number; delta?: { content?: string }; text?: string; logprobs: unknown; finish_reason: string | null }[];
   usage?: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
-}
-
-async function eventually(check: () => Promise<void>, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  }
 }
 
 async function freePort(): Promise<number> {

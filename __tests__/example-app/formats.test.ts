@@ -10,8 +10,8 @@ import { listen } from '../../example-app/listen';
 import type { RunningServer } from '../../example-app/listen';
 import { fetchMetrics, sumOf } from '../../example-app/metrics-text';
 import { countPromptTokens } from '../../example-app/tokens';
-import { GEMINI_PATH, PIECES, geminiChunks, geminiSse } from '../support/gemini-ollama-fixtures';
-import { eventually, postJson } from '../support/http-harness';
+import { eventually, postJson } from '../support/http';
+import { GEMINI_PATH, geminiChunks, geminiSse, PIECES } from '../support/streams';
 
 const MODEL = 'mock-llama-3.1-8b-instruct';
 const M = 'dynamo_frontend_';

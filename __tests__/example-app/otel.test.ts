@@ -4,7 +4,7 @@ import { configFromEnv } from '../../example-app/config';
 import { listen } from '../../example-app/listen';
 import type { RunningServer } from '../../example-app/listen';
 import { fetchMetrics, parseMetrics, sumOf } from '../../example-app/metrics-text';
-import { postJson } from '../support/http-harness';
+import { postJson } from '../support/http';
 
 /**
  * The example gateway's opt-in OpenTelemetry mode (`OTEL_METRICS=prometheus`): the same requests reach the

@@ -1,27 +1,10 @@
 import { anthropicReader } from '../../lib/formats/anthropic';
 import type { PlainTextDelta } from '../../lib/formats/types';
-import { codePoints } from '../support/chat-fixtures';
-import {
-  ARG_PIECES,
-  REASONING_PIECES,
-  RecordingSink,
-  TEXT_PIECES,
-  anthropicError,
-  anthropicStream,
-  blockDelta,
-  countOf,
-  jsonDelta,
-  messageDelta,
-  messageStart,
-  messageStop,
-  ping,
-  signatureDelta,
-  textDelta,
-  thinkingDelta,
-} from '../support/formats-fixtures';
-import type { AnthropicStreamShape, TypedEvent } from '../support/formats-fixtures';
 import { mangle, runThroughState } from '../support/formats-state';
 import { seededRandom } from '../support/prng';
+import { RecordingSink } from '../support/recording-sink';
+import { anthropicError, anthropicStream, ARG_PIECES, blockDelta, codePoints, countOf, jsonDelta, messageDelta, messageStart, messageStop, ping, REASONING_PIECES, signatureDelta, TEXT_PIECES, textDelta, thinkingDelta } from '../support/streams';
+import type { AnthropicStreamShape, TypedEvent } from '../support/streams';
 
 function readEvent(event: TypedEvent | string, eventType?: string): { sink: RecordingSink; plain: PlainTextDelta | undefined } {
   const sink = new RecordingSink();

@@ -1,8 +1,8 @@
 import { geminiReader } from '../../lib/formats/gemini';
-import { RecordingSink } from '../support/recording-sink';
-import { PIECES, THOUGHT_PIECES, geminiBody, geminiChunks } from '../support/gemini-ollama-fixtures';
 import { mangle, runThroughState } from '../support/formats-state';
 import { seededRandom } from '../support/prng';
+import { RecordingSink } from '../support/recording-sink';
+import { geminiBody, geminiChunks, PIECES, THOUGHT_PIECES } from '../support/streams';
 
 function read(chunk: unknown): RecordingSink {
   const sink = new RecordingSink();

@@ -1,8 +1,8 @@
 import { ollamaReader } from '../../lib/formats/ollama';
-import { RecordingSink } from '../support/recording-sink';
-import { PIECES, THOUGHT_PIECES, countOf, ollamaBody, ollamaLines } from '../support/gemini-ollama-fixtures';
 import { mangle, runThroughState } from '../support/formats-state';
 import { seededRandom } from '../support/prng';
+import { RecordingSink } from '../support/recording-sink';
+import { countOf, ollamaBody, ollamaLines, PIECES, THOUGHT_PIECES } from '../support/streams';
 
 function read(line: unknown): RecordingSink {
   const sink = new RecordingSink();

@@ -1,6 +1,6 @@
 import { openAiReader } from '../../lib/formats/openai';
-import { chatChunk, logprobs } from '../support/chat-fixtures';
 import { RecordingSink } from '../support/recording-sink';
+import { chatChunk, logprobs } from '../support/streams';
 
 function read(payload: unknown): RecordingSink {
   const sink = new RecordingSink();

@@ -1,18 +1,9 @@
 import { responsesReader } from '../../lib/formats/responses';
-import {
-  ARG_PIECES,
-  REASONING_PIECES,
-  RecordingSink,
-  ResponsesEvents,
-  TEXT_PIECES,
-  countOf,
-  responseObject,
-  responsesStream,
-  responsesUsage,
-} from '../support/formats-fixtures';
-import type { TypedEvent } from '../support/formats-fixtures';
 import { mangle, runThroughState } from '../support/formats-state';
 import { seededRandom } from '../support/prng';
+import { RecordingSink } from '../support/recording-sink';
+import { ARG_PIECES, countOf, REASONING_PIECES, responseObject, ResponsesEvents, responsesStream, responsesUsage, TEXT_PIECES } from '../support/streams';
+import type { TypedEvent } from '../support/streams';
 
 /** Reads one event (an object is serialized; a string is passed as raw data) with its `event:` type. */
 function read(payload: unknown, eventType?: string): RecordingSink {

@@ -1,5 +1,6 @@
 import { ResponseTextDecoder } from '../../lib/http/decode';
-import { cutAtRandom, seededRandom } from '../support/prng';
+import { seededRandom } from '../support/prng';
+import { cutAtRandom } from '../support/streams';
 
 const TEXT = 'data: ünï 你好世界 🌍🚀 Ω ✓\r\n\r\n'.repeat(3);
 

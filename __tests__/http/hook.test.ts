@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hookResponse } from '../../lib/http/hook';
 import type { ResponseListener, ResponseOutcome } from '../../lib/http/hook';
-import { eventually, listen, openStream, request, signal } from '../support/http-harness';
-import type { RunningServer } from '../support/http-harness';
+import { eventually, listen, openStream, request, signal } from '../support/http';
+import type { RunningServer } from '../support/http';
 
 type Call =
   | ['head', number, string | undefined]

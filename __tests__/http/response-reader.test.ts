@@ -13,10 +13,10 @@ import type { ResponseOutcome } from '../../lib/http/hook';
 import { MetricsStore } from '../../lib/metrics';
 import { resolveOptions } from '../../lib/options';
 import { RequestState } from '../../lib/request/request-state';
-import { chatChunk, codePoints, DONE, sse } from '../support/chat-fixtures';
-import { eventually } from '../support/http-harness';
-import { cutAt, cutAtRandom, seededRandom } from '../support/prng';
+import { eventually } from '../support/http';
+import { seededRandom } from '../support/prng';
 import { m, value } from '../support/registry-values';
+import { chatChunk, codePoints, cutAt, cutAtRandom, DONE, sse } from '../support/streams';
 
 interface Head {
   status?: number;

@@ -8,10 +8,11 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import path from 'node:path';
-import { valueFromText } from '../support/registry-values';
-import { bounded, tokensInEvents } from '../support/hardening-llm';
+import { bounded } from '../support/bounded';
+import { tokensInEvents } from '../support/paced-stream';
+import { P, valueFromText } from '../support/registry-values';
+import { request } from '../support/http';
 
-const P = 'dynamo_frontend';
 const REQUESTS = 60;
 
 interface Ports {
@@ -80,18 +81,6 @@ function stream(port: number, chunks: number): Promise<{ worker: string; tokens:
   });
 }
 
-function scrape(port: number): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path: '/metrics', agent: false }, (res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (part: Buffer) => parts.push(part));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString() }));
-      })
-      .on('error', reject);
-  });
-}
-
 test('the primary serves the sum over both workers', async () => {
   const { metricsPort, workerPort } = ports as Ports;
   const perWorker = new Map<string, { requests: number; tokens: number }>();
@@ -108,7 +97,8 @@ test('the primary serves the sum over both workers', async () => {
   expect([...perWorker.keys()].sort()).toEqual(['1', '2']);
   for (const entry of perWorker.values()) expect(entry.requests).toBeGreaterThan(0);
 
-  const { status, text } = await scrape(metricsPort);
+  const response = await request(metricsPort, 'GET', '/metrics');
+  const [status, text] = [response.status, response.body.toString()];
   expect(status).toBe(200);
   expect(valueFromText(text, `${P}_output_tokens_total`, { model: 'm' })).toBe(tokens);
   expect(

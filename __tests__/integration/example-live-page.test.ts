@@ -7,8 +7,8 @@ import { CHROMIUM_INSTALL, chromiumFound, launchChromium } from '../../example-a
 import type { HeadlessChromium } from '../../example-app/browser';
 import { listen } from '../../example-app/listen';
 import type { RunningServer } from '../../example-app/listen';
-import { value } from '../support/registry-values';
 import { testNeeding } from '../support/needs-tool';
+import { value } from '../support/registry-values';
 
 /**
  * The example's live page at `GET /`, in a real headless Chromium: it loads with no console error and no failed

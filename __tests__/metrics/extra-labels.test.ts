@@ -14,16 +14,15 @@ import { createHash } from 'node:crypto';
 import { ExtraLabels, MetricsStore } from '../../lib/metrics';
 import { resolveOptions } from '../../lib/options';
 import { RequestState } from '../../lib/request/request-state';
-import { garbageCollector, heapAfterGc, MB } from '../support/hardening-gc';
-import { chatEvent } from '../support/hardening-llm';
-import { listen } from '../support/http-harness';
-import type { RunningServer } from '../support/http-harness';
+import { garbageCollector, heapAfterGc, MB } from '../support/gc';
+import { listen } from '../support/http';
+import type { RunningServer } from '../support/http';
 import { OtelHarness } from '../support/otel-reader';
-import { pipelined } from '../support/pipelined';
 import { seededRandom } from '../support/prng';
-import { labelSets, samples, value } from '../support/registry-values';
+import { labelSets, P, samples, value } from '../support/registry-values';
+import { pipelined } from '../support/sockets';
+import { chatEvent } from '../support/streams';
 
-const P = 'dynamo_frontend';
 const SEED = Number(process.env.HARDENING_SEED ?? 20261201);
 const header = (name: string) => (req: IncomingMessage): string | undefined => req.headers[name] as string | undefined;
 

@@ -7,11 +7,11 @@ import { HISTOGRAM_NAMES } from '../../lib/metrics/definitions';
 import { fastTextSupported } from '../../lib/metrics/text';
 import { MetricsStore } from '../../lib/metrics';
 import type { StoreSettings } from '../../lib/metrics';
-import { DONE, chatChunk, codePoints, sse } from '../support/chat-fixtures';
-import { eventually, listen, openStream, request, signal } from '../support/http-harness';
-import type { RunningServer } from '../support/http-harness';
+import { eventually, listen, openStream, request, signal } from '../support/http';
+import type { RunningServer } from '../support/http';
 import { registryOf } from '../support/registries';
 import { m, value, valueFromText } from '../support/registry-values';
+import { chatChunk, codePoints, DONE, sse } from '../support/streams';
 
 function settings(registry: Registry, overrides: Partial<StoreSettings> = {}): StoreSettings {
   const buckets = Object.fromEntries(HISTOGRAM_NAMES.map((name) => [name, defaultBuckets(name, {})])) as StoreSettings['buckets'];

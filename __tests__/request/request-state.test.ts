@@ -4,8 +4,8 @@ import { resolveOptions } from '../../lib/options';
 import type { DynamoMetricsOptions } from '../../lib/options';
 import { RequestState } from '../../lib/request/request-state';
 import type { RequestHints } from '../../lib/request/request-state';
-import { codePoints } from '../support/chat-fixtures';
 import { m, value } from '../support/registry-values';
+import { codePoints } from '../support/streams';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 

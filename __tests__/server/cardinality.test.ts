@@ -11,13 +11,13 @@ import type { Request, Response } from 'express';
 import { Registry } from 'prom-client';
 import { dynamoMetrics, metricsRouter } from '../../lib';
 import type { DynamoMetricsOptions } from '../../lib';
-import { listen } from '../support/http-harness';
-import { pipelined } from '../support/pipelined';
-import type { RunningServer } from '../support/http-harness';
+import { listen, scrape } from '../support/http';
+import type { RunningServer } from '../support/http';
 import { seededRandom } from '../support/prng';
-import { chatEvent } from '../support/hardening-llm';
+import { pipelined } from '../support/sockets';
+import { chatEvent } from '../support/streams';
+import { P } from '../support/registry-values';
 
-const P = 'dynamo_frontend';
 const SEED = Number(process.env.HARDENING_SEED ?? 20261127);
 const REQUESTS = 10_000;
 const MAX_MODELS = 20;
@@ -39,18 +39,6 @@ function post(port: number, path: string, body: unknown, headers: Record<string,
     );
     req.on('error', reject);
     req.end(payload);
-  });
-}
-
-function scrape(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path: '/metrics', agent }, (res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (part: Buffer) => parts.push(part));
-        res.on('end', () => resolve(Buffer.concat(parts).toString()));
-      })
-      .on('error', reject);
   });
 }
 

@@ -7,14 +7,17 @@
 import type { Request, Response, NextFunction } from 'express';
 import express from 'express';
 import type { Registry } from 'prom-client';
-import { chatEvent } from '../support/hardening-llm';
-import { everyGaugeSeriesZero, metricsApp, rawClient, rawRequest, serve, settled, total, until, waitFor } from '../support/reliability';
-import type { Served } from '../support/reliability';
+import { eventually, listen } from '../support/http';
+import type { RunningServer } from '../support/http';
+import { metricsApp } from '../support/metered-app';
+import { everyGaugeSeriesZero, settled, total } from '../support/registry-values';
+import { rawClient, rawRequest, until } from '../support/sockets';
+import { chatEvent } from '../support/streams';
 
 const CHAT = '/v1/chat/completions';
 const BODY = { model: 'm', stream: true, messages: [{ role: 'user', content: 'hi' }] };
 
-const servers: Served[] = [];
+const servers: RunningServer[] = [];
 afterEach(async () => {
   while (servers.length > 0) await servers.pop()?.close();
 });
@@ -29,7 +32,7 @@ async function start(build: (app: express.Express) => void, options: Parameters<
   const { app, registry } = metricsApp(options);
   app.use(express.json());
   build(app);
-  const served = await serve(app);
+  const served = await listen(app);
   servers.push(served);
   return { registry, served };
 }
@@ -52,7 +55,7 @@ describe('pipelined requests', () => {
     const clients = await Promise.all(Array.from({ length: 5 }, () => rawClient(served.port)));
     for (const client of clients) client.socket.write(Array.from({ length: 20 }, () => rawRequest(CHAT, BODY)).join(''));
     await Promise.all(clients.map((client) => until(client.received, 'Hello')));
-    await waitFor(() => handled === 100);
+    await eventually(() => handled === 100);
     expect(await total(registry, 'active_requests')).toBe(100);
     for (const client of clients) client.socket.destroy();
     await Promise.all(clients.map((client) => client.closed));

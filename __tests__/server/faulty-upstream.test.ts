@@ -9,13 +9,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import net from 'node:net';
 import { Registry } from 'prom-client';
 import { createApp } from '../../example-app/app';
-import { eventually, listen } from '../support/http-harness';
-import type { RunningServer } from '../support/http-harness';
-import { fromSnapshot, nonZeroGauges, snapshot } from '../support/hardening-http';
-import type { Snapshot } from '../support/hardening-http';
-import { chatEvent } from '../support/hardening-llm';
+import { eventually, listen } from '../support/http';
+import type { RunningServer } from '../support/http';
+import { fromSnapshot, nonZeroGauges, P, snapshot } from '../support/registry-values';
+import type { Snapshot } from '../support/registry-values';
+import { chatEvent } from '../support/streams';
 
-const P = 'dynamo_frontend';
 const CHAT = '/v1/chat/completions';
 const TIMEOUT_MS = 400;
 

@@ -4,18 +4,17 @@
  */
 import http from 'node:http';
 import express from 'express';
-import type { Request, Response } from 'express';
 import { Registry } from 'prom-client';
 import { streamText } from 'ai';
 import type { UIMessageStreamOptions, UIMessage } from 'ai';
 import { MockLanguageModelV3 } from 'ai/test';
-import { dynamoMetrics, metricsRouter } from '../../lib';
-import type { DynamoMetricsOptions } from '../../lib';
-import { codePoints } from '../support/chat-fixtures';
-import { eventually, listen, openStream, postJson, request, signal } from '../support/http-harness';
-import type { RunningServer } from '../support/http-harness';
+import { dynamoMetrics } from '../../lib';
+import { meteredApp } from '../support/metered-app';
+import type { MeteredApp, MeteredOptions, Route } from '../support/metered-app';
+import { eventually, listen, openStream, postJson, signal } from '../support/http';
+import type { RunningServer } from '../support/http';
 import { m, value, valueFromText } from '../support/registry-values';
-import type { Labels } from '../support/registry-values';
+import { codePoints } from '../support/streams';
 
 const servers: RunningServer[] = [];
 afterEach(async () => {
@@ -66,37 +65,9 @@ function mockModel(parts: StreamPart[], gate?: { at: number; wait: Promise<void>
   });
 }
 
-interface App {
-  port: number;
-  get(suffix: string, labels?: Labels, part?: 'count' | 'sum'): Promise<number>;
-  scrape(): Promise<string>;
-  ended(n?: number): Promise<void>;
-}
-
-type Route = (req: Request, res: Response) => void | Promise<void>;
-
-async function serve(routes: Record<string, Route>, options: Omit<DynamoMetricsOptions, 'registry'> = {}): Promise<App> {
-  const registry = new Registry();
-  const app = express();
-  app.use(express.json());
-  app.use(dynamoMetrics({ registry, countTokens: codePoints, ...options }));
-  app.use(metricsRouter({ registry }));
-  for (const [path, route] of Object.entries(routes)) {
-    app.post(path, (req, res, next) => {
-      Promise.resolve(route(req, res)).catch(next);
-    });
-  }
-  app.post('/api/form', (_req, res) => void res.json({ ok: true }));
-  const server = await listen(app);
-  servers.push(server);
-  const get = (suffix: string, labels: Labels = {}, part?: 'count' | 'sum'): Promise<number> => value(registry, m(suffix), labels, part);
-  return {
-    port: server.port,
-    get,
-    scrape: async () => (await request(server.port, 'GET', '/metrics')).body.toString('utf8'),
-    ended: (n = 1) => eventually(async () => (await get('requests_total')) >= n),
-  };
-}
+/** The app with its routes, and a form route that is not an LLM request. */
+const serve = (routes: Record<string, Route>, options: MeteredOptions = {}): Promise<MeteredApp> =>
+  meteredApp({ ...routes, '/api/form': (_req, res) => void res.json({ ok: true }) }, options);
 
 function uiRoute(parts: StreamPart[] = modelParts(), options: UIMessageStreamOptions<UIMessage> = {}, gate?: { at: number; wait: Promise<void> }): Route {
   return (req, res) => {

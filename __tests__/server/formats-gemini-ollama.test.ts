@@ -2,64 +2,18 @@
  * Gemini and Ollama responses through a real Express server and socket: the streams cut at random points, inside
  * UTF-8 characters and between CR and LF; the values read back from the registry and from /metrics.
  */
-import express from 'express';
-import type { Request, Response } from 'express';
-import { Registry } from 'prom-client';
-import { dynamoMetrics, metricsRouter } from '../../lib';
-import type { DynamoMetricsOptions } from '../../lib';
-import { codePoints } from '../support/chat-fixtures';
-import {
-  GEMINI_PATH,
-  PIECES,
-  THOUGHT_PIECES,
-  countOf,
-  geminiBody,
-  geminiChunks,
-  geminiSse,
-  ndjson,
-  ollamaBody,
-  ollamaLines,
-} from '../support/gemini-ollama-fixtures';
-import { eventually, listen, openStream, postJson, request, signal } from '../support/http-harness';
-import type { RunningServer } from '../support/http-harness';
-import { cutAt, cutAtRandom, seededRandom } from '../support/prng';
-import { m, value, valueFromText } from '../support/registry-values';
-import type { Labels } from '../support/registry-values';
+import { expectCounts } from '../support/expect-counts';
+import { meteredApp } from '../support/metered-app';
+import type { MeteredApp, MeteredOptions, Route } from '../support/metered-app';
+import { eventually, openStream, postJson, signal } from '../support/http';
+import { seededRandom } from '../support/prng';
+import { m, valueFromText } from '../support/registry-values';
+import { countOf, cutAtRandom, cuttings, GEMINI_PATH, geminiBody, geminiChunks, geminiSse, ndjson, ollamaBody, ollamaLines, PIECES, THOUGHT_PIECES } from '../support/streams';
 
-const servers: RunningServer[] = [];
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.close()));
-});
-
-type Handler = (req: Request, res: Response) => void | Promise<void>;
-
-interface App {
-  port: number;
-  get(suffix: string, labels?: Labels, part?: 'count' | 'sum'): Promise<number>;
-  scrape(): Promise<string>;
-  ended(n?: number): Promise<void>;
-}
+type Handler = Route;
 
 /** Express with a body parser, the middleware (one token per code point) and /metrics; every other POST goes to `handler`. */
-async function serve(handler: Handler, options: Omit<DynamoMetricsOptions, 'registry'> = {}): Promise<App> {
-  const registry = new Registry();
-  const app = express();
-  app.use(express.json());
-  app.use(dynamoMetrics({ registry, countTokens: codePoints, ...options }));
-  app.use(metricsRouter({ registry }));
-  app.post(/.*/, (req, res, next) => {
-    Promise.resolve(handler(req, res)).catch(next);
-  });
-  const server = await listen(app);
-  servers.push(server);
-  const get = (suffix: string, labels: Labels = {}, part?: 'count' | 'sum'): Promise<number> => value(registry, m(suffix), labels, part);
-  return {
-    port: server.port,
-    get,
-    scrape: async () => (await request(server.port, 'GET', '/metrics')).body.toString('utf8'),
-    ended: (n = 1) => eventually(async () => (await get('requests_total')) >= n),
-  };
-}
+const serve = (handler: Handler, options: MeteredOptions = {}): Promise<MeteredApp> => meteredApp(handler, options);
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -75,25 +29,9 @@ function writePieces(contentType: string, pieces: Buffer[], gate?: { at: number;
   };
 }
 
-/** Offsets of every UTF-8 continuation byte and between every CR and LF. */
-function awkwardOffsets(bytes: Buffer): number[] {
-  const offsets: number[] = [];
-  for (let i = 1; i < bytes.length; i++) {
-    const byte = bytes[i] as number;
-    if ((byte & 0xc0) === 0x80 || (byte === 0x0a && bytes[i - 1] === 0x0d)) offsets.push(i);
-  }
-  return offsets;
-}
-
-function cuttings(bytes: Buffer, seed: number): [string, Buffer[]][] {
-  const random = seededRandom(seed);
-  const cuts: [string, Buffer[]][] = [
-    ['whole', [bytes]],
-    ['inside every UTF-8 character and CRLF', cutAt(bytes, awkwardOffsets(bytes))],
-  ];
-  for (let i = 0; i < 6; i++) cuts.push([`random cuts ${i}`, cutAtRandom(bytes, 1 + Math.floor(random() * 200), random)]);
-  return cuts;
-}
+/** Whole, inside every character and after every CR, and six times at a seeded random number (1–200) of random offsets. */
+const cuttingsOf = (bytes: Buffer, seed: number): [string, Buffer[]][] =>
+  cuttings(bytes, seededRandom(seed), Array.from({ length: 6 }, () => (random: () => number) => 1 + Math.floor(random() * 200)));
 
 // ---- Gemini ----------------------------------------------------------------------------------------------------
 
@@ -104,22 +42,27 @@ describe('Gemini streamGenerateContent?alt=sse on a real server', () => {
   it('counts exactly (answer + thoughts) under the model in the path, however the CRLF stream is cut', async () => {
     for (const lineEnd of ['\r\n', '\n']) {
       const bytes = Buffer.from(geminiSse(geminiChunks(GEMINI_SHAPE), lineEnd));
-      for (const [cutName, pieces] of cuttings(bytes, 40 + lineEnd.length)) {
-        const app = await serve(writePieces('text/event-stream', pieces));
-        const response = await postJson(app.port, GEMINI_PATH, { contents: [{ parts: [{ text: 'hi' }] }] });
-        expect(response.body.equals(bytes)).toBe(true);
-        await app.ended();
-        const where = `${JSON.stringify(lineEnd)} ${cutName}`;
-        const model = { model: 'gemini-2.5-flash' };
-        expect([where, await app.get('output_tokens_total', model)]).toEqual([where, GEMINI_OUTPUT]);
-        expect([where, await app.get('reasoning_tokens_total', model)]).toEqual([where, 30]);
-        expect([where, await app.get('input_tokens_total', model)]).toEqual([where, 12]);
-        expect([where, await app.get('cached_tokens', model, 'sum')]).toEqual([where, 8]);
-        expect([where, await app.get('parse_errors_total')]).toEqual([where, 0]);
-        expect([where, await app.get('output_tokens_overcount_total')]).toEqual([where, 0]);
-        const labels = { ...model, endpoint: 'gemini_generate_content', request_type: 'stream', status: 'success', error_type: '' };
-        expect([where, await app.get('requests_total', labels)]).toEqual([where, 1]);
-        expect([where, await app.get('requests_finished_total', { ...model, finish_reason: 'stop' })]).toEqual([where, 1]);
+      for (const [cutName, pieces] of cuttingsOf(bytes, 40 + lineEnd.length)) {
+        await expectCounts(
+          pieces,
+          {
+            outputTokens: GEMINI_OUTPUT,
+            reasoningTokens: 30,
+            inputTokens: 12,
+            cachedTokens: 8,
+            parseErrors: 0,
+            overcount: 0,
+            ended: { endpoint: 'gemini_generate_content', request_type: 'stream', status: 'success', error_type: '' },
+            finishReason: 'stop',
+          },
+          {
+            path: GEMINI_PATH,
+            body: { contents: [{ parts: [{ text: 'hi' }] }] },
+            contentType: 'text/event-stream',
+            labels: { model: 'gemini-2.5-flash' },
+            where: `${JSON.stringify(lineEnd)} ${cutName}`,
+          },
+        );
       }
     }
   });
@@ -200,20 +143,25 @@ describe("Ollama's native API on a real server", () => {
   it('counts NDJSON /api/chat exactly at its end (eval_count), however it is cut, for LF and CRLF lines', async () => {
     for (const lineEnd of ['\n', '\r\n']) {
       const bytes = Buffer.from(ndjson(ollamaLines(OLLAMA_SHAPE), lineEnd));
-      for (const [cutName, pieces] of cuttings(bytes, 70 + lineEnd.length)) {
-        const app = await serve(writePieces('application/x-ndjson', pieces));
-        const response = await postJson(app.port, '/api/chat', { model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] });
-        expect(response.body.equals(bytes)).toBe(true);
-        await app.ended();
-        const where = `${JSON.stringify(lineEnd)} ${cutName}`;
-        const model = { model: 'llama3.2' };
-        expect([where, await app.get('output_tokens_total', model)]).toEqual([where, 44]);
-        expect([where, await app.get('reasoning_tokens_total', model)]).toEqual([where, countOf(THOUGHT_PIECES)]);
-        expect([where, await app.get('input_tokens_total', model)]).toEqual([where, 26]);
-        expect([where, await app.get('parse_errors_total')]).toEqual([where, 0]);
-        const labels = { ...model, endpoint: 'ollama_chat', request_type: 'stream', status: 'success', error_type: '' };
-        expect([where, await app.get('requests_total', labels)]).toEqual([where, 1]);
-        expect([where, await app.get('time_to_first_token_seconds', model, 'count')]).toEqual([where, 1]);
+      for (const [cutName, pieces] of cuttingsOf(bytes, 70 + lineEnd.length)) {
+        await expectCounts(
+          pieces,
+          {
+            outputTokens: 44,
+            reasoningTokens: countOf(THOUGHT_PIECES),
+            inputTokens: 26,
+            parseErrors: 0,
+            ended: { endpoint: 'ollama_chat', request_type: 'stream', status: 'success', error_type: '' },
+            firstTokens: 1,
+          },
+          {
+            path: '/api/chat',
+            body: { model: 'llama3.2', messages: [{ role: 'user', content: 'hi' }] },
+            contentType: 'application/x-ndjson',
+            labels: { model: 'llama3.2' },
+            where: `${JSON.stringify(lineEnd)} ${cutName}`,
+          },
+        );
       }
     }
   });

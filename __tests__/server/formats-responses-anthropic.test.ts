@@ -1,68 +1,26 @@
 import express from 'express';
-import type { Request, Response } from 'express';
 import { Registry } from 'prom-client';
-import { dynamoMetrics, metricsRouter } from '../../lib';
-import { codePoints, continuousUsageStream } from '../support/chat-fixtures';
-import {
-  ARG_PIECES,
-  REASONING_PIECES,
-  ResponsesEvents,
-  TEXT_PIECES,
-  anthropicError,
-  anthropicStream,
-  countOf,
-  responseObject,
-  responsesStream,
-  responsesUsage,
-  textDelta,
-  toSse,
-} from '../support/formats-fixtures';
-import type { AnthropicStreamShape, ResponsesStreamShape, TypedEvent } from '../support/formats-fixtures';
-import { eventually, listen, openStream, postJson, request, signal } from '../support/http-harness';
-import type { RunningServer } from '../support/http-harness';
-import { cutAt, cutAtRandom, seededRandom } from '../support/prng';
+import { dynamoMetrics } from '../../lib';
+import { expectCounts } from '../support/expect-counts';
+import { meteredApp } from '../support/metered-app';
+import type { MeteredApp, Route } from '../support/metered-app';
+import { eventually, listen, openStream, postJson, signal } from '../support/http';
+import type { RunningServer } from '../support/http';
+import { seededRandom } from '../support/prng';
 import { m, value, valueFromText } from '../support/registry-values';
-import type { Labels } from '../support/registry-values';
+import { anthropicError, anthropicStream, ARG_PIECES, codePoints, continuousUsageStream, countOf, cutAtRandom, cuttings, REASONING_PIECES, responseObject, ResponsesEvents, responsesStream, responsesUsage, TEXT_PIECES, textDelta, toSse } from '../support/streams';
+import type { AnthropicStreamShape, ResponsesStreamShape, TypedEvent } from '../support/streams';
 
 const servers: RunningServer[] = [];
 afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.close()));
 });
 
-type Handler = (req: Request, res: Response) => void | Promise<void>;
+type Handler = Route;
 
-interface App {
-  port: number;
-  registry: Registry;
-  /** A counter/gauge value (or histogram part) read back from the registry. */
-  get(suffix: string, labels?: Labels, part?: 'count' | 'sum'): Promise<number>;
-  /** The /metrics text served by metricsRouter. */
-  scrape(): Promise<string>;
-  /** Waits until `n` requests have ended. */
-  ended(n?: number): Promise<void>;
-}
-
-/** A real Express app on 127.0.0.1:0 with a fresh Registry; tokens are counted one per code point so counts are exact. */
-async function serve(handler: Handler, options: { parseBody?: boolean } = {}): Promise<App> {
-  const registry = new Registry();
-  const app = express();
-  if (options.parseBody === true) app.use(express.json());
-  app.use(dynamoMetrics({ registry, countTokens: codePoints }));
-  app.use(metricsRouter({ registry }));
-  app.post(['/v1/responses', '/v1/messages', '/v1/chat/completions'], (req, res, next) => {
-    Promise.resolve(handler(req, res)).catch(next);
-  });
-  const server = await listen(app);
-  servers.push(server);
-  const get = (suffix: string, labels: Labels = {}, part?: 'count' | 'sum'): Promise<number> => value(registry, m(suffix), labels, part);
-  return {
-    port: server.port,
-    registry,
-    get,
-    scrape: async () => (await request(server.port, 'GET', '/metrics')).body.toString('utf8'),
-    ended: (n = 1) => eventually(async () => (await get('requests_total')) >= n),
-  };
-}
+/** The three routes of the two formats; without a body parser unless asked, so the model comes from the stream. */
+const serve = (handler: Handler, options: { parseBody?: boolean } = {}): Promise<MeteredApp> =>
+  meteredApp({ '/v1/responses': handler, '/v1/messages': handler, '/v1/chat/completions': handler }, { json: options.parseBody === true });
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -96,34 +54,14 @@ function json(body: unknown): Handler {
 
 // ---- how a stream is cut ----------------------------------------------------------------------------------------
 
-/** Offsets of every UTF-8 continuation byte (a cut there splits a character) and between every CR and LF. */
-function awkwardOffsets(bytes: Buffer): number[] {
-  const offsets: number[] = [];
-  for (let i = 1; i < bytes.length; i++) {
-    const byte = bytes[i] as number;
-    if ((byte & 0xc0) === 0x80 || (byte === 0x0a && bytes[i - 1] === 0x0d)) offsets.push(i);
-  }
-  return offsets;
-}
-
-
 const LINE_ENDS = [
   ['LF', '\n'],
   ['CRLF', '\r\n'],
   ['CR', '\r'],
 ] as const;
 
-/** Whole, cut at seeded random offsets, cut inside every multi-byte character and CRLF, and one byte per write. */
-function cuttings(bytes: Buffer, seed: number): [string, Buffer[]][] {
-  const random = seededRandom(seed);
-  return [
-    ['whole', [bytes]],
-    ['random cuts', cutAtRandom(bytes, 50, random)],
-    ['random cuts 2', cutAtRandom(bytes, 300, random)],
-    ['inside every UTF-8 character and CRLF', cutAt(bytes, awkwardOffsets(bytes))],
-    ['one byte per write', cutAt(bytes, Array.from({ length: bytes.length }, (_, i) => i))],
-  ];
-}
+/** Whole, inside every character and after every CR, at 50 and 300 seeded random offsets, and one byte per write. */
+const cuttingsOf = (bytes: Buffer, seed: number): [string, Buffer[]][] => cuttings(bytes, seededRandom(seed), [50, 300], { bytePerWrite: true });
 
 /**
  * The deterministic part of /metrics: every counter, gauge and token histogram line, and the `_count` of the
@@ -154,19 +92,20 @@ describe('OpenAI Responses on a real server (POST /v1/responses)', () => {
     for (const [name, lineEnd] of LINE_ENDS) {
       const bytes = Buffer.from(toSse(responsesStream(RESPONSES_SHAPE), lineEnd));
       let reference: string[] | undefined;
-      for (const [cutName, pieces] of cuttings(bytes, 1000 + lineEnd.length)) {
-        const app = await serve(streamPieces(pieces));
-        const response = await postJson(app.port, '/v1/responses', { model: 'gpt-x', stream: true, input: 'hi' });
-        expect(response.body.equals(bytes)).toBe(true);
-        await app.ended();
+      for (const [cutName, pieces] of cuttingsOf(bytes, 1000 + lineEnd.length)) {
         const where = `${name} ${cutName}`;
-        expect([where, await app.get('output_tokens_total', { model: 'gpt-x' })]).toEqual([where, 75]);
-        expect([where, await app.get('reasoning_tokens_total', { model: 'gpt-x' })]).toEqual([where, 30]);
-        expect([where, await app.get('input_tokens_total', { model: 'gpt-x' })]).toEqual([where, 1200]);
-        expect([where, await app.get('output_tokens_overcount_total')]).toEqual([where, 0]);
-        expect([where, await app.get('parse_errors_total')]).toEqual([where, 0]);
-        const labels = { model: 'gpt-x', endpoint: 'responses', request_type: 'stream', status: 'success', error_type: '' };
-        expect([where, await app.get('requests_total', labels)]).toEqual([where, 1]);
+        const app = await expectCounts(
+          pieces,
+          {
+            outputTokens: 75,
+            reasoningTokens: 30,
+            inputTokens: 1200,
+            overcount: 0,
+            parseErrors: 0,
+            ended: { endpoint: 'responses', request_type: 'stream', status: 'success', error_type: '' },
+          },
+          { path: '/v1/responses', body: { model: 'gpt-x', stream: true, input: 'hi' }, contentType: 'text/event-stream', labels: { model: 'gpt-x' }, where, app: { json: false } },
+        );
         const snapshot = deterministic(await app.scrape());
         if (reference === undefined) reference = snapshot;
         else expect([where, snapshot]).toEqual([where, reference]);
@@ -329,19 +268,27 @@ describe('Anthropic Messages on a real server (POST /v1/messages)', () => {
     for (const [name, lineEnd] of LINE_ENDS) {
       const bytes = Buffer.from(toSse(anthropicStream(shape), lineEnd));
       let reference: string[] | undefined;
-      for (const [cutName, pieces] of cuttings(bytes, 2000 + lineEnd.length)) {
-        const app = await serve(streamPieces(pieces));
-        const response = await postJson(app.port, '/v1/messages', { model: 'claude-x', stream: true, max_tokens: 100, messages: [] });
-        expect(response.body.equals(bytes)).toBe(true);
-        await app.ended();
+      for (const [cutName, pieces] of cuttingsOf(bytes, 2000 + lineEnd.length)) {
         const where = `${name} ${cutName}`;
-        expect([where, await app.get('output_tokens_total', { model: 'claude-x' })]).toEqual([where, 120]);
-        expect([where, await app.get('reasoning_tokens_total', { model: 'claude-x' })]).toEqual([where, countOf(REASONING_PIECES)]);
-        expect([where, await app.get('input_tokens_total', { model: 'claude-x' })]).toEqual([where, 2325]);
-        expect([where, await app.get('parse_errors_total')]).toEqual([where, 0]);
-        const labels = { model: 'claude-x', endpoint: 'anthropic_messages', request_type: 'stream', status: 'success', error_type: '' };
-        expect([where, await app.get('requests_total', labels)]).toEqual([where, 1]);
-        expect([where, await app.get('requests_finished_total', { model: 'claude-x', finish_reason: 'tool_calls' })]).toEqual([where, 1]);
+        const app = await expectCounts(
+          pieces,
+          {
+            outputTokens: 120,
+            reasoningTokens: countOf(REASONING_PIECES),
+            inputTokens: 2325,
+            parseErrors: 0,
+            ended: { endpoint: 'anthropic_messages', request_type: 'stream', status: 'success', error_type: '' },
+            finishReason: 'tool_calls',
+          },
+          {
+            path: '/v1/messages',
+            body: { model: 'claude-x', stream: true, max_tokens: 100, messages: [] },
+            contentType: 'text/event-stream',
+            labels: { model: 'claude-x' },
+            where,
+            app: { json: false },
+          },
+        );
         const snapshot = deterministic(await app.scrape());
         if (reference === undefined) reference = snapshot;
         else expect([where, snapshot]).toEqual([where, reference]);

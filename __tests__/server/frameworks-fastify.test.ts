@@ -4,8 +4,8 @@ import type { FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
 import { dynamoMetrics, metricsRouter } from '../../lib';
 import { sumOf } from '../../example-app/metrics-text';
-import { codePoints } from '../support/chat-fixtures';
-import { Gate, scrape, streamAndScrapeMidway, TEXTS, TOKENS_BEFORE_PAUSE, TOTAL_TOKENS, writeStream } from '../support/framework-stream';
+import { Gate, scrapeSamples, streamAndScrapeMidway, TEXTS, TOKENS_BEFORE_PAUSE, TOTAL_TOKENS, writeStream } from '../support/framework-stream';
+import { codePoints } from '../support/streams';
 
 /**
  * The README's Fastify recipe in a real Fastify app on a real socket: the middleware through `@fastify/middie`
@@ -48,7 +48,7 @@ test('counts a hijacked stream live and at its end, served on /metrics through m
   // While the stream was paused half-way, Prometheus would already have seen the first half's tokens.
   expect(result.liveCounter).toBe(TOKENS_BEFORE_PAUSE);
 
-  const after = await scrape(`${baseUrl}/metrics`);
+  const after = await scrapeSamples(`${baseUrl}/metrics`);
   expect(after.status).toBe(200);
   expect(after.contentType).toBe(registry.contentType);
   expect(sumOf(after.samples, 'dynamo_frontend_output_tokens_total', { model: MODEL })).toBe(TOTAL_TOKENS);
@@ -78,7 +78,7 @@ test("counts a unary completion sent with Fastify's own reply.send(), and leaves
   const missing = await fetch(`${baseUrl}/nothing-here`);
   expect(missing.status).toBe(404);
 
-  const metrics = await scrape(`${baseUrl}/metrics`);
+  const metrics = await scrapeSamples(`${baseUrl}/metrics`);
   expect(sumOf(metrics.samples, 'dynamo_frontend_output_tokens_total', { model: MODEL })).toBe(9);
   expect(sumOf(metrics.samples, 'dynamo_frontend_input_tokens_total', { model: MODEL })).toBe(3);
   // Only the LLM request is counted: /health, the 404 and the scrapes are not LLM paths.
@@ -94,7 +94,7 @@ test('serves /metrics as a Fastify route on the raw request and response (the do
     serveMetrics(request.raw, reply.raw);
   });
   baseUrl = await app.listen({ port: 0, host: '127.0.0.1' });
-  const metrics = await scrape(`${baseUrl}/metrics`);
+  const metrics = await scrapeSamples(`${baseUrl}/metrics`);
   expect(metrics.status).toBe(200);
   expect(metrics.contentType).toBe(registry.contentType);
   // Nothing has run yet, but the families are registered by the middleware created in beforeEach.

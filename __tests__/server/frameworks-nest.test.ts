@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import path from 'node:path';
 import { sumOf } from '../../example-app/metrics-text';
-import { HALF, scrape, streamAndScrapeMidway, TEXTS, TOKENS_BEFORE_PAUSE, TOTAL_TOKENS } from '../support/framework-stream';
+import { HALF, scrapeSamples, streamAndScrapeMidway, TEXTS, TOKENS_BEFORE_PAUSE, TOTAL_TOKENS } from '../support/framework-stream';
 
 /**
  * The README's NestJS recipe in a real Nest 12 app (Express platform) on a real socket: `app.use(dynamoMetrics())`
@@ -52,7 +52,7 @@ test('counts a streaming controller live and at its end, and serves /metrics fro
   // While the controller was paused half-way, /metrics already held the first half's tokens.
   expect(result.liveCounter).toBe(TOKENS_BEFORE_PAUSE);
 
-  const after = await scrape(`${baseUrl}/metrics`);
+  const after = await scrapeSamples(`${baseUrl}/metrics`);
   expect(after.status).toBe(200);
   expect(after.contentType).toBe('text/plain; version=0.0.4; charset=utf-8');
   expect(sumOf(after.samples, 'dynamo_frontend_output_tokens_total', { model: MODEL })).toBe(TOTAL_TOKENS);
@@ -73,14 +73,14 @@ test('counts the events of an @Sse() route, live and at its end', async () => {
     received += decoder.decode(value, { stream: true });
     const deltas = TEXTS.filter((text) => received.includes(`"content":${JSON.stringify(text)}`)).length;
     if (deltas === HALF && Number.isNaN(liveCounter)) {
-      liveCounter = sumOf((await scrape(`${baseUrl}/metrics`)).samples, 'dynamo_frontend_output_tokens_total', { model: SSE_MODEL });
+      liveCounter = sumOf((await scrapeSamples(`${baseUrl}/metrics`)).samples, 'dynamo_frontend_output_tokens_total', { model: SSE_MODEL });
       resume();
     }
   }
   expect(received).toContain('data: [DONE]');
   expect(liveCounter).toBe(TOKENS_BEFORE_PAUSE);
 
-  const after = await scrape(`${baseUrl}/metrics`);
+  const after = await scrapeSamples(`${baseUrl}/metrics`);
   expect(sumOf(after.samples, 'dynamo_frontend_output_tokens_total', { model: SSE_MODEL })).toBe(TOTAL_TOKENS);
   expect(sumOf(after.samples, 'dynamo_frontend_requests_finished_total', { model: SSE_MODEL, finish_reason: 'stop' })).toBe(1);
   expect(sumOf(after.samples, 'dynamo_frontend_requests_total', { model: SSE_MODEL, status: 'success' })).toBe(1);

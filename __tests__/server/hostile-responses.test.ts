@@ -11,17 +11,20 @@ import fc from 'fast-check';
 import { Registry } from 'prom-client';
 import { dynamoMetrics } from '../../lib';
 import type { DynamoMetricsError } from '../../lib';
-import { listen } from '../support/http-harness';
-import { bodyOf, eventOffsets, fromSnapshot, nonZeroGauges, snapshot, writePlanArbitrary } from '../support/hardening-http';
-import type { Snapshot, WritePlan } from '../support/hardening-http';
-import { checkRecord, describeBytes, ONE_WRITE, PairedServers, PER_EVENT } from '../support/hardening-harness';
-import type { BodyToWrite, Exchange, MiddlewareOptions } from '../support/hardening-harness';
-import { garbageCollector, heapAfterGc, MB } from '../support/hardening-gc';
-import { buildStream, codePoints, ENDPOINT_LABEL } from '../support/hardening-streams';
-import type { StreamFormat, StreamSpec } from '../support/hardening-streams';
+import { garbageCollector, heapAfterGc, MB } from '../support/gc';
+import { listen } from '../support/http';
+import { checkRecord, describeBytes, ONE_WRITE, PairedServers, PER_EVENT } from '../support/paired-servers';
+import type { BodyToWrite, Exchange, MiddlewareOptions } from '../support/paired-servers';
+import { buildStream, ENDPOINT_LABEL } from '../support/random-streams';
+import type { StreamFormat, StreamSpec } from '../support/random-streams';
+import { fromSnapshot, nonZeroGauges, P, snapshot } from '../support/registry-values';
+import type { Snapshot } from '../support/registry-values';
+import { bodyOf } from '../support/sockets';
+import { codePoints, eventOffsets, sse } from '../support/streams';
+import { writePlanArbitrary } from '../support/write-plans';
+import type { WritePlan } from '../support/write-plans';
 
 const SEED = Number(process.env.HARDENING_SEED ?? 20261127);
-const P = 'dynamo_frontend';
 const CHAT = '/v1/chat/completions';
 const SSE_TYPE = 'text/event-stream; charset=utf-8';
 
@@ -55,7 +58,6 @@ function expectEndedCleanly(shot: Snapshot, errorType = ''): void {
   expect(nonZeroGauges(shot)).toEqual([]);
 }
 
-const sse = (payload: unknown): string => `data: ${typeof payload === 'string' ? payload : JSON.stringify(payload)}\n\n`;
 const chunk = (content: string | undefined, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
   id: 'c1',
   object: 'chat.completion.chunk',

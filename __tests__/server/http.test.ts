@@ -15,29 +15,13 @@ import { Registry } from 'prom-client';
 import supertest from 'supertest';
 import { dynamoMetrics, metricsRouter } from '../../lib/index';
 import type { DynamoMetricsError, DynamoMetricsOptions } from '../../lib/index';
-import {
-  chatChunk,
-  codePoints,
-  continuousUsageStream,
-  DONE,
-  RICH_STREAM_TOKENS,
-  richChatStream,
-  sse,
-} from '../support/chat-fixtures';
-import {
-  eventually,
-  listen,
-  openStream,
-  postJson,
-  rawExchange,
-  request,
-  signal,
-  sleep,
-} from '../support/http-harness';
-import type { RunningServer } from '../support/http-harness';
-import { cutAtRandom, seededRandom } from '../support/prng';
+import { eventually, listen, openStream, postJson, request, signal, sleep } from '../support/http';
+import type { RunningServer } from '../support/http';
+import { seededRandom } from '../support/prng';
 import { labelSets, m, value, valueFromText } from '../support/registry-values';
 import type { Labels } from '../support/registry-values';
+import { rawPost } from '../support/sockets';
+import { chatChunk, codePoints, continuousUsageStream, cutAtRandom, DONE, RICH_STREAM_TOKENS, richChatStream, sse } from '../support/streams';
 
 const CHAT = '/v1/chat/completions';
 
@@ -228,8 +212,8 @@ describe.each(variants)('HTTP suite on %s', (variant, expressLib, packageName) =
     const handler = chatRoute((_req, res) => writeSse(res, pieces));
     const withPort = await start(handler);
     const withoutPort = await start(handler, { withMiddleware: false });
-    const withMiddleware = await rawExchange(withPort, CHAT, { model: 'm', stream: true });
-    const without = await rawExchange(withoutPort, CHAT, { model: 'm', stream: true });
+    const withMiddleware = await rawPost(withPort, CHAT, JSON.stringify({ model: 'm', stream: true }));
+    const without = await rawPost(withoutPort, CHAT, JSON.stringify({ model: 'm', stream: true }));
     expect(withMiddleware.equals(without)).toBe(true);
     const body = (await postJson(withPort, CHAT, { model: 'm', stream: true })).body;
     expect(body.equals(Buffer.concat(pieces))).toBe(true);
@@ -250,7 +234,7 @@ describe.each(variants)('HTTP suite on %s', (variant, expressLib, packageName) =
     const withPort = await start(routes);
     const withoutPort = await start(routes, { withMiddleware: false });
     for (const path of [CHAT, '/v1/completions']) {
-      expect((await rawExchange(withPort, path, { model: 'm' })).equals(await rawExchange(withoutPort, path, { model: 'm' }))).toBe(true);
+      expect((await rawPost(withPort, path, JSON.stringify({ model: 'm' }))).equals(await rawPost(withoutPort, path, JSON.stringify({ model: 'm' })))).toBe(true);
     }
   });
 

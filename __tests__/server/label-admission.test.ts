@@ -7,9 +7,9 @@ import http from 'node:http';
 import express from 'express';
 import type { Request, Response } from 'express';
 import type { Registry } from 'prom-client';
-import { labelSets } from '../support/registry-values';
-import { metricsApp, P, serve, settled, total } from '../support/reliability';
-import { request } from '../support/http-harness';
+import { listen, request } from '../support/http';
+import { metricsApp } from '../support/metered-app';
+import { labelSets, P, settled, total } from '../support/registry-values';
 
 function completion(model: string): Record<string, unknown> {
   return {
@@ -61,7 +61,7 @@ async function modelsOf(registry: Registry, suffix: string): Promise<string[]> {
 describe('label admission', () => {
   it('failed requests with made-up names take no slot; real models still get theirs after the cap is "attacked"', async () => {
     const { app, registry } = gateway({ maxModels: 3 });
-    const served = await serve(app);
+    const served = await listen(app);
     try {
       for (let i = 0; i < 20; i++) {
         expect(await post(served.port, '/v1/chat/completions', `fake-${i}`)).toBe(404); // the route
@@ -94,7 +94,7 @@ describe('label admission', () => {
     const { app, registry } = metricsApp({ maxModels: 2 });
     app.use(express.json());
     app.post('/v1/chat/completions', (req: Request, res: Response) => res.json(completion((req.body as { model: string }).model)));
-    const served = await serve(app);
+    const served = await listen(app);
     try {
       for (const model of ['a', 'b', 'c', 'd', 'a']) expect(await post(served.port, '/v1/chat/completions', model)).toBe(200);
       await settled(registry);
@@ -108,7 +108,7 @@ describe('label admission', () => {
 
   it('an allow-listed name has its label from the first request, even one that fails', async () => {
     const { app, registry } = gateway({ models: ['llama-3'] });
-    const served = await serve(app);
+    const served = await listen(app);
     try {
       expect(await post(served.port, '/v1/chat/completions', 'llama-3', 'bad')).toBe(401);
       await settled(registry);
@@ -128,7 +128,7 @@ describe('label admission', () => {
       res.status(500).setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ ...completion('broken-upstream'), error: { message: 'boom' } }));
     });
-    const served = await serve(app);
+    const served = await listen(app);
     try {
       expect((await request(served.port, 'POST', '/v1/chat/completions', { messages: [] })).status).toBe(200);
       expect((await request(served.port, 'POST', '/v1/completions', { prompt: 'x' })).status).toBe(500);
@@ -143,7 +143,7 @@ describe('label admission', () => {
     const { app, registry } = metricsApp();
     app.use(express.json());
     app.post('/v1/chat/completions', (req: Request, res: Response) => res.json(completion((req.body as { model: string }).model)));
-    const served = await serve(app);
+    const served = await listen(app);
     try {
       // Sent as JSON escapes: "\ud800" and "\udbff" are two different strings once parsed.
       for (const escaped of ['\\ud800', '\\udbff', '\\ud800']) {

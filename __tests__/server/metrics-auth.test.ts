@@ -8,11 +8,11 @@ import express from 'express';
 import { Registry } from 'prom-client';
 import { dynamoMetrics, metricsRouter } from '../../lib';
 import type { MetricsAuth } from '../../lib';
-import { listen } from '../support/http-harness';
-import type { RunningServer } from '../support/http-harness';
-import { chatEvent } from '../support/hardening-llm';
+import { listen } from '../support/http';
+import type { RunningServer } from '../support/http';
+import { chatEvent } from '../support/streams';
+import { P } from '../support/registry-values';
 
-const P = 'dynamo_frontend';
 
 function get(port: number, path: string, authorization?: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {

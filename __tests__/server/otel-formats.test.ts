@@ -2,10 +2,10 @@
 import express from 'express';
 import { Registry } from 'prom-client';
 import { dynamoMetrics, GEN_AI_INSTRUMENTS } from '../../lib';
-import { GEMINI_PATH, PIECES, geminiChunks, geminiSse, ndjson, ollamaLines } from '../support/gemini-ollama-fixtures';
-import { eventually, listen, postJson } from '../support/http-harness';
-import type { RunningServer } from '../support/http-harness';
+import { eventually, listen, postJson } from '../support/http';
+import type { RunningServer } from '../support/http';
 import { OtelHarness } from '../support/otel-reader';
+import { GEMINI_PATH, geminiChunks, geminiSse, ndjson, ollamaLines, PIECES } from '../support/streams';
 
 const servers: RunningServer[] = [];
 afterEach(async () => {

@@ -7,13 +7,12 @@ import { Registry } from 'prom-client';
 import { dynamoMetrics, GEN_AI_INSTRUMENTS } from '../../lib';
 import type { DynamoMetricsError, DynamoMetricsOptions } from '../../lib';
 import { GEN_AI_BUCKETS } from '../../lib/metrics/otel';
-import { chatChunk, DONE, sse } from '../support/chat-fixtures';
-import { anthropicStream, responseObject, responsesUsage, typedSse } from '../support/formats-fixtures';
-import { eventually, listen, openStream, postJson, request, sleep } from '../support/http-harness';
-import type { RunningServer } from '../support/http-harness';
+import { eventually, listen, openStream, postJson, request, sleep } from '../support/http';
+import type { RunningServer } from '../support/http';
 import { OtelHarness } from '../support/otel-reader';
 import type { HistogramPoint } from '../support/otel-reader';
 import { labelSets, m, value } from '../support/registry-values';
+import { anthropicStream, chatChunk, DONE, responseObject, responsesUsage, sse, typedSse } from '../support/streams';
 
 /**
  * `meter`: the same requests, over a real socket, recorded by the real OpenTelemetry SDK and read back through its

@@ -9,20 +9,23 @@
 import fc from 'fast-check';
 import { Registry } from 'prom-client';
 import { createApp } from '../../example-app/app';
-import { eventually, listen } from '../support/http-harness';
-import { bodyOf, eventOffsets, fromSnapshot, nonZeroGauges, rawPost, snapshot, writePlanArbitrary } from '../support/hardening-http';
-import type { Snapshot, WritePlan } from '../support/hardening-http';
-import { checkRecord, describeBytes, ONE_WRITE, PairedServers, PER_EVENT } from '../support/hardening-harness';
-import type { Exchange } from '../support/hardening-harness';
-import { buildStream, codePoints, ENDPOINT_LABEL, STREAM_FORMATS, streamSpecArbitrary } from '../support/hardening-streams';
-import type { BuiltStream, StreamFormat, StreamSpec } from '../support/hardening-streams';
+import { eventually, listen } from '../support/http';
+import { checkRecord, describeBytes, ONE_WRITE, PairedServers, PER_EVENT } from '../support/paired-servers';
+import type { Exchange } from '../support/paired-servers';
+import { buildStream, ENDPOINT_LABEL, STREAM_FORMATS, streamSpecArbitrary } from '../support/random-streams';
+import type { BuiltStream, StreamFormat, StreamSpec } from '../support/random-streams';
+import { fromSnapshot, nonZeroGauges, P, snapshot } from '../support/registry-values';
+import type { Snapshot } from '../support/registry-values';
+import { bodyOf, rawPost } from '../support/sockets';
+import { codePoints, eventOffsets } from '../support/streams';
+import { writePlanArbitrary } from '../support/write-plans';
+import type { WritePlan } from '../support/write-plans';
 
 const SEED = Number(process.env.HARDENING_SEED ?? 20261127);
 const RUNS_PER_FORMAT = Number(process.env.HARDENING_RUNS ?? 100);
 const SHRINK = process.env.HARDENING_SHRINK === '1';
 const PROXY_RUNS_PER_FORMAT = Math.ceil(RUNS_PER_FORMAT / 4);
 
-const P = 'dynamo_frontend';
 
 const servers = new PairedServers();
 beforeAll(() => servers.start());

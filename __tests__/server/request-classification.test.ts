@@ -2,8 +2,9 @@
  * Which requests are LLM requests, and how their end is classified: a POST by default (listing stored
  * completions or reading a thread is not), and redirects or 304 are answers, not errors.
  */
-import { metricsApp, serve, settled, total } from '../support/reliability';
-import { request } from '../support/http-harness';
+import { listen, request } from '../support/http';
+import { metricsApp } from '../support/metered-app';
+import { settled, total } from '../support/registry-values';
 
 describe('which requests are LLM requests', () => {
   it('only POST by default: GET and DELETE on LLM paths are left alone', async () => {
@@ -13,7 +14,7 @@ describe('which requests are LLM requests', () => {
     app.delete('/v1/chat/completions/:id', (_req, res) => res.status(404).json({ error: { message: 'gone' } }));
     app.delete('/v1/responses', (_req, res) => res.status(400).json({ error: { message: 'no' } }));
     app.post('/v1/chat/completions', (_req, res) => res.json({ model: 'm', choices: [], usage: { prompt_tokens: 1, completion_tokens: 1 } }));
-    const served = await serve(app);
+    const served = await listen(app);
     try {
       expect((await request(served.port, 'GET', '/v1/chat/completions')).status).toBe(200);
       expect((await request(served.port, 'GET', '/v1/threads/t1/messages')).status).toBe(200);
@@ -32,7 +33,7 @@ describe('which requests are LLM requests', () => {
   it('the endpoint option still decides when given, GET included', async () => {
     const { app, registry } = metricsApp({ endpoint: (req) => (req.url?.startsWith('/llm') ? 'chat_completions' : undefined) });
     app.get('/llm', (_req, res) => res.json({ model: 'm', choices: [], usage: { prompt_tokens: 1, completion_tokens: 4 } }));
-    const served = await serve(app);
+    const served = await listen(app);
     try {
       expect((await request(served.port, 'GET', '/llm')).status).toBe(200);
       await settled(registry);
@@ -50,7 +51,7 @@ describe('status classification', () => {
       if (status === 304) res.status(304).end();
       else res.redirect(status, '/v2/chat/completions');
     });
-    const served = await serve(app);
+    const served = await listen(app);
     try {
       expect((await request(served.port, 'POST', '/v1/chat/completions', {})).status).toBe(status);
       await settled(registry);

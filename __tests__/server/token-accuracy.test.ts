@@ -2,8 +2,8 @@ import express from 'express';
 import OpenAI from 'openai';
 import { Registry } from 'prom-client';
 import { dynamoMetrics, metricsRouter } from '../../lib';
-import { listen, request } from '../support/http-harness';
-import type { RunningServer } from '../support/http-harness';
+import { listen, request } from '../support/http';
+import type { RunningServer } from '../support/http';
 import { m, valueFromText } from '../support/registry-values';
 import { o200kTokens, oneTokenStream, pieces } from '../support/token-streams';
 

@@ -3,10 +3,11 @@
  * old 8 MiB buffer dropped it), and many large bodies at once cost the server little beyond their own writes.
  */
 import type { Response } from 'express';
-import { garbageCollector, heapAfterGc, MB } from '../support/hardening-gc';
-import { request } from '../support/http-harness';
-import { metricsApp, serve, settled, total } from '../support/reliability';
-import type { Served } from '../support/reliability';
+import { garbageCollector, heapAfterGc, MB } from '../support/gc';
+import { listen, request } from '../support/http';
+import type { RunningServer } from '../support/http';
+import { metricsApp } from '../support/metered-app';
+import { settled, total } from '../support/registry-values';
 
 function embeddingsBody(inputs: number): Buffer {
   const data = Array.from({ length: inputs }, (_, index) => ({
@@ -26,7 +27,7 @@ async function writeInPieces(res: Response, body: Buffer): Promise<void> {
   res.end();
 }
 
-const servers: Served[] = [];
+const servers: RunningServer[] = [];
 afterEach(async () => {
   while (servers.length > 0) await servers.pop()?.close();
 });
@@ -36,7 +37,7 @@ it('a 12 MiB embeddings body (past the default maxBodyBytes) keeps its usage, wi
   expect(body.length).toBeGreaterThan(12 * MB);
   const { app, registry } = metricsApp();
   app.post('/v1/embeddings', (_req, res) => void writeInPieces(res, body));
-  const served = await serve(app);
+  const served = await listen(app);
   servers.push(served);
   expect((await request(served.port, 'POST', '/v1/embeddings', { input: 'x' })).body.equals(body)).toBe(true);
   await settled(registry);
@@ -56,7 +57,7 @@ it('a chat body with 20 MiB of text keeps its usage; its text is not kept', asyn
   );
   const { app, registry } = metricsApp();
   app.post('/v1/chat/completions', (_req, res) => void writeInPieces(res, body));
-  const served = await serve(app);
+  const served = await listen(app);
   servers.push(served);
   await request(served.port, 'POST', '/v1/chat/completions', { model: 'm' });
   await settled(registry);
@@ -72,7 +73,7 @@ it('16 concurrent 7.5 MiB embeddings bodies: the middleware holds none of them',
   const gc = garbageCollector();
   const { app, registry } = metricsApp();
   app.post('/v1/embeddings', (_req, res) => void writeInPieces(res, body));
-  const served = await serve(app);
+  const served = await listen(app);
   servers.push(served);
   const start = heapAfterGc(gc);
   let peak = 0;

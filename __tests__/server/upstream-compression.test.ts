@@ -7,15 +7,13 @@ import http from 'node:http';
 import zlib from 'node:zlib';
 import type { Transform } from 'node:stream';
 import { createProxyMiddleware } from 'http-proxy-middleware';
-import { codePoints } from '../support/chat-fixtures';
-import { chatEvent } from '../support/hardening-llm';
-import { watchWarnings } from '../support/hardening-warnings';
-import type { WarningWatch } from '../support/hardening-warnings';
-import { listen } from '../support/http-harness';
-import type { RunningServer } from '../support/http-harness';
-import { value } from '../support/registry-values';
-import { everyGaugeSeriesZero, metricsApp, P, serve, settled, total, waitFor } from '../support/reliability';
-import type { Served } from '../support/reliability';
+import { eventually, listen } from '../support/http';
+import type { RunningServer } from '../support/http';
+import { metricsApp } from '../support/metered-app';
+import { everyGaugeSeriesZero, P, settled, total, value } from '../support/registry-values';
+import { chatEvent, codePoints } from '../support/streams';
+import { watchWarnings } from '../support/warnings';
+import type { WarningWatch } from '../support/warnings';
 
 const TEXTS = ['Hé', 'llo', ' 世界', ' 🌍', ' and', ' more'];
 const EVENTS = [...Array.from({ length: 30 }, (_, i) => chatEvent('m', TEXTS[i % TEXTS.length])), chatEvent('m', undefined, 'stop'), 'data: [DONE]\n\n'];
@@ -107,7 +105,7 @@ let watch: WarningWatch;
 beforeAll(() => (watch = watchWarnings()));
 afterAll(() => watch.stop());
 
-const servers: (Served | RunningServer)[] = [];
+const servers: (RunningServer | RunningServer)[] = [];
 afterEach(async () => {
   while (servers.length > 0) await servers.pop()?.close();
 });
@@ -118,7 +116,7 @@ async function gateway() {
   // The proxy recipe: no body parser, the client's Accept-Encoding reaches the upstream as it is.
   const { app, registry } = metricsApp({ countTokens: codePoints });
   app.use('/v1', createProxyMiddleware({ target: `${upstream.url}/v1` }));
-  const served = await serve(app);
+  const served = await listen(app);
   servers.push(served);
   return { port: served.port, registry };
 }
@@ -129,7 +127,7 @@ describe.each(['gzip', 'deflate', 'br'] as const)('upstream answers %s', (encodi
     const received = await post(port, '/v1/chat/completions', encoding);
     if (encoding === 'br') expect(received.raw[0]).toBe(0x0d);
     expect(decode[encoding](received.raw).toString()).toBe(EVENTS.join(''));
-    await waitFor(async () => (await total(registry, 'requests_total')) === 1);
+    await eventually(async () => (await total(registry, 'requests_total')) === 1);
     // Read the moment the request has ended: every token is already there.
     expect(await total(registry, 'output_tokens_total', { model: 'm' })).toBe(TOKENS);
     expect(await total(registry, 'requests_total', { model: 'm', status: 'success', error_type: '', request_type: 'stream' })).toBe(1);

@@ -1,10 +1,10 @@
 import express from 'express';
 import { Registry } from 'prom-client';
 import { dynamoMetrics } from '../../lib/index';
-import { chatChunk, DONE, sse } from '../support/chat-fixtures';
-import { listen, postJson } from '../support/http-harness';
-import type { RunningServer } from '../support/http-harness';
+import { listen, postJson } from '../support/http';
+import type { RunningServer } from '../support/http';
 import { m, value } from '../support/registry-values';
+import { chatChunk, DONE, sse } from '../support/streams';
 
 /**
  * Once a stream's chunk shape is known, a plain string write of that shape is counted before any decoding or SSE

@@ -7,8 +7,8 @@ import { MetricsStore } from '../../lib/metrics';
 import { resolveOptions } from '../../lib/options';
 import type { WireFormatReader } from '../../lib/formats/types';
 import { RequestState } from '../../lib/request/request-state';
-import { codePoints } from './chat-fixtures';
 import { m, value } from './registry-values';
+import { codePoints } from './streams';
 
 export interface StateRun {
   registry: Registry;

@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import OpenAI from 'openai';
 import { parseMetrics, sumOf } from '../../example-app/metrics-text';
 import type { Sample } from '../../example-app/metrics-text';
-import { chatChunk, codePoints, DONE, sse } from './chat-fixtures';
+import { chatChunk, codePoints, DONE, sse } from './streams';
 
 /**
  * One streamed chat completion that pauses half-way until the test has scraped `/metrics`, shared by the framework
@@ -52,7 +52,7 @@ export interface Scrape {
   samples: Sample[];
 }
 
-export async function scrape(url: string): Promise<Scrape> {
+export async function scrapeSamples(url: string): Promise<Scrape> {
   const response = await fetch(url);
   return { status: response.status, contentType: response.headers.get('content-type'), samples: parseMetrics(await response.text()) };
 }
@@ -86,7 +86,7 @@ export async function streamAndScrapeMidway(baseUrl: string, metricsUrl: string,
       text += content;
       deltas++;
       if (deltas === HALF) {
-        const live = await scrape(metricsUrl);
+        const live = await scrapeSamples(metricsUrl);
         liveCounter = sumOf(live.samples, 'dynamo_frontend_output_tokens_total', { model });
         resume();
       }

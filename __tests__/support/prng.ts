@@ -9,23 +9,3 @@ export function seededRandom(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
-
-/** Cuts `bytes` at `cuts` distinct random offsets (sorted), returning the pieces. */
-export function cutAtRandom(bytes: Buffer, cuts: number, random: () => number): Buffer[] {
-  const offsets = new Set<number>();
-  while (offsets.size < Math.min(cuts, bytes.length - 1)) offsets.add(1 + Math.floor(random() * (bytes.length - 1)));
-  return cutAt(bytes, [...offsets]);
-}
-
-/** Cuts `bytes` at the given offsets (deduplicated, sorted; offsets outside (0, length) are ignored). */
-export function cutAt(bytes: Buffer, offsets: Iterable<number>): Buffer[] {
-  const sorted = [...new Set(offsets)].filter((o) => o > 0 && o < bytes.length).sort((a, b) => a - b);
-  const pieces: Buffer[] = [];
-  let start = 0;
-  for (const offset of sorted) {
-    pieces.push(bytes.subarray(start, offset));
-    start = offset;
-  }
-  pieces.push(bytes.subarray(start));
-  return pieces;
-}

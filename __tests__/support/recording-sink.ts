@@ -1,6 +1,6 @@
 import type { ErrorType } from '../../lib/labels';
 import type { ChunkCount, ObservationSink } from '../../lib/formats/types';
-import { codePoints } from './chat-fixtures';
+import { codePoints } from './streams';
 
 export type Observation =
   | ['model', unknown]

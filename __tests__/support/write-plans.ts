@@ -1,13 +1,10 @@
 /**
- * HTTP plumbing of the hardening suites: ways of writing a body to a ServerResponse (cut anywhere, in any
- * encoding, with or without callbacks), a raw client that keeps every byte of the exchange, and registry snapshots.
+ * Ways of writing a body to a ServerResponse, as property tests draw them: cut anywhere, in any encoding, with or
+ * without callbacks, headers set in any of Node's ways.
  */
-import http from 'node:http';
 import type { ServerResponse } from 'node:http';
-import net from 'node:net';
 import fc from 'fast-check';
-import type { Registry } from 'prom-client';
-import { cutAt } from './prng';
+import { awkwardOffsets, cutAt } from './streams';
 
 export type PieceKind = 'buffer' | 'uint8array' | 'utf8' | 'utf8-no-encoding' | 'latin1' | 'hex' | 'base64';
 
@@ -53,17 +50,6 @@ export const writePlanArbitrary: fc.Arbitrary<WritePlan> = fc.record({
   http10: fc.constantFrom(false, false, false, true),
   beforeLineEnds: fc.constantFrom(0, 0, 0, 1, 3, 6),
 });
-
-/** Byte offsets where a cut is awkward: right after a CR, and inside a multi-byte UTF-8 character. */
-export function awkwardOffsets(bytes: Buffer): number[] {
-  const offsets: number[] = [];
-  for (let i = 1; i < bytes.length; i++) {
-    const previous = bytes[i - 1] as number;
-    const current = bytes[i] as number;
-    if (previous === 0x0d || (current & 0xc0) === 0x80) offsets.push(i);
-  }
-  return offsets;
-}
 
 export function cutBody(bytes: Buffer, plan: WritePlan, eventOffsets: readonly number[] = []): Buffer[] {
   const offsets = new Set<number>();
@@ -123,17 +109,6 @@ export interface WriteRecord {
 }
 
 /** Writes `bytes` to `res` following `plan`; never throws (what is thrown is recorded). */
-/** Byte offsets of the event boundaries of a body given as its events. */
-export function eventOffsets(events: readonly string[]): number[] {
-  const offsets: number[] = [];
-  let at = 0;
-  for (const event of events) {
-    at += Buffer.byteLength(event, 'utf8');
-    offsets.push(at);
-  }
-  return offsets;
-}
-
 export function writeByPlan(
   res: ServerResponse,
   status: number,
@@ -228,105 +203,3 @@ export function writeByPlan(
   record.done = run();
   return record;
 }
-
-/**
- * One POST over a fresh socket with `Connection: close`; resolves with every byte the server sent, the `Date`
- * header removed so that two exchanges compare byte for byte.
- */
-export function rawPost(port: number, path: string, body: string, timeoutMs = 10_000, version = '1.1'): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1', () => {
-      socket.write(
-        `POST ${path} HTTP/${version}\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\n` +
-          `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-      );
-    });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`no complete response from ${path} within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const parts: Buffer[] = [];
-    socket.on('data', (part: Buffer) => parts.push(part));
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(stripDate(Buffer.concat(parts)));
-    });
-    socket.on('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-  });
-}
-
-export function stripDate(raw: Buffer): Buffer {
-  return Buffer.from(raw.toString('latin1').replace(/\r\nDate: [^\r]*/i, ''), 'latin1');
-}
-
-/** The body of a raw HTTP/1.1 response (chunked or not). */
-export function bodyOf(raw: Buffer): Buffer {
-  const headerEnd = raw.indexOf('\r\n\r\n');
-  if (headerEnd === -1) throw new Error('no header end in response');
-  const head = raw.subarray(0, headerEnd).toString('latin1');
-  let rest = raw.subarray(headerEnd + 4);
-  if (!/\r\ntransfer-encoding:\s*chunked/i.test(head)) return rest;
-  const parts: Buffer[] = [];
-  for (let guard = 0; guard < 1_000_000; guard++) {
-    const lineEnd = rest.indexOf('\r\n');
-    if (lineEnd === -1) throw new Error('truncated chunked body');
-    const size = parseInt(rest.subarray(0, lineEnd).toString('latin1'), 16);
-    if (!Number.isFinite(size)) throw new Error('bad chunk size');
-    if (size === 0) return Buffer.concat(parts);
-    parts.push(rest.subarray(lineEnd + 2, lineEnd + 2 + size));
-    rest = rest.subarray(lineEnd + 2 + size + 2);
-  }
-  throw new Error('too many chunks');
-}
-
-export type Snapshot = Record<string, number>;
-
-/**
- * Every sample of every metric of a registry, keyed by name and sorted labels, except those that measure time
- * (`*_seconds_sum` and `*_seconds_bucket`), which no two runs share.
- */
-export async function snapshot(registry: Registry): Promise<Snapshot> {
-  const result: Snapshot = {};
-  for (const metric of await registry.getMetricsAsJSON()) {
-    for (const sample of metric.values) {
-      const name = (sample as { metricName?: string }).metricName ?? metric.name;
-      if (/_seconds_(sum|bucket)$/.test(name)) continue;
-      const labels = Object.entries(sample.labels)
-        .filter(([key]) => key !== 'le' || !name.endsWith('_seconds_bucket'))
-        .map(([key, value]) => `${key}=${JSON.stringify(String(value))}`)
-        .sort()
-        .join(',');
-      result[`${name}{${labels}}`] = sample.value;
-    }
-  }
-  return result;
-}
-
-/** Sum of the samples in a snapshot for a metric whose labels include `labels`. */
-export function fromSnapshot(shot: Snapshot, name: string, labels: Record<string, string> = {}): number {
-  let total = 0;
-  for (const [key, value] of Object.entries(shot)) {
-    const brace = key.indexOf('{');
-    if (key.slice(0, brace) !== name) continue;
-    const inside = key.slice(brace + 1, -1);
-    if (Object.entries(labels).every(([k, v]) => inside.split(',').includes(`${k}=${JSON.stringify(v)}`))) total += value;
-  }
-  return total;
-}
-
-/**
- * Gauge series that are not 0: every label set of inflight, active and queued requests must be back to 0 (a request
- * moved from `unknown_model` to its model must leave no +1/−1 pair behind that only sums to 0).
- */
-export function nonZeroGauges(shot: Snapshot, prefix = 'dynamo_frontend'): string[] {
-  const gauges = ['inflight_requests', 'active_requests', 'queued_requests'].map((g) => `${prefix}_${g}{`);
-  return Object.entries(shot)
-    .filter(([key, value]) => gauges.some((g) => key.startsWith(g)) && value !== 0)
-    .map(([key, value]) => `${key} = ${value}`);
-}
-
-/** A keep-alive-free agent for tests that open many connections. */
-export const noKeepAlive = new http.Agent({ keepAlive: false });

@@ -7,10 +7,12 @@ import express from 'express';
 import { Registry } from 'prom-client';
 import { dynamoMetrics } from '../../lib';
 import type { DynamoMetricsError, DynamoMetricsMiddleware, DynamoMetricsOptions } from '../../lib';
-import { eventually, listen } from './http-harness';
-import type { RunningServer } from './http-harness';
-import { fromSnapshot, rawPost, snapshot, writeByPlan } from './hardening-http';
-import type { WritePlan, WriteRecord } from './hardening-http';
+import { eventually, listen } from './http';
+import type { RunningServer } from './http';
+import { fromSnapshot, snapshot } from './registry-values';
+import { rawPost } from './sockets';
+import { writeByPlan } from './write-plans';
+import type { WritePlan, WriteRecord } from './write-plans';
 
 export interface BodyToWrite {
   path: string;

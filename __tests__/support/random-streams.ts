@@ -4,6 +4,7 @@
  * when `countTokens` counts one token per code point.
  */
 import fc from 'fast-check';
+import { codePoints } from './streams';
 
 export type StreamFormat = 'chat' | 'completions' | 'responses' | 'anthropic' | 'unary';
 
@@ -62,11 +63,6 @@ export const ENDPOINT_LABEL: Readonly<Record<StreamFormat, string>> = {
   anthropic: 'anthropic_messages',
   unary: 'chat_completions',
 };
-
-/** One token per code point: exact and independent of the default estimator. */
-export function codePoints(text: string): number {
-  return Array.from(text).length;
-}
 
 const FRAGMENTS = [
   ' the',
@@ -188,6 +184,14 @@ export function buildStream(spec: StreamSpec): BuiltStream {
     events.push(frame(spec, events.length, typeof data === 'string' ? data : JSON.stringify(data), eventType));
   };
   const prefix = spec.bom ? '\ufeff' : '';
+  // An event stream's body and what it must count, once all its events are pushed.
+  const sseStream = (live: number, inputTokens: number): BuiltStream => ({
+    path,
+    contentType: 'text/event-stream; charset=utf-8',
+    body: prefix + events.join(''),
+    events: withPrefix(prefix, events),
+    expected: { ...settle(live, spec.usage === 'none' ? undefined : totalTokens), inputTokens, finishReason: 'stop' },
+  });
 
   switch (spec.format) {
     case 'chat':
@@ -227,17 +231,7 @@ export function buildStream(spec: StreamSpec): BuiltStream {
       if (spec.usage !== 'none') push(chunk(chat ? [] : null, cumulativeUsage(spec, totalTokens)));
       push('[DONE]');
       const live = continuous ? totalTokens : liveTokens((d) => (spec.logprobs ? d.tokens : codePoints(d.text)));
-      return {
-        path,
-        contentType: 'text/event-stream; charset=utf-8',
-        body: prefix + events.join(''),
-        events: withPrefix(prefix, events),
-        expected: {
-          ...settle(live, spec.usage === 'none' ? undefined : totalTokens),
-          inputTokens: spec.usage === 'none' ? 0 : spec.promptTokens,
-          finishReason: 'stop',
-        },
-      };
+      return sseStream(live, spec.usage === 'none' ? 0 : spec.promptTokens);
     }
     case 'responses': {
       let sequence = 0;
@@ -278,17 +272,7 @@ export function buildStream(spec: StreamSpec): BuiltStream {
             };
       event('response.completed', { response: { ...base, status: 'completed', output: [item], usage } });
       const live = liveTokens((d) => (spec.logprobs && !d.reasoning ? d.tokens : codePoints(d.text)));
-      return {
-        path,
-        contentType: 'text/event-stream; charset=utf-8',
-        body: prefix + events.join(''),
-        events: withPrefix(prefix, events),
-        expected: {
-          ...settle(live, spec.usage === 'none' ? undefined : totalTokens),
-          inputTokens: spec.usage === 'none' ? 0 : spec.promptTokens,
-          finishReason: 'stop',
-        },
-      };
+      return sseStream(live, spec.usage === 'none' ? 0 : spec.promptTokens);
     }
     case 'anthropic': {
       const event = (type: string, fields: Record<string, unknown>): void => push({ type, ...fields }, type);
@@ -319,13 +303,7 @@ export function buildStream(spec: StreamSpec): BuiltStream {
       });
       event('message_stop', {});
       const live = liveTokens((d) => codePoints(d.text));
-      return {
-        path,
-        contentType: 'text/event-stream; charset=utf-8',
-        body: prefix + events.join(''),
-        events: withPrefix(prefix, events),
-        expected: { ...settle(live, spec.usage === 'none' ? undefined : totalTokens), inputTokens: spec.promptTokens, finishReason: 'stop' },
-      };
+      return sseStream(live, spec.promptTokens);
     }
     case 'unary': {
       const choices = Array.from({ length: spec.choices }, (_, c) => {

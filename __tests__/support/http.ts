@@ -1,8 +1,12 @@
+/**
+ * A test's HTTP side over real sockets on 127.0.0.1: a server on a free port, requests from a fresh connection each,
+ * `/metrics` scraped as text, and polling for what the server reports on its next ticks.
+ */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import net from 'node:net';
 
 export interface RunningServer {
+  server: http.Server;
   port: number;
   url: string;
   close(): Promise<void>;
@@ -14,6 +18,7 @@ export async function listen(handler: http.RequestListener): Promise<RunningServ
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
+    server,
     port,
     url: `http://127.0.0.1:${port}`,
     close: () =>
@@ -64,6 +69,11 @@ export function request(
 
 export const postJson = (port: number, path: string, body: unknown, agent?: http.Agent): Promise<ClientResponse> =>
   request(port, 'POST', path, body, agent);
+
+/** The text `/metrics` (or `path`) serves. */
+export async function scrape(port: number, path = '/metrics'): Promise<string> {
+  return (await request(port, 'GET', path)).body.toString('utf8');
+}
 
 /** A response being received: lets a test wait for bytes to arrive, then read the rest or abort. */
 export interface OpenResponse {
@@ -132,34 +142,19 @@ export function openStream(port: number, path: string, body: unknown): Promise<O
 }
 
 /**
- * Everything the server sent on the wire for one request (status line, headers, chunked framing, body), with the
- * `Date` header removed so two runs compare byte for byte.
+ * Polls until `condition` holds (the end of a request is reported on the server's next ticks): until it returns
+ * true, or, for a function of assertions, returns without throwing. On timeout, the last assertion's error.
  */
-export function rawExchange(port: number, path: string, body: unknown): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const payload = JSON.stringify(body);
-    const socket = net.connect(port, '127.0.0.1', () => {
-      socket.write(
-        `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\n` +
-          `Content-Length: ${Buffer.byteLength(payload)}\r\n\r\n${payload}`,
-      );
-    });
-    const parts: Buffer[] = [];
-    socket.on('data', (part: Buffer) => parts.push(part));
-    socket.on('end', () => {
-      const raw = Buffer.concat(parts).toString('latin1').replace(/\r\nDate: [^\r]*/i, '');
-      resolve(Buffer.from(raw, 'latin1'));
-    });
-    socket.on('error', reject);
-  });
-}
-
-/** Polls `condition` until it holds (the end of a request is reported on the server's next ticks). */
-export async function eventually(condition: () => Promise<boolean> | boolean, timeoutMs = 5000): Promise<void> {
+export async function eventually(condition: () => Promise<boolean | void> | boolean | void, timeoutMs = 5_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (await condition()) return;
-    if (Date.now() > deadline) throw new Error('condition not met in time');
+    let failure: unknown;
+    try {
+      if ((await condition()) !== false) return;
+    } catch (error) {
+      failure = error;
+    }
+    if (Date.now() > deadline) throw failure ?? new Error(`condition not met within ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
@@ -174,3 +169,33 @@ export function signal(): { wait: Promise<void>; release: () => void } {
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+export type AbortPoint = { kind: 'after-send' } | { kind: 'on-headers' } | { kind: 'after-bytes'; bytes: number };
+
+/** POSTs a stream request and aborts it at `point`; resolves with what was received once the socket is gone. */
+export function abortedStream(port: number, path: string, body: unknown, point: AbortPoint): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const payload = Buffer.from(JSON.stringify(body));
+    const parts: Buffer[] = [];
+    let received = 0;
+    const req = http.request(
+      { host: '127.0.0.1', port, path, method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'content-length': payload.length } },
+      (res) => {
+        if (point.kind === 'on-headers') {
+          req.destroy();
+          return;
+        }
+        res.on('data', (part: Buffer) => {
+          parts.push(part);
+          received += part.length;
+          if (point.kind === 'after-bytes' && received >= point.bytes) req.destroy();
+        });
+        res.on('error', () => undefined);
+      },
+    );
+    req.on('error', () => undefined);
+    req.on('close', () => resolve(Buffer.concat(parts)));
+    req.end(payload);
+    if (point.kind === 'after-send') setImmediate(() => req.destroy());
+  });
+}

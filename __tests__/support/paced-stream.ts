@@ -3,8 +3,7 @@
  * tokens it handed to `res.write` while the response was still open, and how each response ended.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import http from 'node:http';
-import { codePoints } from './hardening-streams';
+import { chatEvent, codePoints } from './streams';
 
 export interface StreamTruth {
   /** Requests that reached the handler. */
@@ -30,11 +29,6 @@ export interface PacedOptions {
   headDelayMs?: number;
   /** The server itself destroys the response after this many content events (a proxy whose upstream broke). */
   destroyAfter?: (req: IncomingMessage) => number | undefined;
-}
-
-export function chatEvent(model: string, content: string | undefined, finish?: string): string {
-  const choice = content === undefined ? { index: 0, delta: {}, finish_reason: finish ?? null } : { index: 0, delta: { content }, finish_reason: null };
-  return `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model, choices: [choice] })}\n\n`;
 }
 
 /**
@@ -105,43 +99,4 @@ export function tokensInEvents(text: string): number {
     tokens += codePoints(chunk.choices?.[0]?.delta?.content ?? '');
   }
   return tokens;
-}
-
-export type AbortPoint = { kind: 'after-send' } | { kind: 'on-headers' } | { kind: 'after-bytes'; bytes: number };
-
-/** POSTs a stream request and aborts it at `point`; resolves with what was received once the socket is gone. */
-export function abortedStream(port: number, path: string, body: unknown, point: AbortPoint): Promise<Buffer> {
-  return new Promise((resolve) => {
-    const payload = Buffer.from(JSON.stringify(body));
-    const parts: Buffer[] = [];
-    let received = 0;
-    const req = http.request(
-      { host: '127.0.0.1', port, path, method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'content-length': payload.length } },
-      (res) => {
-        if (point.kind === 'on-headers') {
-          req.destroy();
-          return;
-        }
-        res.on('data', (part: Buffer) => {
-          parts.push(part);
-          received += part.length;
-          if (point.kind === 'after-bytes' && received >= point.bytes) req.destroy();
-        });
-        res.on('error', () => undefined);
-      },
-    );
-    req.on('error', () => undefined);
-    req.on('close', () => resolve(Buffer.concat(parts)));
-    req.end(payload);
-    if (point.kind === 'after-send') setImmediate(() => req.destroy());
-  });
-}
-
-/** Runs `count` tasks, at most `concurrency` at a time. */
-export async function bounded(count: number, concurrency: number, task: (index: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < count) await task(next++);
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
 }
