@@ -5,7 +5,7 @@
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { ConnectionWatch } from '../../lib/http/connection';
-import { eventually } from '../support/http-harness';
+import { eventually } from '../support/http';
 
 interface Pair {
   /** The server's side of the connection, as a response's `req.socket`. */

@@ -6,7 +6,8 @@
 import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
 import { BodyDecompressor } from '../../lib/http/decompress';
 import type { DecodedBodySink } from '../../lib/http/decompress';
-import { cutAtRandom, seededRandom } from '../support/prng';
+import { seededRandom } from '../support/prng';
+import { cutAtRandom } from '../support/streams';
 
 class RecordingBodySink implements DecodedBodySink {
   readonly events: string[] = [];

@@ -6,7 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import type { ResponseListener, ResponseOutcome } from '../../lib/http/hook';
 import { UnmatchedResponse } from '../../lib/http/unmatched-response';
-import { sleep } from '../support/http-harness';
+import { sleep } from '../support/http';
 
 class RecordingListener implements ResponseListener {
   readonly calls: unknown[][] = [];
