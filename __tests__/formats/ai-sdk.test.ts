@@ -1,5 +1,5 @@
 import { aiSdkUiReader } from '../../lib/formats/ai-sdk';
-import { mangle, runThroughState } from '../support/formats-state';
+import { mangle, runThroughState } from '../support/request-state';
 import { seededRandom } from '../support/prng';
 import { RecordingSink } from '../support/recording-sink';
 

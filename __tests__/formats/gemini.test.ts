@@ -1,5 +1,5 @@
 import { geminiReader } from '../../lib/formats/gemini';
-import { mangle, runThroughState } from '../support/formats-state';
+import { mangle, runThroughState } from '../support/request-state';
 import { seededRandom } from '../support/prng';
 import { RecordingSink } from '../support/recording-sink';
 import { geminiBody, geminiChunks, PIECES, THOUGHT_PIECES } from '../support/streams';

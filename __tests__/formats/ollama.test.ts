@@ -1,5 +1,5 @@
 import { ollamaReader } from '../../lib/formats/ollama';
-import { mangle, runThroughState } from '../support/formats-state';
+import { mangle, runThroughState } from '../support/request-state';
 import { seededRandom } from '../support/prng';
 import { RecordingSink } from '../support/recording-sink';
 import { countOf, ollamaBody, ollamaLines, PIECES, THOUGHT_PIECES } from '../support/streams';

@@ -1,5 +1,5 @@
 import { responsesReader } from '../../lib/formats/responses';
-import { mangle, runThroughState } from '../support/formats-state';
+import { mangle, runThroughState } from '../support/request-state';
 import { seededRandom } from '../support/prng';
 import { RecordingSink } from '../support/recording-sink';
 import { ARG_PIECES, countOf, REASONING_PIECES, responseObject, ResponsesEvents, responsesStream, responsesUsage, TEXT_PIECES } from '../support/streams';

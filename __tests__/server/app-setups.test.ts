@@ -1,14 +1,13 @@
 /**
  * The app around the middleware: headers flushed early, a body parsed after it, compression() before or after it.
  */
-import http from 'node:http';
 import zlib from 'node:zlib';
 import type { Application } from 'express';
 import compression from 'compression';
 import { dynamoMetrics } from '../../lib/index';
 import type { DynamoMetricsError } from '../../lib/index';
 import { CHAT, describeOnEachExpress, writeSse } from '../support/express-suite';
-import { postJson } from '../support/http';
+import { postJson, request } from '../support/http';
 import { codePoints, contentChunk, DONE, finishChunk, roleChunk } from '../support/streams';
 
 describeOnEachExpress((t) => {
@@ -53,21 +52,9 @@ describeOnEachExpress((t) => {
     app.use(dynamoMetrics({ registry: t.registry, countTokens: codePoints }));
     chatRoute((_req, res) => writeSse(res, pieces))(app);
     const server = await serve(app);
-    const body = await new Promise<{ encoding: string | undefined; bytes: Buffer }>((resolve, reject) => {
-      const payload = JSON.stringify({ model: 'm', stream: true });
-      const req = http.request(
-        { host: '127.0.0.1', port: server.port, method: 'POST', path: CHAT, agent: false, headers: { 'accept-encoding': 'gzip', 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } },
-        (res) => {
-          const parts: Buffer[] = [];
-          res.on('data', (p: Buffer) => parts.push(p));
-          res.on('end', () => resolve({ encoding: res.headers['content-encoding'], bytes: Buffer.concat(parts) }));
-        },
-      );
-      req.on('error', reject);
-      req.end(payload);
-    });
-    expect(body.encoding).toBe('gzip');
-    expect(zlib.gunzipSync(body.bytes).toString()).toBe(pieces.join(''));
+    const response = await request(server.port, 'POST', CHAT, { model: 'm', stream: true }, undefined, { 'accept-encoding': 'gzip' });
+    expect(response.headers['content-encoding']).toBe('gzip');
+    expect(zlib.gunzipSync(response.body).toString()).toBe(pieces.join(''));
     await ended();
     expect(await get('output_tokens_total', { model: 'm' })).toBe(8);
     expect(await get('requests_total', { model: 'm', status: 'success' })).toBe(1);
@@ -89,20 +76,8 @@ describeOnEachExpress((t) => {
     };
     process.on('warning', onWarning);
     try {
-      const bytes = await new Promise<Buffer>((resolve, reject) => {
-        const payload = JSON.stringify({ model: 'm', stream: true });
-        const req = http.request(
-          { host: '127.0.0.1', port: server.port, method: 'POST', path: CHAT, agent: false, headers: { 'accept-encoding': 'gzip', 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } },
-          (res) => {
-            const parts: Buffer[] = [];
-            res.on('data', (p: Buffer) => parts.push(p));
-            res.on('end', () => resolve(Buffer.concat(parts)));
-          },
-        );
-        req.on('error', reject);
-        req.end(payload);
-      });
-      expect(zlib.gunzipSync(bytes).toString()).toBe(pieces.join(''));
+      const { body } = await request(server.port, 'POST', CHAT, { model: 'm', stream: true }, undefined, { 'accept-encoding': 'gzip' });
+      expect(zlib.gunzipSync(body).toString()).toBe(pieces.join(''));
       await ended();
     } finally {
       process.off('warning', onWarning);

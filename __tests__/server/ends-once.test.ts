@@ -57,22 +57,30 @@ describeOnEachExpress((t) => {
     expect(await gauges('m')).toEqual([0, 0, 0]);
   });
 
-  it('counts a client that aborts mid-stream as cancelled, keeps its tokens, and returns the gauges to 0', async () => {
+  /**
+   * Writes `events` and holds the stream open; the client aborts once it has received `seen`. Resolves, after the
+   * request ended, with the gauges of model m just before the abort.
+   */
+  async function abortOnceSeen(events: string[], seen: string): Promise<number[]> {
     const closed = signal();
     const port = await start(
       chatRoute((_req, res) => {
         res.writeHead(200, { 'Content-Type': 'text/event-stream' });
-        res.write(roleChunk('m'));
-        res.write(contentChunk('m', 'Hello'));
+        for (const event of events) res.write(event);
         res.on('close', () => closed.release());
       }),
     );
     const stream = await openStream(port, CHAT, { model: 'm', stream: true });
-    await stream.waitFor('Hello');
-    expect(await gauges('m')).toEqual([1, 1, 0]);
+    await stream.waitFor(seen);
+    const before = await gauges('m');
     stream.abort();
     await closed.wait;
     await ended();
+    return before;
+  }
+
+  it('counts a client that aborts mid-stream as cancelled, keeps its tokens, and returns the gauges to 0', async () => {
+    expect(await abortOnceSeen([roleChunk('m'), contentChunk('m', 'Hello')], 'Hello')).toEqual([1, 1, 0]);
     expect(await get('requests_total', { model: 'm', endpoint: 'chat_completions', request_type: 'stream', status: 'error', error_type: 'cancelled' })).toBe(1);
     expect(await get('requests_total')).toBe(1);
     expect(await get('disconnected_clients')).toBe(1);
@@ -82,20 +90,7 @@ describeOnEachExpress((t) => {
   });
 
   it('counts a client that aborts before the first token: queued back to 0 as well', async () => {
-    const closed = signal();
-    const port = await start(
-      chatRoute((_req, res) => {
-        res.writeHead(200, { 'Content-Type': 'text/event-stream' });
-        res.write(roleChunk('m'));
-        res.on('close', () => closed.release());
-      }),
-    );
-    const stream = await openStream(port, CHAT, { model: 'm', stream: true });
-    await stream.waitFor('assistant');
-    expect(await gauges('m')).toEqual([1, 1, 1]);
-    stream.abort();
-    await closed.wait;
-    await ended();
+    expect(await abortOnceSeen([roleChunk('m')], 'assistant')).toEqual([1, 1, 1]);
     expect(await get('requests_total', { status: 'error', error_type: 'cancelled' })).toBe(1);
     expect(await gauges('m')).toEqual([0, 0, 0]);
     expect(await get('time_to_first_token_seconds', {}, 'count')).toBe(0);
