@@ -1,7 +1,7 @@
 import { aiSdkUiReader } from '../../lib/formats/ai-sdk';
-import { mangle, runThroughState } from '../support/request-state';
 import { seededRandom } from '../support/prng';
 import { RecordingSink } from '../support/recording-sink';
+import { mangle, runThroughState } from '../support/request-state';
 
 function read(chunk: unknown): { sink: RecordingSink; plain: ReturnType<typeof aiSdkUiReader.readEvent> } {
   const sink = new RecordingSink();

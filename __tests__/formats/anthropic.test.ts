@@ -1,8 +1,8 @@
 import { anthropicReader } from '../../lib/formats/anthropic';
 import type { PlainTextDelta } from '../../lib/formats/types';
-import { mangle, runThroughState } from '../support/request-state';
 import { seededRandom } from '../support/prng';
 import { RecordingSink } from '../support/recording-sink';
+import { mangle, runThroughState } from '../support/request-state';
 import { anthropicError, anthropicStream, ARG_PIECES, blockDelta, codePoints, countOf, jsonDelta, messageDelta, messageStart, messageStop, ping, REASONING_PIECES, signatureDelta, TEXT_PIECES, textDelta, thinkingDelta } from '../support/streams';
 import type { AnthropicStreamShape, TypedEvent } from '../support/streams';
 

@@ -11,9 +11,9 @@ import { ResponseReader } from '../../lib/http/response-reader';
 import type { ResponseReaderSettings } from '../../lib/http/response-reader';
 import type { ResponseOutcome } from '../../lib/http/hook';
 import { eventually } from '../support/http';
-import { newRequestState } from '../support/request-state';
 import { seededRandom } from '../support/prng';
 import { m, value } from '../support/registry-values';
+import { newRequestState } from '../support/request-state';
 import { chatChunk, codePoints, cutAt, cutAtRandom, DONE, sse } from '../support/streams';
 
 interface Head {
