@@ -66,7 +66,7 @@ describeOnEachExpress((t) => {
     expect(await gauges('m')).toEqual([0, 0, 0]);
   });
 
-  it('starts from zero after t.registry.resetMetrics(), also for tokens counted but not yet scraped', async () => {
+  it('starts from zero after registry.resetMetrics(), also for tokens counted but not yet scraped', async () => {
     const port = await start(chatRoute((req, res) => writeSse(res, [contentChunk('m', (req.body as { text: string }).text), finishChunk('m'), DONE])));
     await postJson(port, CHAT, { model: 'm', stream: true, text: 'abcde' });
     await eventually(async () => (await value(t.registry, m('requests_total'))) === 1);
