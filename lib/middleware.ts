@@ -8,7 +8,7 @@ import { resolveOptions } from './options';
 import { GenAiRecorder } from './metrics/otel';
 import { requestModelHints } from './request/request-model';
 import { RequestState } from './request/request-state';
-import type { RequestHints } from './request/request-state';
+import type { RequestHints } from './request/request-model';
 import { ResponseReader } from './http/response-reader';
 import type { ResponseReaderSettings } from './http/response-reader';
 import { UnmatchedResponse } from './http/unmatched-response';

@@ -30,6 +30,8 @@ class RecordingState extends RecordingSink {
     this.generatedTokens(tokens, reasoning ? tokens : 0);
   }
   responseStarted(): void {}
+  beginWrite(): void {}
+  endWrite(): void {}
   bodyUnreadable(): void {}
   end(): void {}
 }

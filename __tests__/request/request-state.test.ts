@@ -3,7 +3,7 @@ import { MetricsStore } from '../../lib/metrics';
 import { resolveOptions } from '../../lib/options';
 import type { DynamoMetricsOptions } from '../../lib/options';
 import { RequestState } from '../../lib/request/request-state';
-import type { RequestHints } from '../../lib/request/request-state';
+import type { RequestHints } from '../../lib/request/request-model';
 import { m, value } from '../support/registry-values';
 import { codePoints } from '../support/streams';
 

@@ -3,7 +3,7 @@ import { MetricsStore } from '../../lib/metrics';
 import { resolveOptions } from '../../lib/options';
 import type { RequestRecorder } from '../../lib/metrics/otel';
 import type { RequestFormat } from '../../lib/formats/recognise';
-import { requestHints } from '../../lib/request/request-state';
+import { requestHints } from '../../lib/request/request-model';
 import type { RequestStateContext } from '../../lib/request/request-state';
 import type { ResponseReader } from '../../lib/http/response-reader';
 

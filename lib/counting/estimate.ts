@@ -184,6 +184,9 @@ export function createEstimator(weights: Readonly<EstimatorWeights> = DEFAULT_WE
  * the middleware calls it once per choice per chunk when the chunk does not state its count.
  */
 export function estimateTokens(text: string): number {
+  // One character is one piece, so one token, unless it is half of an emoji's surrogate pair (the full scan
+  // weighs that as an emoji).
+  if (text.length === 1) return (text.charCodeAt(0) & 0xfc00) === 0xd800 ? defaultEstimate(text) : 1;
   return isShortWord(text) ? 1 : defaultEstimate(text);
 }
 
@@ -191,7 +194,7 @@ export function estimateTokens(text: string): number {
  * The common one-token delta of an engine stream (an optional leading space and up to `singleWordFree` ASCII
  * letters), which the full scan counts as 1 too; checked first because it is most chunks of most streams.
  */
-function isShortWord(text: string): boolean {
+export function isShortWord(text: string): boolean {
   const n = text.length;
   const start = n > 0 && text.charCodeAt(0) === 32 ? 1 : 0;
   if (n - start === 0 || n - start > DEFAULT_WEIGHTS.singleWordFree) return false;

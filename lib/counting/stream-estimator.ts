@@ -1,5 +1,5 @@
-import { ABSORB, ASTRAL, CJK, CLASS, continuesRun, DIGIT, LETTER_NON_ASCII, LOWER, NEWLINE, NONE, PUNCT, RUN_CJK, RUN_DIGIT, RUN_PUNCT, SPACE, startsPiece, UPPER, WHITESPACE, WORD } from './character-classes';
-import { DEFAULT_WEIGHTS, estimateTokens } from './estimate';
+import { ABSORB, ASTRAL, CJK, CLASS, continuesRun, DIGIT, LETTER_NON_ASCII, LOWER, NEWLINE, NONE, PUNCT, RUN_CJK, RUN_DIGIT, RUN_PUNCT, scriptOf, SPACE, startsPiece, UPPER, WHITESPACE, WORD } from './character-classes';
+import { DEFAULT_WEIGHTS, estimateTokens, isShortWord } from './estimate';
 import type { EstimatorWeights } from './estimate';
 
 /**
@@ -175,6 +175,9 @@ export class StreamEstimator {
     this.scanner = new CarryScanner(weights);
   }
 
+  /** Script of the last non-empty delta counted (see `scriptOf`), for the calibration. */
+  script = 0;
+
   /** Tokens one generated text delta adds (0 for the role chunk's `""` before any text). */
   count(text: string): number {
     const n = text.length;
@@ -185,6 +188,17 @@ export class StreamEstimator {
       return this.take();
     }
     this.textStarted = true;
+    // Most deltas of most engine streams are one short ASCII word: one token, in the Latin script. Known, that
+    // spares the scans below; when it is too short to be a fixed-size piece, it spares everything.
+    const shortWord = isShortWord(text);
+    if (shortWord && n < FIXED_MIN_LENGTH && !this.fixed) {
+      this.script = 0;
+      this.lastEndsInWord = true;
+      this.sameLength = 0;
+      this.total += 1;
+      return this.take();
+    }
+    this.script = shortWord ? 0 : scriptOf(text);
     const first = CLASS[text.charCodeAt(0)]!;
     const cutsWord = this.lastEndsInWord && startsPiece(first);
     this.lastEndsInWord = startsPiece(CLASS[text.charCodeAt(n - 1)]!);
@@ -196,7 +210,7 @@ export class StreamEstimator {
       // The empty deltas before it carried the tokens of its other bytes.
       this.total += 1;
     } else {
-      this.total += estimateTokens(text);
+      this.total += shortWord ? 1 : estimateTokens(text);
     }
     return this.take();
   }

@@ -10,7 +10,8 @@ import { responseFormat } from '../formats/recognise';
 import type { BodyMode, RequestFormat } from '../formats/recognise';
 import type { IncomingMessage } from 'node:http';
 import type { ResponseOutcome } from './hook';
-import type { RequestHints, RequestState } from '../request/request-state';
+import type { RequestHints } from '../request/request-model';
+import type { RequestState } from '../request/request-state';
 import { SseParser } from '../events/sse';
 import type { SseHandler } from '../events/sse';
 
@@ -97,7 +98,12 @@ export class ResponseReader implements ResponseListener, SseHandler, DecodedBody
     const text = this.decoder.write(chunk, encoding);
     if (text.length === 0) return;
     if (this.mode === 'events') {
-      (this.sse as SseParser).feed(text);
+      this.state.beginWrite();
+      try {
+        (this.sse as SseParser).feed(text);
+      } finally {
+        this.state.endWrite();
+      }
     } else if (this.mode === 'lines') {
       (this.lines as LineSplitter).feed(text);
     } else if (this.mode === 'text') {

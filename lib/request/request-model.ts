@@ -1,6 +1,27 @@
 import type { IncomingMessage } from 'node:http';
-import { requestHints } from './request-state';
-import type { RequestHints } from './request-state';
+import type { RequestType } from '../metrics';
+
+/** What the request itself says, when a body parser ran before us or by the time the response starts. */
+export interface RequestHints {
+  model: unknown;
+  stream: unknown;
+}
+
+/** What the request body says, when a body parser has run (before us, or by the time the response starts). */
+export function requestHints(req: IncomingMessage): RequestHints | undefined {
+  const body = (req as IncomingMessage & { body?: unknown }).body;
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return undefined;
+  const fields = body as Record<string, unknown>;
+  return { model: fields.model, stream: fields.stream };
+}
+
+/**
+ * request_type from an explicit `stream` flag in the request body, which predicts the response; without one the
+ * response head decides (a server may stream by default), and `requests_started_total` waits for it.
+ */
+export function requestTypeOf(hints: RequestHints): RequestType | undefined {
+  return hints.stream === true ? 'stream' : hints.stream === false ? 'unary' : undefined;
+}
 
 /**
  * What a request names, for its labels: the `model` option's answer when it gives one, else the body's `model`,
