@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import type { IncomingMessage } from 'node:http';
 import { ChunkShape } from '../../lib/events/chunk-shape';
 import { anthropicReader } from '../../lib/formats/anthropic';
+import { ollamaReader } from '../../lib/formats/ollama';
 import { openAiReader } from '../../lib/formats/openai';
 import type { WireFormatReader } from '../../lib/formats/types';
 import type { RequestState } from '../../lib/request/request-state';
@@ -226,8 +227,8 @@ describe('ChunkShape', () => {
   const delta = (text: string): string => JSON.stringify(chatChunk(MODEL, [{ delta: { content: text } }]));
   const learned = (): { shape: ChunkShape; texts: string[] } => {
     const texts: string[] = [];
-    const shape = new ChunkShape({ textDelta: (text) => void texts.push(text) });
-    shape.learn(delta(' first'), undefined, { key: 'content', text: ' first', reasoning: false });
+    const shape = new ChunkShape(openAiReader, Object.assign(new RecordingSink(), { textDelta: (text: string) => void texts.push(text) }));
+    shape.readEvent(delta(' first'), undefined);
     return { shape, texts };
   };
 
@@ -251,12 +252,42 @@ describe('ChunkShape', () => {
     expect(texts).toEqual([]);
   });
 
-  it('does not learn data joined from several lines, nor text it cannot locate once', () => {
-    const texts: string[] = [];
-    const shape = new ChunkShape({ textDelta: (text) => void texts.push(text) });
-    shape.learn(`{"a":1,\n"content":" x"}`, undefined, { key: 'content', text: ' x', reasoning: false });
+  it('does not learn data joined from several lines, data with escapes, nor text it cannot locate once', () => {
+    const shapeFor = (): ChunkShape => new ChunkShape(openAiReader, Object.assign(new RecordingSink(), { textDelta: () => undefined }));
+    const plain = chatChunk(MODEL, [{ delta: { content: ' x' } }]);
+    const multiline = shapeFor();
+    multiline.readEvent(JSON.stringify(plain, null, 1), undefined);
+    expect(multiline.known).toBe(false);
+    const twice = shapeFor();
+    twice.readEvent(JSON.stringify({ ...plain, other: { content: ' x' } }), undefined);
+    expect(twice.known).toBe(false);
+    const escaped = shapeFor();
+    escaped.readEvent(JSON.stringify({ ...plain, system_fingerprint: 'a\\b' }), undefined);
+    expect(escaped.known).toBe(false);
+    const usual = shapeFor();
+    usual.readEvent(JSON.stringify(plain), undefined);
+    expect(usual.known).toBe(true);
+  });
+
+  it('learns only from readers whose events can repeat but for their text', () => {
+    const chunk = JSON.stringify({ model: MODEL, created_at: '2026-12-01T00:00:00Z', message: { role: 'assistant', content: ' x' }, done: false });
+    const shape = new ChunkShape(ollamaReader, Object.assign(new RecordingSink(), { textDelta: () => undefined }));
+    shape.readEvent(chunk, undefined);
     expect(shape.known).toBe(false);
-    shape.learn(`{"content":" x","refusal":null,"other":{"content":" x"}}`, undefined, { key: 'content', text: ' x', reasoning: false });
-    expect(shape.known).toBe(false);
+  });
+
+  it('stops learning after shapes that never took an event, and counts every event in full from then on', () => {
+    const sink = Object.assign(new RecordingSink(), { shaped: 0, textDelta: () => void sink.shaped++ });
+    const shape = new ChunkShape(openAiReader, sink);
+    // A server that stamps each event (llama.cpp's `created`, say, when every event falls in another second).
+    const stamped = (i: number): string => JSON.stringify({ ...chatChunk(MODEL, [{ delta: { content: ` w${i}` } }]), created: 1764201600 + i });
+    for (let i = 0; i < 10; i++) shape.readEvent(stamped(i), undefined);
+    expect(sink.shaped).toBe(0);
+    expect(sink.estimated).toEqual(Array.from({ length: 10 }, (_, i) => ` w${i}`));
+    // Events that repeat do get taken again after a change of shape.
+    const again = new ChunkShape(openAiReader, sink);
+    for (let i = 0; i < 3; i++) again.readEvent(stamped(i), undefined);
+    again.readEvent(stamped(2).replace(' w2', ' w3'), undefined);
+    expect(sink.shaped).toBe(1);
   });
 });

@@ -1,11 +1,14 @@
 import { aiSdkUiReader } from '../../lib/formats/ai-sdk';
 import { seededRandom } from '../support/prng';
+import { plainTextOf } from '../support/plain-text';
+import type { PlainText } from '../support/plain-text';
 import { RecordingSink } from '../support/recording-sink';
 import { mangle, runThroughState } from '../support/request-state';
 
-function read(chunk: unknown): { sink: RecordingSink; plain: ReturnType<typeof aiSdkUiReader.readEvent> } {
+/** Reads one event as the middleware does; `plain`: what the chunk shape learned from it (see plainTextOf). */
+function read(chunk: unknown): { sink: RecordingSink; plain: PlainText | undefined } {
   const sink = new RecordingSink();
-  const plain = aiSdkUiReader.readEvent(typeof chunk === 'string' ? chunk : JSON.stringify(chunk), undefined, sink);
+  const plain = plainTextOf(aiSdkUiReader, typeof chunk === 'string' ? chunk : JSON.stringify(chunk), undefined, sink);
   return { sink, plain };
 }
 
@@ -41,10 +44,10 @@ describe('aiSdkUiReader: chunks', () => {
   it('text-delta and reasoning-delta are counted and offered as plain deltas (the fast-path contract)', () => {
     const text = read({ type: 'text-delta', id: 'txt-0', delta: 'Hé 🌍' });
     expect(text.sink.seen).toEqual([['tokens', 4, 0]]);
-    expect(text.plain).toEqual({ key: 'delta', text: 'Hé 🌍', reasoning: false });
+    expect(text.plain).toEqual({ text: 'Hé 🌍', reasoning: false });
     const reasoning = read({ type: 'reasoning-delta', id: 'r-0', delta: 'hmm' });
     expect(reasoning.sink.seen).toEqual([['tokens', 3, 3]]);
-    expect(reasoning.plain).toEqual({ key: 'delta', text: 'hmm', reasoning: true });
+    expect(reasoning.plain).toEqual({ text: 'hmm', reasoning: true });
     expect(read({ type: 'text-delta', id: 'txt-0', delta: '' }).plain).toBeUndefined();
   });
 

@@ -1,17 +1,19 @@
 import { anthropicReader } from '../../lib/formats/anthropic';
-import type { PlainTextDelta } from '../../lib/formats/types';
 import { seededRandom } from '../support/prng';
+import { plainTextOf } from '../support/plain-text';
+import type { PlainText } from '../support/plain-text';
 import { RecordingSink } from '../support/recording-sink';
 import { mangle, runThroughState } from '../support/request-state';
 import { anthropicError, anthropicStream, ARG_PIECES, blockDelta, codePoints, countOf, jsonDelta, messageDelta, messageStart, messageStop, ping, REASONING_PIECES, signatureDelta, TEXT_PIECES, textDelta, thinkingDelta } from '../support/streams';
 import type { AnthropicStreamShape, TypedEvent } from '../support/streams';
 
-function readEvent(event: TypedEvent | string, eventType?: string): { sink: RecordingSink; plain: PlainTextDelta | undefined } {
+/** Reads one event as the middleware does; `plain`: what the chunk shape learned from it (see plainTextOf). */
+function readEvent(event: TypedEvent | string, eventType?: string): { sink: RecordingSink; plain: PlainText | undefined } {
   const sink = new RecordingSink();
   const plain =
     typeof event === 'string'
-      ? anthropicReader.readEvent(event, eventType, sink)
-      : anthropicReader.readEvent(JSON.stringify(event.data), eventType ?? event.event, sink);
+      ? plainTextOf(anthropicReader, event, eventType, sink)
+      : plainTextOf(anthropicReader, JSON.stringify(event.data), eventType ?? event.event, sink);
   return { sink, plain };
 }
 
@@ -42,13 +44,13 @@ describe('anthropicReader.readEvent: content deltas', () => {
   it('counts text_delta text and offers it as a plain text delta', () => {
     const { sink, plain } = readEvent(textDelta(1, 'Hello wörld 🌍'));
     expect(sink.seen).toEqual([['tokens', 13, 0]]);
-    expect(plain).toEqual({ key: 'text', text: 'Hello wörld 🌍', reasoning: false });
+    expect(plain).toEqual({ text: 'Hello wörld 🌍', reasoning: false });
   });
 
   it('counts thinking_delta as reasoning and offers it as a reasoning plain delta', () => {
     const { sink, plain } = readEvent(thinkingDelta(0, 'Let me think'));
     expect(sink.seen).toEqual([['tokens', 12, 12]]);
-    expect(plain).toEqual({ key: 'thinking', text: 'Let me think', reasoning: true });
+    expect(plain).toEqual({ text: 'Let me think', reasoning: true });
   });
 
   it('counts input_json_delta partial_json as (tool input) output', () => {
@@ -70,7 +72,7 @@ describe('anthropicReader.readEvent: content deltas', () => {
       if (plain === undefined) continue;
       const n = codePoints(plain.text);
       expect(sink.seen).toEqual([['tokens', n, plain.reasoning ? n : 0]]);
-      expect((event.data.delta as Record<string, unknown>)[plain.key]).toBe(plain.text);
+      expect(Object.values(event.data.delta as Record<string, unknown>)).toContain(plain.text);
     }
   });
 

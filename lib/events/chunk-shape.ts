@@ -1,21 +1,25 @@
-import type { PlainTextDelta } from '../formats/types';
+import type { ChunkCount, ObservationSink, WireFormatReader } from '../formats/types';
+import type { ErrorType } from '../labels';
 import type { SseShortcut } from './sse';
 
-/** Where a shaped event's text is counted: the request state. */
-export interface ShapedTextSink {
+/** Where events are reported: the request state. A shaped event's text goes to `textDelta`. */
+export interface ShapedTextSink extends ObservationSink {
   textDelta(text: string, reasoning: boolean): void;
 }
 
+/** Learned shapes in a row that never took an event: the stream's events differ by more than their text. */
+const MAX_IDLE_SHAPES = 3;
+
 /**
- * Recognises an event that is byte-for-byte the last plain-text-delta event except for its text, and counts it
- * without parsing.
+ * Reads a stream's events for the response reader: an event that is byte-for-byte the last plain-text-delta event
+ * except for its text is counted without parsing; any other is read in full by the wire-format reader.
  *
  * Engine servers send hundreds of events per response that differ only in one string
- * (`data: {…"content":"…"…}`). Once the reader has fully parsed an event and declared it a plain text delta ("these
- * tokens of generated text, nothing else"), a later event with the same `event:` type and the same characters
- * before and after that string, whose new string holds no `"`, `\` or control character, has the same parse tree
- * but another string: it means the same thing with that text. Checking that costs two string comparisons instead
- * of a `JSON.parse` and the reader's walk over the result.
+ * (`data: {…"content":"…"…}`). Once an event has been read in full and reported nothing but one text's tokens
+ * (watched by {@link PlainTextProbe}: "these tokens of generated text, nothing else"; no reader has to say so), a
+ * later event with the same `event:` type and the same characters before and after that string, whose new string
+ * holds no `"`, `\` or control character, has the same parse tree but another string: it means the same thing
+ * with that text. Checking that costs two string comparisons instead of a `JSON.parse` and the reader's walk.
  *
  * It is checked at two places, whichever comes first:
  * - in the SSE parser's input ({@link take}), between events: an event written the usual way (`event: …` when
@@ -29,6 +33,10 @@ export interface ShapedTextSink {
  * counted the same text, with the same reasoning flag, in the same order.
  */
 export class ChunkShape implements SseShortcut {
+  private readonly probe: PlainTextProbe;
+  /** Shapes learned since one last took an event. */
+  private idleShapes = 0;
+  private taken = false;
   /** The learned event's data before and after its text; the text starts right after an opening `"`. */
   private dataHead = '';
   private dataTail = '';
@@ -39,7 +47,29 @@ export class ChunkShape implements SseShortcut {
   private reasoning = false;
   private learned = false;
 
-  constructor(private readonly sink: ShapedTextSink) {}
+  constructor(
+    private readonly reader: WireFormatReader,
+    private readonly sink: ShapedTextSink,
+  ) {
+    this.probe = new PlainTextProbe(sink);
+  }
+
+  /**
+   * An event the parser delivered: counted from its shape when it has it, else read in full by the wire-format
+   * reader, and learned from when it turns out to be plain text.
+   */
+  readEvent(data: string, eventType: string | undefined): void {
+    if (this.takeEvent(data, eventType)) return;
+    if (this.reader.shapedEvents !== true || this.idleShapes >= MAX_IDLE_SHAPES) {
+      this.reader.readEvent(data, eventType, this.sink);
+      return;
+    }
+    const probe = this.probe;
+    probe.start();
+    this.reader.readEvent(data, eventType, probe);
+    const text = probe.plainText();
+    if (text !== undefined) this.learn(data, eventType, text, probe.reasoning);
+  }
 
   get known(): boolean {
     return this.learned;
@@ -56,6 +86,7 @@ export class ChunkShape implements SseShortcut {
     if (textEnd === -1) return -1;
     const end = textEnd + this.tail.length;
     if (end - position > limit) return -1;
+    this.taken = true;
     this.sink.textDelta(text.slice(position + this.head.length, textEnd), this.reasoning);
     return end;
   }
@@ -65,38 +96,37 @@ export class ChunkShape implements SseShortcut {
     if (!this.learned || eventType !== this.eventType) return false;
     const textEnd = shapedTextEnd(data, 0, this.dataHead, this.dataTail);
     if (textEnd === -1 || textEnd + this.dataTail.length !== data.length) return false;
+    this.taken = true;
     this.sink.textDelta(data.slice(this.dataHead.length, textEnd), this.reasoning);
     return true;
   }
 
   /**
-   * Learns the shape of an event whose `data` the reader read as `delta`, when its text can be located
-   * unambiguously. Replaces the shape learned before, so a stream that moves on (say from reasoning to content)
+   * Learns the shape of an event whose `data` was read as this text and nothing else, when the text can be
+   * located unambiguously: `data` holds no escape (so every string in it stands as it reads) and the text, quoted,
+   * once, as a value. Replaces the shape learned before, so a stream that moves on (say from reasoning to content)
    * is followed.
    */
-  learn(data: string, eventType: string | undefined, delta: PlainTextDelta): void {
-    const { text } = delta;
-    if (plainEnd(text, 0) !== text.length || text.length === 0) return;
-    for (const separator of ['":"', '": "']) {
-      const needle = `"${delta.key}${separator}${text}"`;
-      const at = data.indexOf(needle);
-      if (at === -1) continue;
-      if (data.indexOf(needle, at + 1) !== -1) return;
-      const textStart = at + needle.length - text.length - 1;
-      const dataHead = data.slice(0, textStart);
-      const dataTail = data.slice(textStart + text.length);
-      // Data joined from several `data:` lines has no one-line form to match in the parser's input.
-      if (hasLineEnd(dataHead) || hasLineEnd(dataTail)) return;
-      // Flat copies: comparing against a slice of a long-gone write would keep that write alive and be slower.
-      this.dataHead = flat(dataHead);
-      this.dataTail = flat(dataTail);
-      this.head = flat(`${eventType === undefined ? '' : `event: ${eventType}\n`}data: ${dataHead}`);
-      this.tail = flat(`${dataTail}\n\n`);
-      this.eventType = eventType;
-      this.reasoning = delta.reasoning;
-      this.learned = true;
-      return;
-    }
+  private learn(data: string, eventType: string | undefined, text: string, reasoning: boolean): void {
+    if (plainEnd(text, 0) !== text.length || data.includes('\\')) return;
+    const quoted = `"${text}"`;
+    const at = data.indexOf(quoted);
+    if (at === -1 || data.indexOf(quoted, at + 1) !== -1 || !afterColon(data, at)) return;
+    const textStart = at + 1;
+    const dataHead = data.slice(0, textStart);
+    const dataTail = data.slice(textStart + text.length);
+    // Data joined from several `data:` lines has no one-line form to match in the parser's input.
+    if (hasLineEnd(dataHead) || hasLineEnd(dataTail)) return;
+    // Flat copies: comparing against a slice of a long-gone write would keep that write alive and be slower.
+    this.dataHead = flat(dataHead);
+    this.dataTail = flat(dataTail);
+    this.head = flat(`${eventType === undefined ? '' : `event: ${eventType}\n`}data: ${dataHead}`);
+    this.tail = flat(`${dataTail}\n\n`);
+    this.eventType = eventType;
+    this.reasoning = reasoning;
+    this.learned = true;
+    this.idleShapes = this.taken ? 1 : this.idleShapes + 1;
+    this.taken = false;
   }
 }
 
@@ -127,10 +157,99 @@ function plainEnd(text: string, start: number): number {
   return i;
 }
 
+/** The quote at `at` opens a value: a colon, maybe with spaces, stands before it. */
+function afterColon(data: string, at: number): boolean {
+  let i = at - 1;
+  while (i >= 0 && data.charCodeAt(i) === 32) i--;
+  return i >= 0 && data.charCodeAt(i) === 58 /* : */;
+}
+
 function hasLineEnd(text: string): boolean {
   return text.includes('\n') || text.includes('\r');
 }
 
 function flat(text: string): string {
   return Buffer.from(text, 'utf8').toString('utf8');
+}
+
+/**
+ * Passes a reader's reports on to the request state while watching them: the event was plain text when it
+ * reported one non-empty text's estimate and those tokens (all reasoning, or none), and nothing else but the
+ * response's model name (reported again by every event, and decided by the first).
+ */
+class PlainTextProbe implements ObservationSink {
+  reasoning = false;
+  private text: string | undefined;
+  private estimated = 0;
+  private texts = 0;
+  private generated = 0;
+  private other = false;
+
+  constructor(private readonly sink: ObservationSink) {}
+
+  start(): void {
+    this.text = undefined;
+    this.texts = 0;
+    this.generated = 0;
+    this.other = false;
+  }
+
+  /** The text, when the event was plain text; `reasoning` says whether it was reasoning. */
+  plainText(): string | undefined {
+    return this.other || this.texts !== 1 || this.generated !== 1 ? undefined : this.text;
+  }
+
+  responseModel(model: unknown): void {
+    this.sink.responseModel(model);
+  }
+
+  estimate(text: string): number {
+    const tokens = this.sink.estimate(text);
+    this.texts++;
+    this.text = text;
+    this.estimated = tokens;
+    return tokens;
+  }
+
+  generatedTokens(tokens: number, reasoning: number): void {
+    this.generated++;
+    if (tokens !== this.estimated || !(tokens > 0) || (reasoning !== 0 && reasoning !== tokens)) this.other = true;
+    this.reasoning = reasoning === tokens;
+    this.sink.generatedTokens(tokens, reasoning);
+  }
+
+  statedOutputTokens(total: unknown, reasoningTotal: unknown, chunk: ChunkCount, live: boolean): void {
+    this.other = true;
+    this.sink.statedOutputTokens(total, reasoningTotal, chunk, live);
+  }
+
+  promptTokens(input: unknown, cached: unknown): void {
+    this.other = true;
+    this.sink.promptTokens(input, cached);
+  }
+
+  finishReason(reason: unknown): void {
+    this.other = true;
+    this.sink.finishReason(reason);
+  }
+
+  completed(): void {
+    this.other = true;
+    this.sink.completed();
+  }
+
+  failed(errorType: ErrorType): void {
+    this.other = true;
+    this.sink.failed(errorType);
+  }
+
+  malformed(reason: string, detail?: string): void {
+    this.other = true;
+    this.sink.malformed(reason, detail);
+  }
+
+  emptyText(): void {
+    this.other = true;
+    this.sink.emptyText?.();
+  }
 }

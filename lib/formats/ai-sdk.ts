@@ -1,5 +1,5 @@
 import { asRecord, estimateText, parseStreamChunk } from './json';
-import type { ObservationSink, PlainTextDelta, WireFormatReader } from './types';
+import type { ObservationSink, WireFormatReader } from './types';
 
 const NO_TEXT = { tokens: 0, reasoning: 0 };
 
@@ -12,39 +12,40 @@ const NO_TEXT = { tokens: 0, reasoning: 0 };
  * https://ai-sdk.dev/docs/ai-sdk-ui/stream-protocol
  */
 export const aiSdkUiReader: WireFormatReader = {
+  shapedEvents: true,
   readEvent(data, _eventType, sink) {
     const chunk = parseStreamChunk(data, sink);
-    if (chunk === undefined) return undefined;
+    if (chunk === undefined) return;
     switch (chunk.type) {
       case 'text-delta':
       case 'reasoning-delta': {
         const reasoning = chunk.type === 'reasoning-delta';
         const tokens = estimateText(chunk.delta, sink);
         sink.generatedTokens(tokens, reasoning ? tokens : 0);
-        return tokens > 0 && typeof chunk.delta === 'string' ? ({ key: 'delta', text: chunk.delta, reasoning } satisfies PlainTextDelta) : undefined;
+        return;
       }
       case 'tool-input-delta':
         sink.generatedTokens(estimateText(chunk.inputTextDelta, sink), 0);
-        return undefined;
+        return;
       case 'start':
       case 'message-metadata':
         readMetadata(chunk.messageMetadata, sink);
-        return undefined;
+        return;
       case 'finish':
         readMetadata(chunk.messageMetadata, sink);
         if (typeof chunk.finishReason === 'string') sink.finishReason(finishReason(chunk.finishReason));
         sink.completed();
-        return undefined;
+        return;
       case 'error':
         // `errorText` is free text (by default "An error occurred."), so it says nothing about the kind.
         sink.failed('internal');
-        return undefined;
+        return;
       case 'abort':
         sink.failed('cancelled');
-        return undefined;
+        return;
       default:
         // text-start/end, tool-input-available (its input was counted from the deltas), sources, files, steps.
-        return undefined;
+        return;
     }
   },
 

@@ -10,31 +10,30 @@ const NO_TEXT = { tokens: 0, reasoning: 0 };
  * at `message_stop`. Text deltas often hold several tokens, so each is estimated as a whole.
  */
 export const anthropicReader: WireFormatReader = {
+  shapedEvents: true,
   readEvent(data, eventType, sink) {
     const event = parseJsonObject(data, sink);
-    if (event === undefined) return undefined;
+    if (event === undefined) return;
     const type = typeof event.type === 'string' ? event.type : eventType;
     switch (type) {
       case 'content_block_delta': {
         const delta = asRecord(event.delta);
-        if (delta === undefined) return undefined;
+        if (delta === undefined) return;
         if (delta.type === 'thinking_delta') {
           const tokens = estimateText(delta.thinking, sink);
           sink.generatedTokens(tokens, tokens);
-          return typeof delta.thinking === 'string' && tokens > 0 ? { key: 'thinking', text: delta.thinking, reasoning: true } : undefined;
+          return;
         }
         // text_delta, input_json_delta (tool input); signature_delta carries no tokens.
         sink.generatedTokens(estimateText(delta.text, sink) + estimateText(delta.partial_json, sink), 0);
-        return delta.type === 'text_delta' && typeof delta.text === 'string' && delta.partial_json === undefined
-          ? { key: 'text', text: delta.text, reasoning: false }
-          : undefined;
+        return;
       }
       case 'message_start': {
         const message = asRecord(event.message);
         if (message === undefined) return;
         sink.responseModel(message.model);
         readPromptUsage(asRecord(message.usage), sink, true);
-        return undefined;
+        return;
       }
       case 'message_delta': {
         const stopReason = asRecord(event.delta)?.stop_reason;
@@ -44,17 +43,17 @@ export const anthropicReader: WireFormatReader = {
           sink.statedOutputTokens(usage.output_tokens, undefined, NO_TEXT, false);
         }
         readPromptUsage(usage, sink);
-        return undefined;
+        return;
       }
       case 'message_stop':
         sink.completed();
-        return undefined;
+        return;
       case 'error':
         sink.failed(errorTypeForErrorObject(event.error));
-        return undefined;
+        return;
       default:
         // ping, content_block_start/stop: no tokens.
-        return undefined;
+        return;
     }
   },
 

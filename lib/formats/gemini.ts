@@ -12,11 +12,11 @@ import type { ChunkCount, ObservationSink, WireFormatReader } from './types';
  * https://ai.google.dev/api/generate-content
  */
 export const geminiReader: WireFormatReader = {
-  // Chunks restate the cumulative usage, so no chunk is a reusable plain-text shape.
+  // Chunks restate the cumulative usage, so no chunk repeats another but for its text: not `shapedEvents`.
   readEvent(data, _eventType, sink) {
     const chunk = parseJsonObject(data, sink);
     if (chunk !== undefined) readChunk(chunk, sink, true);
-    return undefined;
+    return;
   },
 
   readBody(body, sink) {

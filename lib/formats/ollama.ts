@@ -10,11 +10,11 @@ import type { ChunkCount, ObservationSink, WireFormatReader } from './types';
  * https://github.com/ollama/ollama/blob/main/docs/api.md
  */
 export const ollamaReader: WireFormatReader = {
-  // Every line carries a new `created_at`, so no line is offered as a reusable plain-text shape.
+  // Every line carries a new `created_at`, so no line repeats another but for its text: not `shapedEvents`.
   readEvent(data, _eventType, sink) {
     const line = parseJsonObject(data, sink);
     if (line !== undefined) readObject(line, sink, true);
-    return undefined;
+    return;
   },
 
   readBody(body, sink) {

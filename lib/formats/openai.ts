@@ -1,5 +1,5 @@
 import { asRecord, bodyObject, estimateText, failedWithError, isRecord, parseStreamChunk } from './json';
-import type { ChunkCount, ObservationSink, PlainTextDelta, WireFormatReader } from './types';
+import type { ChunkCount, ObservationSink, WireFormatReader } from './types';
 
 /**
  * OpenAI Chat Completions and legacy Completions, streamed (`chat.completion.chunk`, `text_completion`) and unary.
@@ -7,9 +7,10 @@ import type { ChunkCount, ObservationSink, PlainTextDelta, WireFormatReader } fr
  * `reasoning` deltas and `continuous_usage_stats` (cumulative usage on every chunk).
  */
 export const openAiReader: WireFormatReader = {
+  shapedEvents: true,
   readEvent(data, _eventType, sink) {
     const chunk = parseStreamChunk(data, sink);
-    if (chunk === undefined || failedWithError(chunk, sink)) return undefined;
+    if (chunk === undefined || failedWithError(chunk, sink)) return;
     sink.responseModel(chunk.model);
 
     let tokens = 0;
@@ -28,9 +29,6 @@ export const openAiReader: WireFormatReader = {
       }
     }
     readUsage(chunk.usage, { tokens, reasoning }, Array.isArray(choices) && choices.length > 0, sink);
-    return (chunk.usage === undefined || chunk.usage === null) && Array.isArray(choices) && choices.length === 1
-      ? plainTextDelta(choices[0])
-      : undefined;
   },
 
   readBody(body, sink) {
@@ -82,27 +80,6 @@ function countMessage(message: Record<string, unknown>, sink: ObservationSink): 
   const legacyCall = asRecord(message.function_call);
   if (legacyCall) tokens += estimateText(legacyCall.name, sink) + estimateText(legacyCall.arguments, sink);
   return { tokens, reasoning };
-}
-
-const DELTA_TEXT_FIELDS = ['content', 'reasoning_content', 'reasoning', 'refusal'] as const;
-
-/** The choice's one piece of text, when text is all it carries (no finish reason, logprobs, tool calls). */
-function plainTextDelta(choice: unknown): PlainTextDelta | undefined {
-  if (!isRecord(choice)) return undefined;
-  if ((choice.finish_reason ?? null) !== null || (choice.logprobs ?? null) !== null) return undefined;
-  const delta = asRecord(choice.delta);
-  if (delta === undefined) {
-    return typeof choice.text === 'string' && choice.text.length > 0 ? { key: 'text', text: choice.text, reasoning: false } : undefined;
-  }
-  if (delta.tool_calls !== undefined || delta.function_call !== undefined) return undefined;
-  let found: PlainTextDelta | undefined;
-  for (const key of DELTA_TEXT_FIELDS) {
-    const value = delta[key];
-    if (typeof value !== 'string' || value.length === 0) continue;
-    if (found !== undefined) return undefined;
-    found = { key, text: value, reasoning: key === 'reasoning_content' || key === 'reasoning' };
-  }
-  return found;
 }
 
 /** Number of tokens the logprobs of one choice describe, when it has any. */

@@ -7,44 +7,44 @@ import type { ObservationSink, WireFormatReader } from './types';
  * `response.completed`, `response.incomplete` or `response.failed`, whose `response.usage` is authoritative.
  */
 export const responsesReader: WireFormatReader = {
-  // Responses events carry a changing sequence_number, so none is offered as a reusable plain-text shape.
+  // Responses events carry a changing sequence_number, so none repeats another but for its text: not `shapedEvents`.
   readEvent(data, eventType, sink) {
     const event = parseJsonObject(data, sink);
-    if (event === undefined) return undefined;
+    if (event === undefined) return;
     const type = typeof event.type === 'string' ? event.type : eventType;
     switch (type) {
       case 'response.output_text.delta': {
         // One logprobs entry per token, when the client asked for them: exact.
         const tokens = Array.isArray(event.logprobs) && event.logprobs.length > 0 ? event.logprobs.length : estimateText(event.delta, sink);
         sink.generatedTokens(tokens, 0);
-        return undefined;
+        return;
       }
       case 'response.reasoning_text.delta':
       case 'response.reasoning_summary_text.delta': {
         const tokens = estimateText(event.delta, sink);
         sink.generatedTokens(tokens, tokens);
-        return undefined;
+        return;
       }
       case 'response.function_call_arguments.delta':
       case 'response.refusal.delta':
       case 'response.custom_tool_call_input.delta':
         sink.generatedTokens(estimateText(event.delta, sink), 0);
-        return undefined;
+        return;
       case 'response.created':
       case 'response.in_progress':
         sink.responseModel(asRecord(event.response)?.model);
-        return undefined;
+        return;
       case 'response.completed':
       case 'response.incomplete':
       case 'response.failed':
         readFinalResponse(asRecord(event.response), sink, false);
-        return undefined;
+        return;
       case 'error':
         sink.failed(errorTypeForErrorObject(isRecord(event.error) ? event.error : event));
-        return undefined;
+        return;
       default:
         // `.done` events repeat text already counted from its deltas; other events carry no tokens.
-        return undefined;
+        return;
     }
   },
 

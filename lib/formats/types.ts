@@ -41,23 +41,15 @@ export interface ChunkCount {
   reasoning: number;
 }
 
-/**
- * What a reader returns for an event whose whole meaning is "this generated text": the field holding it, the text,
- * and whether it is reasoning. Later events identical but for that text can then skip parsing (see chunk-shape.ts).
- */
-export interface PlainTextDelta {
-  key: string;
-  text: string;
-  reasoning: boolean;
-}
-
 /** Reads one wire format. */
 export interface WireFormatReader {
+  /** One SSE event's data (or NDJSON line), with its `event:` type if any. */
+  readEvent(data: string, eventType: string | undefined, sink: ObservationSink): void;
   /**
-   * One SSE event's data, with its `event:` type if any. Returns a {@link PlainTextDelta} only when the event
-   * reported nothing but `generatedTokens(estimate(text), reasoning ? same : 0)` (and a model already reported).
+   * Its token events can repeat byte for byte but for their text (no per-event counter, timestamp or usage), so
+   * the chunk shape may learn them (see chunk-shape.ts).
    */
-  readEvent(data: string, eventType: string | undefined, sink: ObservationSink): PlainTextDelta | undefined;
+  readonly shapedEvents?: true;
   /**
    * An event too large to read, known only by its `event:` type: a terminal event still ends the stream as
    * completed (its usage is lost, so the live count stands) rather than making the request look cut.

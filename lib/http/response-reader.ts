@@ -40,8 +40,8 @@ export class ResponseReader implements ResponseListener, SseHandler, DecodedBody
   private lines: LineSplitter | undefined;
   /** Chosen when the head shows what the response is. */
   private reader: WireFormatReader | undefined;
-  /** The stream's learned chunk shape: events like the last plain text delta are counted without being parsed. */
-  private readonly shape: ChunkShape;
+  /** Reads each event of a stream: events shaped like the last plain text delta are counted without a parse. */
+  private shape: ChunkShape | undefined;
   /** The body as it is written, when it is compressed: what we read is its decoded copy. */
   private decompressor: BodyDecompressor | undefined;
   private json: JsonBodyReader | undefined;
@@ -53,9 +53,7 @@ export class ResponseReader implements ResponseListener, SseHandler, DecodedBody
     private readonly request: RequestFormat,
     private readonly settings: ResponseReaderSettings,
     private readonly req: IncomingMessage,
-  ) {
-    this.shape = new ChunkShape(state);
-  }
+  ) {}
 
   onHead(statusCode: number, header: (name: string) => string | undefined): void {
     const contentType = (header('content-type') ?? '').toLowerCase();
@@ -63,8 +61,10 @@ export class ResponseReader implements ResponseListener, SseHandler, DecodedBody
     this.reader = format.reader;
     this.mode = format.body;
     if (format.body === 'events') {
+      this.shape = new ChunkShape(format.reader, this.state);
       this.sse = new SseParser(this, this.settings.maxEventBytes, this.shape);
     } else if (format.body === 'lines') {
+      this.shape = new ChunkShape(format.reader, this.state);
       this.lines = new LineSplitter(this, this.settings.maxEventBytes);
     } else if (format.body === 'json') {
       this.declaredJson = contentType !== '';
@@ -185,11 +185,9 @@ export class ResponseReader implements ResponseListener, SseHandler, DecodedBody
     if (encoding !== undefined) this.settings.compressedBody(encoding);
   }
 
-  // SSE events from the parser (those the chunk shape did not take in its input).
+  // Events from the SSE parser (those the chunk shape did not take in its input) and NDJSON lines.
   onEvent(data: string, eventType: string | undefined): void {
-    if (this.shape.takeEvent(data, eventType)) return;
-    const plain = (this.reader as WireFormatReader).readEvent(data, eventType, this.state);
-    if (plain !== undefined) this.shape.learn(data, eventType, plain);
+    (this.shape as ChunkShape).readEvent(data, eventType);
   }
 
   onEventTooLarge(eventType: string | undefined): void {
