@@ -1,5 +1,6 @@
 import { SseParser } from '../../lib/events/sse';
 import { seededRandom } from '../support/prng';
+import { LINE_ENDS } from '../support/streams';
 
 interface Seen {
   events: [string, string | undefined][];
@@ -124,11 +125,7 @@ describe('SseParser', () => {
     expect(seen.events).toEqual([['after', undefined]]);
   });
 
-  it.each([
-    ['LF', '\n'],
-    ['CRLF', '\r\n'],
-    ['CR', '\r'],
-  ])('keeps dropping an oversized event until its blank line, not until the end of its long line (%s)', (_name, eol) => {
+  it.each(LINE_ENDS)('keeps dropping an oversized event until its blank line, not until the end of its long line (%s)', (_name, eol) => {
     const { parser, seen } = parserFor(100);
     parser.feed('data: ');
     for (let i = 0; i < 30; i++) parser.feed('y'.repeat(10));
@@ -140,11 +137,7 @@ describe('SseParser', () => {
     expect(seen.events).toEqual([['after', undefined]]);
   });
 
-  it.each([
-    ['LF', '\n'],
-    ['CRLF', '\r\n'],
-    ['CR', '\r'],
-  ])('does not take the line end of a dropped long line, arriving at the start of the next piece, for a blank line (%s)', (_name, eol) => {
+  it.each(LINE_ENDS)('does not take the line end of a dropped long line, arriving at the start of the next piece, for a blank line (%s)', (_name, eol) => {
     const { parser, seen } = parserFor(100);
     parser.feed(`data: ${'x'.repeat(150)}`);
     parser.feed('yyy');

@@ -1,9 +1,9 @@
 import { aiSdkUiReader } from '../../lib/formats/ai-sdk';
-import { mangle, runThroughState } from '../support/formats-state';
 import { seededRandom } from '../support/prng';
 import { plainTextOf } from '../support/plain-text';
 import type { PlainText } from '../support/plain-text';
 import { RecordingSink } from '../support/recording-sink';
+import { mangle, runThroughState } from '../support/request-state';
 
 /** Reads one event as the middleware does; `plain`: what the chunk shape learned from it (see plainTextOf). */
 function read(chunk: unknown): { sink: RecordingSink; plain: PlainText | undefined } {

@@ -1,9 +1,9 @@
 import { anthropicReader } from '../../lib/formats/anthropic';
-import { mangle, runThroughState } from '../support/formats-state';
 import { seededRandom } from '../support/prng';
 import { plainTextOf } from '../support/plain-text';
 import type { PlainText } from '../support/plain-text';
 import { RecordingSink } from '../support/recording-sink';
+import { mangle, runThroughState } from '../support/request-state';
 import { anthropicError, anthropicStream, ARG_PIECES, blockDelta, codePoints, countOf, jsonDelta, messageDelta, messageStart, messageStop, ping, REASONING_PIECES, signatureDelta, TEXT_PIECES, textDelta, thinkingDelta } from '../support/streams';
 import type { AnthropicStreamShape, TypedEvent } from '../support/streams';
 

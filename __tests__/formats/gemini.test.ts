@@ -1,7 +1,7 @@
 import { geminiReader } from '../../lib/formats/gemini';
-import { mangle, runThroughState } from '../support/formats-state';
 import { seededRandom } from '../support/prng';
 import { RecordingSink } from '../support/recording-sink';
+import { mangle, runThroughState } from '../support/request-state';
 import { geminiBody, geminiChunks, PIECES, THOUGHT_PIECES } from '../support/streams';
 
 function read(chunk: unknown): RecordingSink {

@@ -1,7 +1,7 @@
 import { ollamaReader } from '../../lib/formats/ollama';
-import { mangle, runThroughState } from '../support/formats-state';
 import { seededRandom } from '../support/prng';
 import { RecordingSink } from '../support/recording-sink';
+import { mangle, runThroughState } from '../support/request-state';
 import { countOf, ollamaBody, ollamaLines, PIECES, THOUGHT_PIECES } from '../support/streams';
 
 function read(line: unknown): RecordingSink {

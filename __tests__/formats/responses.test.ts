@@ -1,7 +1,7 @@
 import { responsesReader } from '../../lib/formats/responses';
-import { mangle, runThroughState } from '../support/formats-state';
 import { seededRandom } from '../support/prng';
 import { RecordingSink } from '../support/recording-sink';
+import { mangle, runThroughState } from '../support/request-state';
 import { ARG_PIECES, countOf, REASONING_PIECES, responseObject, ResponsesEvents, responsesStream, responsesUsage, TEXT_PIECES } from '../support/streams';
 import type { TypedEvent } from '../support/streams';
 

@@ -6,16 +6,14 @@
 import { IncomingMessage } from 'node:http';
 import { Socket } from 'node:net';
 import { gzipSync } from 'node:zlib';
-import { Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { ResponseReader } from '../../lib/http/response-reader';
 import type { ResponseReaderSettings } from '../../lib/http/response-reader';
 import type { ResponseOutcome } from '../../lib/http/hook';
-import { MetricsStore } from '../../lib/metrics';
-import { resolveOptions } from '../../lib/options';
-import { RequestState } from '../../lib/request/request-state';
 import { eventually } from '../support/http';
 import { seededRandom } from '../support/prng';
 import { m, value } from '../support/registry-values';
+import { newRequestState } from '../support/request-state';
 import { chatChunk, codePoints, cutAt, cutAtRandom, DONE, sse } from '../support/streams';
 
 interface Head {
@@ -35,24 +33,9 @@ interface Run {
 
 /** A reader for one request to `endpoint`, as the middleware builds it, with its settings' reports recorded. */
 function newRun(endpoint: string, options: { maxBodyBytes?: number; maxEventBytes?: number; url?: string } = {}): Run {
-  const registry = new Registry();
-  const config = resolveOptions({ registry, maxBodyBytes: options.maxBodyBytes, maxEventBytes: options.maxEventBytes });
-  const store = MetricsStore.for(config);
-  const malformed: string[] = [];
+  const { registry, config, state, malformed } = newRequestState(endpoint, options);
   const internalErrors: unknown[] = [];
   const compressedEncodings: string[] = [];
-  const state = new RequestState(
-    {
-      store,
-      endpoint,
-      estimate: codePoints,
-      malformed: (ep, reason) => {
-        malformed.push(reason);
-        store.parseError(ep, reason);
-      },
-    },
-    undefined,
-  );
   const settings: ResponseReaderSettings = {
     maxEventBytes: config.maxEventBytes,
     maxBodyBytes: config.maxBodyBytes,

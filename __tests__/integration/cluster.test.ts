@@ -9,9 +9,9 @@ import type { ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import path from 'node:path';
 import { bounded } from '../support/bounded';
+import { request } from '../support/http';
 import { tokensInEvents } from '../support/paced-stream';
 import { P, valueFromText } from '../support/registry-values';
-import { request } from '../support/http';
 
 const REQUESTS = 60;
 

@@ -11,12 +11,12 @@ import type { Request, Response } from 'express';
 import { Registry } from 'prom-client';
 import { dynamoMetrics, metricsRouter } from '../../lib';
 import type { DynamoMetricsOptions } from '../../lib';
-import { listen, scrape } from '../support/http';
+import { listen, request, scrape } from '../support/http';
 import type { RunningServer } from '../support/http';
 import { seededRandom } from '../support/prng';
+import { P } from '../support/registry-values';
 import { pipelined } from '../support/sockets';
 import { chatEvent } from '../support/streams';
-import { P } from '../support/registry-values';
 
 const SEED = Number(process.env.HARDENING_SEED ?? 20261127);
 const REQUESTS = 10_000;
@@ -24,23 +24,6 @@ const MAX_MODELS = 20;
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
 afterAll(() => agent.destroy());
-
-function post(port: number, path: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const payload = Buffer.from(JSON.stringify(body));
-    const req = http.request(
-      { host: '127.0.0.1', port, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': payload.length, ...headers } },
-      (res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (part: Buffer) => parts.push(part));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts).toString() }));
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
 
 /**
  * An app whose handler answers with the model named in `x-response-model` (what an upstream would say), streaming
@@ -169,8 +152,8 @@ test('the models allow-list keeps only listed names', async () => {
   const { server } = await start({ models: ['llama-3', 'qwen-2'] });
   try {
     for (const model of ['llama-3', 'qwen-2', 'gpt-4o', 'LLAMA-3', 'llama-3 ', 'qwen-2\u0000', '']) {
-      await post(server.port, '/v1/chat/completions', { model, stream: false }, { 'x-response-model': 'evil-upstream-name' });
-      await post(server.port, '/v1/chat/completions', { stream: true }, { 'x-response-model': encodeURIComponent(model) });
+      await request(server.port, 'POST', '/v1/chat/completions', { model, stream: false }, agent, { 'x-response-model': 'evil-upstream-name' });
+      await request(server.port, 'POST', '/v1/chat/completions', { stream: true }, agent, { 'x-response-model': encodeURIComponent(model) });
     }
     const models = new Set(seriesOf(await scrape(server.port)).map((s) => s.labels.model).filter((m) => m !== undefined));
     expect([...models].sort()).toEqual(['llama-3', 'qwen-2', 'unknown_model']);
@@ -183,8 +166,8 @@ test('a 10 kB model name becomes unknown_model, in the request body and in the r
   const { server, registry } = await start({});
   try {
     const huge = 'm'.repeat(10 * 1024);
-    await post(server.port, '/v1/chat/completions', { model: huge, stream: false });
-    await post(server.port, '/v1/chat/completions', { stream: true }, { 'x-response-model': 'r'.repeat(7000) });
+    await request(server.port, 'POST', '/v1/chat/completions', { model: huge, stream: false }, agent);
+    await request(server.port, 'POST', '/v1/chat/completions', { stream: true }, agent, { 'x-response-model': 'r'.repeat(7000) });
     const text = await scrape(server.port);
     expect(text).not.toContain('mmmmmmmmmm');
     expect(text).not.toContain('rrrrrrrrrr');

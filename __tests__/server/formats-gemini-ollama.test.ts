@@ -3,9 +3,9 @@
  * UTF-8 characters and between CR and LF; the values read back from the registry and from /metrics.
  */
 import { expectCounts } from '../support/expect-counts';
+import { eventually, openStream, postJson, signal } from '../support/http';
 import { meteredApp } from '../support/metered-app';
 import type { MeteredApp, MeteredOptions, Route } from '../support/metered-app';
-import { eventually, openStream, postJson, signal } from '../support/http';
 import { seededRandom } from '../support/prng';
 import { m, valueFromText } from '../support/registry-values';
 import { countOf, cutAtRandom, cuttings, GEMINI_PATH, geminiBody, geminiChunks, geminiSse, ndjson, ollamaBody, ollamaLines, PIECES, THOUGHT_PIECES } from '../support/streams';

@@ -2,13 +2,13 @@ import express from 'express';
 import { Registry } from 'prom-client';
 import { dynamoMetrics } from '../../lib';
 import { expectCounts } from '../support/expect-counts';
-import { meteredApp } from '../support/metered-app';
-import type { MeteredApp, Route } from '../support/metered-app';
 import { eventually, listen, openStream, postJson, signal } from '../support/http';
 import type { RunningServer } from '../support/http';
+import { meteredApp } from '../support/metered-app';
+import type { MeteredApp, Route } from '../support/metered-app';
 import { seededRandom } from '../support/prng';
 import { m, value, valueFromText } from '../support/registry-values';
-import { anthropicError, anthropicStream, ARG_PIECES, codePoints, continuousUsageStream, countOf, cutAtRandom, cuttings, REASONING_PIECES, responseObject, ResponsesEvents, responsesStream, responsesUsage, TEXT_PIECES, textDelta, toSse } from '../support/streams';
+import { anthropicError, anthropicStream, ARG_PIECES, codePoints, continuousUsageStream, countOf, cutAtRandom, cuttings, LINE_ENDS, REASONING_PIECES, responseObject, ResponsesEvents, responsesStream, responsesUsage, TEXT_PIECES, textDelta, toSse } from '../support/streams';
 import type { AnthropicStreamShape, ResponsesStreamShape, TypedEvent } from '../support/streams';
 
 const servers: RunningServer[] = [];
@@ -53,12 +53,6 @@ function json(body: unknown): Handler {
 }
 
 // ---- how a stream is cut ----------------------------------------------------------------------------------------
-
-const LINE_ENDS = [
-  ['LF', '\n'],
-  ['CRLF', '\r\n'],
-  ['CR', '\r'],
-] as const;
 
 /** Whole, inside every character and after every CR, at 50 and 300 seeded random offsets, and one byte per write. */
 const cuttingsOf = (bytes: Buffer, seed: number): [string, Buffer[]][] => cuttings(bytes, seededRandom(seed), [50, 300], { bytePerWrite: true });

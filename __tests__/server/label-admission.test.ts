@@ -3,7 +3,6 @@
  * unknown-model rule). Requests that fail with made-up names count under `unknown_model`, whoever rejects them
  * (the route, an auth check mounted after us, Express's own 404), so real models keep their slots.
  */
-import http from 'node:http';
 import express from 'express';
 import type { Request, Response } from 'express';
 import type { Registry } from 'prom-client';
@@ -39,19 +38,10 @@ function gateway(options: Parameters<typeof metricsApp>[0] = {}) {
   return { app, registry };
 }
 
-function post(port: number, path: string, model: unknown, key = 'ok') {
-  return new Promise<number>((resolve, reject) => {
-    const payload = JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] });
-    const req = http.request(
-      { host: '127.0.0.1', port, path, method: 'POST', agent: false, headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` } },
-      (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      },
-    );
-    req.on('error', reject);
-    req.end(payload);
-  });
+/** A chat request with this model and API key; resolves with the status. */
+async function post(port: number, path: string, model: unknown, key = 'ok'): Promise<number> {
+  const body = { model, messages: [{ role: 'user', content: 'hi' }] };
+  return (await request(port, 'POST', path, body, undefined, { authorization: `Bearer ${key}` })).status;
 }
 
 async function modelsOf(registry: Registry, suffix: string): Promise<string[]> {

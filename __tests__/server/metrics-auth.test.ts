@@ -10,8 +10,8 @@ import { dynamoMetrics, metricsRouter } from '../../lib';
 import type { MetricsAuth } from '../../lib';
 import { listen } from '../support/http';
 import type { RunningServer } from '../support/http';
-import { chatEvent } from '../support/streams';
 import { P } from '../support/registry-values';
+import { chatEvent } from '../support/streams';
 
 
 function get(port: number, path: string, authorization?: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {

@@ -24,6 +24,13 @@ export function sse(payload: unknown, lineEnd = '\n'): string {
 
 export const DONE = 'data: [DONE]\n\n';
 
+/** The three line ends SSE allows, named. */
+export const LINE_ENDS = [
+  ['LF', '\n'],
+  ['CRLF', '\r\n'],
+  ['CR', '\r'],
+] as const;
+
 // ---- OpenAI chat completions -----------------------------------------------------------------------------------
 
 export interface ChoiceDelta {
@@ -139,6 +146,13 @@ export function continuousUsageStream(model: string): string {
     'data: [DONE]\r\n\r\n',
   ].join('');
 }
+
+/** A chat chunk event with one content delta. */
+export const contentChunk = (model: string, content: string): string => sse(chatChunk(model, [{ delta: { content } }]));
+/** The first chat chunk event of a stream: the assistant role, no text. */
+export const roleChunk = (model: string): string => sse(chatChunk(model, [{ delta: { role: 'assistant', content: '' } }]));
+/** A chat chunk event with the finish reason. */
+export const finishChunk = (model: string, reason = 'stop'): string => sse(chatChunk(model, [{ delta: {}, finish_reason: reason }]));
 
 /** One chat-completion chunk event with a single choice: its content, or (content undefined) its finish reason. */
 export function chatEvent(model: string, content: string | undefined, finish?: string): string {

@@ -1,6 +1,7 @@
 /**
- * Runs a reader's events through a real RequestState on a fresh Registry, so a bad-input test can check the end
- * result the contract speaks of: the value is ignored or counted in parse_errors_total, and nothing throws.
+ * A real RequestState on a fresh Registry, built as the middleware builds it (one token per code point), and a
+ * reader's events run through it, so a bad-input test can check the end result the contract speaks of: the value
+ * is ignored or counted in parse_errors_total, and nothing throws.
  */
 import { Registry } from 'prom-client';
 import { MetricsStore } from '../../lib/metrics';
@@ -9,6 +10,35 @@ import type { WireFormatReader } from '../../lib/formats/types';
 import { RequestState } from '../../lib/request/request-state';
 import { m, value } from './registry-values';
 import { codePoints } from './streams';
+
+export interface NewRequestState {
+  registry: Registry;
+  config: ReturnType<typeof resolveOptions>;
+  state: RequestState;
+  /** Reasons reported to `malformed`, in order. */
+  malformed: string[];
+}
+
+/** One request to `endpoint`; what it reports as malformed is recorded and counted. */
+export function newRequestState(endpoint: string, options: { maxBodyBytes?: number; maxEventBytes?: number } = {}): NewRequestState {
+  const registry = new Registry();
+  const config = resolveOptions({ registry, maxBodyBytes: options.maxBodyBytes, maxEventBytes: options.maxEventBytes });
+  const store = MetricsStore.for(config);
+  const malformed: string[] = [];
+  const state = new RequestState(
+    {
+      store,
+      endpoint,
+      estimate: codePoints,
+      malformed: (ep, reason) => {
+        malformed.push(reason);
+        store.parseError(ep, reason);
+      },
+    },
+    undefined,
+  );
+  return { registry, config, state, malformed };
+}
 
 export interface StateRun {
   registry: Registry;
@@ -31,21 +61,7 @@ export function runThroughState(
   endpoint: string,
   input: { events: [string, string | undefined][] } | { body: unknown },
 ): StateRun {
-  const registry = new Registry();
-  const store = MetricsStore.for(resolveOptions({ registry }));
-  const malformed: string[] = [];
-  const state = new RequestState(
-    {
-      store,
-      endpoint,
-      estimate: codePoints,
-      malformed: (ep, reason) => {
-        malformed.push(reason);
-        store.parseError(ep, reason);
-      },
-    },
-    undefined,
-  );
+  const { registry, state, malformed } = newRequestState(endpoint);
   if ('events' in input) {
     state.responseStarted(true, undefined);
     for (const [data, type] of input.events) reader.readEvent(data, type, state);

@@ -1,0 +1,115 @@
+/**
+ * The model label: where it comes from and which names may take one.
+ */
+import type { Response } from 'express';
+import { CHAT, describeOnEachExpress, writeSse } from '../support/express-suite';
+import type { Handler } from '../support/express-suite';
+import { openStream, postJson, signal } from '../support/http';
+import { labelSets, m } from '../support/registry-values';
+import { contentChunk, DONE, finishChunk, roleChunk, sse } from '../support/streams';
+
+describeOnEachExpress((t) => {
+  const { chatRoute, ended, gauges, get, start } = t;
+
+  describe('model label', () => {
+    const stream = (responseModel: string): Handler => (_req, res) => writeSse(res, [roleChunk(responseModel), contentChunk(responseModel, 'abc'), finishChunk(responseModel), DONE]);
+
+    it('comes from the request body when a body parser ran before the middleware', async () => {
+      const port = await start(chatRoute(stream('served-name')));
+      await postJson(port, CHAT, { model: 'Asked-Name', stream: true });
+      await ended();
+      expect(await get('output_tokens_total', { model: 'Asked-Name' })).toBe(3);
+      expect(await get('requests_total', { model: 'Asked-Name' })).toBe(1);
+      expect(await get('output_tokens_total', { model: 'served-name' })).toBe(0);
+    });
+
+    it('comes from the response when no body parser ran (proxy-like), with the gauges moved to it', async () => {
+      const rest = signal();
+      const port = await start(
+        chatRoute(async (_req, res) => {
+          res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+          res.write(roleChunk('served-name'));
+          await rest.wait;
+          writeSseRest(res);
+        }),
+        { bodyParser: false },
+      );
+      function writeSseRest(res: Response): void {
+        res.write(contentChunk('served-name', 'abc'));
+        res.write(finishChunk('served-name'));
+        res.end(DONE);
+      }
+      const open = await openStream(port, CHAT, { model: 'asked-name', stream: true });
+      await open.waitFor('assistant');
+      expect(await gauges('served-name')).toEqual([1, 1, 1]);
+      expect(await gauges('unknown_model')).toEqual([0, 0, 0]);
+      expect(await get('requests_started_total', { model: 'served-name', endpoint: 'chat_completions', request_type: 'stream' })).toBe(1);
+      rest.release();
+      await open.done;
+      await ended();
+      expect(await get('output_tokens_total', { model: 'served-name' })).toBe(3);
+      expect(await get('requests_total', { model: 'served-name', status: 'success' })).toBe(1);
+      expect(await get('requests_started_total')).toBe(1);
+      expect(await gauges('served-name')).toEqual([0, 0, 0]);
+      expect(await gauges('unknown_model')).toEqual([0, 0, 0]);
+    });
+
+    it('moves the gauges right when the response names the model in its first, token-bearing chunk', async () => {
+      const rest = signal();
+      const port = await start(
+        chatRoute(async (_req, res) => {
+          res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+          res.write(contentChunk('served', 'abc'));
+          await rest.wait;
+          res.write(finishChunk('served'));
+          res.end(DONE);
+        }),
+        { bodyParser: false },
+      );
+      const open = await openStream(port, CHAT, { model: 'asked', stream: true });
+      await open.waitFor('abc');
+      expect(await gauges('served')).toEqual([1, 1, 0]);
+      expect(await gauges('unknown_model')).toEqual([0, 0, 0]);
+      expect(await get('time_to_first_token_seconds', { model: 'served' }, 'count')).toBe(1);
+      rest.release();
+      await open.done;
+      await ended();
+      expect(await gauges('served')).toEqual([0, 0, 0]);
+      expect(await gauges('unknown_model')).toEqual([0, 0, 0]);
+      expect(await get('requests_total', { model: 'served', status: 'success' })).toBe(1);
+    });
+
+    it('is unknown_model when neither the request nor the response names it', async () => {
+      const port = await start(
+        chatRoute((_req, res) => writeSse(res, [sse({ choices: [{ index: 0, delta: { content: 'abc' }, finish_reason: null }] }), finishChunk(''), DONE])),
+        { bodyParser: false },
+      );
+      await postJson(port, CHAT, { stream: true });
+      await ended();
+      expect(await get('output_tokens_total', { model: 'unknown_model' })).toBe(3);
+      expect(await get('requests_total', { model: 'unknown_model', status: 'success' })).toBe(1);
+      expect(await gauges('unknown_model')).toEqual([0, 0, 0]);
+    });
+
+    it('maps names outside the models allow-list to unknown_model', async () => {
+      const port = await start(chatRoute(stream('x')), { metrics: { models: ['allowed'] } });
+      await postJson(port, CHAT, { model: 'allowed', stream: true });
+      await postJson(port, CHAT, { model: 'random-1', stream: true });
+      await ended(2);
+      expect(await get('output_tokens_total', { model: 'allowed' })).toBe(3);
+      expect(await get('output_tokens_total', { model: 'unknown_model' })).toBe(3);
+      expect((await labelSets(t.registry, m('requests_total'))).map((l) => l.model).sort()).toEqual(['allowed', 'unknown_model']);
+    });
+
+    it('caps distinct names at maxModels; the rest become unknown_model', async () => {
+      const port = await start(chatRoute(stream('x')), { metrics: { maxModels: 2 } });
+      for (const model of ['a', 'b', 'c', 'd', 'a']) await postJson(port, CHAT, { model, stream: true });
+      await ended(5);
+      expect(await get('requests_total', { model: 'a' })).toBe(2);
+      expect(await get('requests_total', { model: 'b' })).toBe(1);
+      expect(await get('requests_total', { model: 'unknown_model' })).toBe(2);
+      const models = new Set((await labelSets(t.registry, m('output_tokens_total'))).map((l) => l.model));
+      expect([...models].sort()).toEqual(['a', 'b', 'unknown_model']);
+    });
+  });
+});
