@@ -301,6 +301,16 @@ describe('ChunkShape', () => {
     expect(usual.known).toBe(true);
   });
 
+  it('never learns from a chunk counted by its logprobs, even when the estimate of its text happens to agree', () => {
+    const logprobs = { content: [{ token: 'x', logprob: -1 }, { token: 'y', logprob: -1 }] };
+    const event = (text: string): string => JSON.stringify(chatChunk(MODEL, [{ delta: { reasoning_content: text }, logprobs }]));
+    const stream = ['ab', 'abcd', 'abcdef'].map((text) => `data: ${event(text)}\n\n`).join('');
+    const shortcut = readWithShortcut(openAiReader, [stream]);
+    expectSameCounts(shortcut, readInFull(openAiReader, stream));
+    expect(shortcut.tokens()).toEqual({ tokens: 6, reasoning: 6 });
+    expect(shortcut.shaped).toBe(0);
+  });
+
   it('learns only from readers whose events can repeat but for their text', () => {
     const chunk = JSON.stringify({ model: MODEL, created_at: '2026-12-01T00:00:00Z', message: { role: 'assistant', content: ' x' }, done: false });
     const shape = new ChunkShape(ollamaReader, Object.assign(new RecordingSink(), { textDelta: () => undefined }));

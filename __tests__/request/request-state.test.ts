@@ -230,6 +230,21 @@ describe('RequestState: tokens and timing', () => {
   });
 });
 
+describe('RequestState: counts that are not positive numbers', () => {
+  it('adds nothing for a NaN or negative reasoning part, and later chunks still count under the model', async () => {
+    const state = newRequest(STREAM_HINTS);
+    state.responseStarted(true, STREAM_HINTS);
+    state.generatedTokens(1, NaN);
+    state.generatedTokens(2, -1);
+    state.generatedTokens(5, 5);
+    state.statedOutputTokens(100, 1.5, { tokens: 0, reasoning: 2 }, false);
+    state.end('finished', 200);
+    expect(await value(registry, m('output_tokens_total'), { model: 'm' })).toBe(100);
+    // 5 counted live, then 2 more from the usage-only event's own reasoning (1.5 is not a count).
+    expect(await value(registry, m('reasoning_tokens_total'), { model: 'm' })).toBe(7);
+  });
+});
+
 describe('RequestState: stated usage and exactness', () => {
   it('takes cumulative usage on every chunk as each chunk\'s exact count', async () => {
     const state = newRequest(STREAM_HINTS);

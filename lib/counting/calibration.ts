@@ -17,6 +17,8 @@ export class Calibration {
   /** Running share of finished streams that stated usage, and how many streams that share is over. */
   private usageShare = 0;
   private streams = 0;
+  /** The multipliers as of the last stream learned from, shared by the requests that start until the next one. */
+  private snapshot: Float64Array | undefined = undefined;
 
   /** Some stream of this model has stated usage to learn from. */
   get learned(): boolean {
@@ -28,10 +30,12 @@ export class Calibration {
     return this.ratios[0]!.samples > 0 && this.usageShare >= 0.5;
   }
 
-  /** Multipliers for a new request's estimate, one per script. */
+  /** Multipliers for a new request's estimate, one per script; never changed once returned. */
   scales(): Float64Array {
+    if (this.snapshot !== undefined) return this.snapshot;
     const scales = new Float64Array(SCRIPTS);
     for (let s = 0; s < SCRIPTS; s++) scales[s] = this.scale(s);
+    this.snapshot = scales;
     return scales;
   }
 
@@ -48,6 +52,8 @@ export class Calibration {
 
   /** A stream finished: `stated` is its usage (if any), `byScript` what its text was estimated at, unscaled. */
   learn(stated: number | undefined, byScript: ArrayLike<number>): void {
+    // Requests in flight keep the multipliers they started with; the next ones get new ones.
+    this.snapshot = undefined;
     this.streams++;
     const weight = Math.max(1 / this.streams, MIN_WEIGHT);
     this.usageShare += weight * ((stated === undefined ? 0 : 1) - this.usageShare);

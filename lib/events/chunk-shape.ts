@@ -39,7 +39,6 @@ const IGNORED_FIELD = '"obfuscation":"';
  * counted the same text, with the same reasoning flag, in the same order.
  */
 export class ChunkShape implements SseShortcut {
-  private readonly probe: PlainTextProbe;
   /** Shapes learned since one last took an event. */
   private idleShapes = 0;
   private taken = false;
@@ -59,9 +58,7 @@ export class ChunkShape implements SseShortcut {
   constructor(
     private readonly reader: WireFormatReader,
     private readonly sink: ShapedTextSink,
-  ) {
-    this.probe = new PlainTextProbe(sink);
-  }
+  ) {}
 
   /**
    * An event the parser delivered: counted from its shape when it has it, else read in full by the wire-format
@@ -73,8 +70,8 @@ export class ChunkShape implements SseShortcut {
       this.reader.readEvent(data, eventType, this.sink);
       return;
     }
-    const probe = this.probe;
-    probe.start();
+    const probe = PROBE;
+    probe.start(this.sink);
     this.reader.readEvent(data, eventType, probe);
     const text = probe.plainText();
     if (text !== undefined) this.learn(data, eventType, text, probe.reasoning);
@@ -208,23 +205,25 @@ function flat(text: string): string {
  */
 class PlainTextProbe implements ObservationSink {
   reasoning = false;
+  private sink: ObservationSink = NO_SINK;
   private text: string | undefined;
   private estimated = 0;
   private texts = 0;
   private generated = 0;
   private other = false;
 
-  constructor(private readonly sink: ObservationSink) {}
-
-  start(): void {
+  /** Watches one event's reports to `sink` (one probe serves every response: an event is read synchronously). */
+  start(sink: ObservationSink): void {
+    this.sink = sink;
     this.text = undefined;
     this.texts = 0;
     this.generated = 0;
     this.other = false;
   }
 
-  /** The text, when the event was plain text; `reasoning` says whether it was reasoning. */
+  /** The text, when the event was plain text (`reasoning` says whether it was reasoning); lets go of the sink. */
   plainText(): string | undefined {
+    this.sink = NO_SINK;
     return this.other || this.texts !== 1 || this.generated !== 1 ? undefined : this.text;
   }
 
@@ -281,4 +280,23 @@ class PlainTextProbe implements ObservationSink {
     this.other = true;
     this.sink.emptyText?.();
   }
+
+  countedExactly(): void {
+    this.other = true;
+    this.sink.countedExactly?.();
+  }
 }
+
+const NO_SINK: ObservationSink = {
+  responseModel: () => undefined,
+  generatedTokens: () => undefined,
+  statedOutputTokens: () => undefined,
+  promptTokens: () => undefined,
+  finishReason: () => undefined,
+  completed: () => undefined,
+  failed: () => undefined,
+  malformed: () => undefined,
+  estimate: () => 0,
+};
+
+const PROBE = new PlainTextProbe();

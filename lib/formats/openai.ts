@@ -59,6 +59,7 @@ function countChoiceDelta(choice: Record<string, unknown>, sink: ObservationSink
   if (exact === undefined) return delta ? countMessage(delta, sink) : { tokens: estimateText(choice.text, sink), reasoning: 0 };
   // One logprobs entry per generated token: exact, so the text is not estimated (nor an empty one reported).
   // Reasoning keeps its estimate, bounded by the exact total.
+  sink.countedExactly?.();
   const reasoning = delta ? estimateNonEmpty(delta.reasoning_content, sink) + estimateNonEmpty(delta.reasoning, sink) : 0;
   return { tokens: exact, reasoning: Math.min(reasoning, exact) };
 }

@@ -33,6 +33,11 @@ export interface ObservationSink {
    * `""`; the sink decides, when the chunk's count arrives, whether it was one.
    */
   emptyText?(): void;
+  /**
+   * This chunk's count is exact and not its text's (one logprobs entry per token): the text it also estimates
+   * only splits that count into reasoning and the rest.
+   */
+  countedExactly?(): void;
 }
 
 /** Tokens a reader counted in one chunk's text, and the reasoning part of them. */

@@ -98,8 +98,8 @@ export class CounterSet {
 
   /** Output tokens a chunk added, and the reasoning part of them: plain additions, moved in at the next scrape. */
   addTokens(output: number, reasoning: number): void {
-    this.pendingOutputTokens += output;
-    this.pendingReasoningTokens += reasoning;
+    if (output > 0) this.pendingOutputTokens += output;
+    if (reasoning > 0) this.pendingReasoningTokens += reasoning;
   }
 
   /** Takes in what another set counted (tokens held before a request's model was known). */

@@ -43,8 +43,9 @@ export class OutputTokens {
    * `estimatedRaw` and `reasoningRaw` are its sum and reasoning part), and in all chunks, usage or not
    * (`allByScript`, what the calibration learns from).
    */
-  private readonly liveByScript = new Float64Array(SCRIPTS);
-  readonly allByScript = new Float64Array(SCRIPTS);
+  // Plain arrays of whole counts: a typed array costs an ArrayBuffer besides, for every stream in flight.
+  private readonly liveByScript: number[] = Array.from({ length: SCRIPTS }, () => 0);
+  readonly allByScript: number[] = Array.from({ length: SCRIPTS }, () => 0);
   private estimatedRaw = 0;
   private reasoningRaw = 0;
   /** What the scaled estimate has added to the counters so far. */
@@ -57,7 +58,8 @@ export class OutputTokens {
   constructor(
     /** The user's `countTokens`; without one, the default {@link StreamEstimator}. */
     private readonly countTokens: ((text: string, model: string) => number) | undefined,
-    private readonly malformed: (reason: string, detail: string) => void,
+    /** Where a usage that is not a count is reported (the request state). */
+    private readonly report: { malformed(reason: string, detail: string): void },
   ) {}
 
   /** The model is known: its calibration scales the estimate from here on, if nothing was estimated yet. */
@@ -127,12 +129,12 @@ export class OutputTokens {
   statedTotal(total: unknown, reasoningTotal: unknown, chunk: ChunkCount, live: boolean): number {
     this.reasoningStatedIncrease = 0;
     if (!isTokenCount(total)) {
-      this.malformed('invalid_usage', `completion tokens: ${String(total)}`);
+      this.report.malformed('invalid_usage', `completion tokens: ${String(total)}`);
       return -1;
     }
     // Usage that goes backwards is not believed; what was counted stays counted.
     if (this.stated !== undefined && total < this.stated) {
-      this.malformed('usage_backwards', `${total} after ${this.stated}`);
+      this.report.malformed('usage_backwards', `${total} after ${this.stated}`);
       this.added = 0;
       this.addedReasoning = 0;
       return 0;
@@ -154,16 +156,17 @@ export class OutputTokens {
         this.reasoningStatedIncrease = reasoningIncrease;
       }
     } else if (reasoningTotal !== undefined && reasoningTotal !== null) {
-      this.malformed('invalid_usage', `reasoning tokens: ${String(reasoningTotal)}`);
+      this.report.malformed('invalid_usage', `reasoning tokens: ${String(reasoningTotal)}`);
     }
     return increase > 0 ? increase : 0;
   }
 
   private add(tokens: number, reasoning: number): void {
+    // A count that is not a positive number (a NaN from a broken reader) adds nothing, here as in the counters.
     this.added = tokens;
     this.addedReasoning = reasoning;
-    this.total += tokens;
-    this.reasoning += reasoning;
+    if (tokens > 0) this.total += tokens;
+    if (reasoning > 0) this.reasoning += reasoning;
   }
 
   /** A scaled estimate as whole tokens: rounded down when usage will top it up, else to the nearest. */

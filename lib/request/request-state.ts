@@ -40,7 +40,8 @@ export class RequestState implements ObservationSink {
   private model: string | undefined;
   private readonly name: ModelName;
   private series: CounterSet | undefined;
-  private readonly held = new HeldTokens();
+  /** Tokens counted before an event named the model (rare: every format names it in its first event). */
+  private held: HeldTokens | undefined;
   /** The model label the in-flight gauges are counted under right now. */
   private gaugeModel = UNKNOWN_MODEL;
   private requestType: RequestType | undefined;
@@ -61,7 +62,7 @@ export class RequestState implements ObservationSink {
   ) {
     const { store } = context;
     this.timing = new TokenTiming(context.arrivedAt ?? performance.now());
-    this.tokens = new OutputTokens(context.estimate, (reason, detail) => this.malformed(reason, detail));
+    this.tokens = new OutputTokens(context.estimate, this);
     this.extra = context.extraLabels ?? NO_EXTRA_LABELS;
     this.name = new ModelName(store.modelLabels);
     const named = hints !== undefined && typeof hints.model === 'string';
@@ -252,7 +253,7 @@ export class RequestState implements ObservationSink {
       this.gaugeModel = model;
     }
     this.countStart();
-    this.held.release(series, store);
+    this.held?.release(series, store);
     return model;
   }
 
@@ -262,7 +263,7 @@ export class RequestState implements ObservationSink {
 
   /** The series tokens go to: the model's, or a holding one until an event names the model. */
   private tokenSeries(): CounterSet {
-    return this.series ?? this.held.seriesForChunk(this.context.store) ?? this.seriesOrResolve();
+    return this.series ?? (this.held ??= new HeldTokens()).seriesForChunk(this.context.store) ?? this.seriesOrResolve();
   }
 
   private countStart(): void {
@@ -293,7 +294,7 @@ export class RequestState implements ObservationSink {
     }
     const seconds = this.timing.timeToFirstToken as number;
     this.context.store.firstToken(this.gaugeModel);
-    if (this.model === undefined) this.held.timeToFirstToken = seconds;
+    if (this.model === undefined) (this.held ??= new HeldTokens()).timeToFirstToken = seconds;
     else this.context.store.observeTimeToFirstToken(this.model, seconds);
   }
 }
