@@ -690,14 +690,18 @@ describe('live lifecycle on a real server: gauges, model label, queued, first to
 // ---- framing and concurrency -----------------------------------------------------------------------------------
 
 describe('framing variants and concurrency', () => {
-  it('streams without event: lines (data only, as some proxies send them) count the same', async () => {
-    const dataOnly = (events: TypedEvent[]): string => events.map((e) => `data: ${JSON.stringify(e.data)}\n\n`).join('');
-    const app = await serve((req, res) =>
-      streamPieces([Buffer.from(req.path === '/v1/responses' ? dataOnly(responsesStream(RESPONSES_SHAPE)) : dataOnly(anthropicStream(ANTHROPIC_SHAPE)))])(req, res),
-    );
+  /** One Responses and one Anthropic stream, each written as the pieces `write` makes of its events; both ended. */
+  async function bothFormats(write: (events: TypedEvent[]) => Buffer[]): Promise<MeteredApp> {
+    const app = await serve((req, res) => streamPieces(write(req.path === '/v1/responses' ? responsesStream(RESPONSES_SHAPE) : anthropicStream(ANTHROPIC_SHAPE)))(req, res));
     await postJson(app.port, '/v1/responses', { stream: true });
     await postJson(app.port, '/v1/messages', { stream: true });
     await app.ended(2);
+    return app;
+  }
+
+  it('streams without event: lines (data only, as some proxies send them) count the same', async () => {
+    const dataOnly = (events: TypedEvent[]): string => events.map((e) => `data: ${JSON.stringify(e.data)}\n\n`).join('');
+    const app = await bothFormats((events) => [Buffer.from(dataOnly(events))]);
     expect(await app.get('output_tokens_total', { model: 'gpt-x' })).toBe(75);
     expect(await app.get('output_tokens_total', { model: 'claude-x' })).toBe(88);
     expect(await app.get('requests_total', { status: 'success' })).toBe(2);
@@ -707,14 +711,7 @@ describe('framing variants and concurrency', () => {
   it('comments, id: and retry: lines, keep-alive blank lines and a BOM do not change the counts', async () => {
     const noisy = (events: TypedEvent[]): string =>
       '\ufeff: connected\n\nretry: 1000\n\n' + events.map((e, i) => `: ping ${i}\nid: ${i}\nevent: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n\n`).join('');
-    const app = await serve((req, res) =>
-      streamPieces(
-        cutAtRandom(Buffer.from(req.path === '/v1/responses' ? noisy(responsesStream(RESPONSES_SHAPE)) : noisy(anthropicStream(ANTHROPIC_SHAPE))), 80, seededRandom(9)),
-      )(req, res),
-    );
-    await postJson(app.port, '/v1/responses', { stream: true });
-    await postJson(app.port, '/v1/messages', { stream: true });
-    await app.ended(2);
+    const app = await bothFormats((events) => cutAtRandom(Buffer.from(noisy(events)), 80, seededRandom(9)));
     expect(await app.get('output_tokens_total', { model: 'gpt-x' })).toBe(75);
     expect(await app.get('output_tokens_total', { model: 'claude-x' })).toBe(88);
     expect(await app.get('input_tokens_total', { model: 'claude-x' })).toBe(2325);
