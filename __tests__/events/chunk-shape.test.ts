@@ -103,15 +103,27 @@ const piece: fc.Arbitrary<Piece> = fc.oneof(
   { weight: 2, arbitrary: fc.constantFrom(...(['role', 'finish', 'usage', 'comment', 'done', 'id', 'typed', 'split'] as const)).map((kind) => ({ kind })) },
 );
 
-/** How a server writes its lines: the usual way, or ways the shape must not take in the parser's input. */
-type Style = { lineEnd: '\n' | '\r\n' | '\r'; space: boolean };
+/**
+ * How a server writes its lines: the usual way, or ways the shape must not take in the parser's input; and
+ * whether it pads each chunk with OpenAI's `obfuscation` field (random characters, another length each time).
+ */
+type Style = { lineEnd: '\n' | '\r\n' | '\r'; space: boolean; obfuscation?: boolean };
 const style: fc.Arbitrary<Style> = fc.oneof(
   { weight: 4, arbitrary: fc.constant<Style>({ lineEnd: '\n', space: true }) },
-  { weight: 1, arbitrary: fc.record({ lineEnd: fc.constantFrom<Style['lineEnd']>('\n', '\r\n', '\r'), space: fc.boolean() }) },
+  { weight: 2, arbitrary: fc.constant<Style>({ lineEnd: '\n', space: true, obfuscation: true }) },
+  { weight: 1, arbitrary: fc.record({ lineEnd: fc.constantFrom<Style['lineEnd']>('\n', '\r\n', '\r'), space: fc.boolean(), obfuscation: fc.boolean() }) },
 );
 
+/** OpenAI's padding for a chunk: mostly letters and digits, sometimes empty or with a character JSON escapes. */
+function padding(text: string): string {
+  const pads = ['', 'Zq', 'k3P9x', 'aB1', 'x'.repeat(9), 'q"w', 'z\\'];
+  return pads[(text.length * 7 + (text.charCodeAt(0) || 0)) % pads.length] as string;
+}
+
 function chatEvent(p: Piece, s: Style): string {
-  const line = (payload: unknown): string => `data:${s.space ? ' ' : ''}${typeof payload === 'string' ? payload : JSON.stringify(payload)}${s.lineEnd}`;
+  const padded = (payload: unknown): unknown =>
+    s.obfuscation === true && typeof payload === 'object' ? { ...(payload as object), obfuscation: padding(JSON.stringify(payload)) } : payload;
+  const line = (payload: unknown): string => `data:${s.space ? ' ' : ''}${typeof payload === 'string' ? payload : JSON.stringify(padded(payload))}${s.lineEnd}`;
   const event = (...lines: string[]): string => `${lines.join('')}${s.lineEnd}`;
   switch (p.kind) {
     case 'content':
@@ -173,7 +185,8 @@ describe('the chunk shape counts exactly what the full path counts', () => {
           fc.constantFrom<'strings' | 'buffers'>('strings', 'buffers'),
           (pieces, streamStyle, cuts, seed, kind) => {
             // Most events in the stream's style; some in the usual style, so a stream can switch.
-            const stream = pieces.map(([p, usual]) => chatEvent(p, usual ? { lineEnd: '\n', space: true } : streamStyle)).join('') + DONE;
+            const usualStyle: Style = { lineEnd: '\n', space: true, obfuscation: streamStyle.obfuscation ?? false };
+            const stream = pieces.map(([p, usual]) => chatEvent(p, usual ? usualStyle : streamStyle)).join('') + DONE;
             const writes = cut(stream, cuts, seededRandom(seed));
             parse.mockClear();
             const shortcut = readWithShortcut(openAiReader, kind === 'strings' ? writes : [Buffer.from(writes.join(''))]);
@@ -189,6 +202,25 @@ describe('the chunk shape counts exactly what the full path counts', () => {
     }
     // Meaningful only if the shortcut was taken: far fewer parses than events.
     expect(parsed).toBeLessThan(events * 0.6);
+  });
+
+  it('takes chunks padded with OpenAI\'s obfuscation field, whatever the padding, in one parse', () => {
+    const random = seededRandom(7);
+    const pad = (): string => Array.from({ length: Math.floor(random() * 12) }, () => 'aZ09xQ'[Math.floor(random() * 6)]).join('');
+    const deltas = Array.from({ length: 60 }, (_, i) => ` w${i}`);
+    const stream =
+      deltas.map((text) => `data: ${JSON.stringify({ ...chatChunk(MODEL, [{ delta: { content: text } }]), obfuscation: pad() })}\n\n`).join('') + DONE;
+    const parse = jest.spyOn(JSON, 'parse');
+    try {
+      for (const writes of [[stream], cut(stream, 40, seededRandom(3)), [Buffer.from(stream)]]) {
+        parse.mockClear();
+        const shortcut = readWithShortcut(openAiReader, writes);
+        expect(parse.mock.calls.length).toBeLessThanOrEqual(3);
+        expectSameCounts(shortcut, readInFull(openAiReader, stream));
+      }
+    } finally {
+      parse.mockRestore();
+    }
   });
 
   it('takes events cut across writes and merged into one write, in the parser input', () => {

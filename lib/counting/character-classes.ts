@@ -58,6 +58,17 @@ export const WHITESPACE = 4;
 export const RUN_PUNCT = 5;
 export const ABSORB = 6; // line ends right after punctuation: part of the punctuation's piece (".\n\n", "{\n", "。\n")
 
+/** The kind of run a character of class `k` starts (an emoji is a piece of its own: each scan counts it itself). */
+export const RUN_OF = new Uint8Array(JOINER + 1);
+RUN_OF[LOWER] = WORD;
+RUN_OF[UPPER] = WORD;
+RUN_OF[LETTER_NON_ASCII] = WORD;
+RUN_OF[CJK] = RUN_CJK;
+RUN_OF[DIGIT] = RUN_DIGIT;
+RUN_OF[SPACE] = WHITESPACE;
+RUN_OF[NEWLINE] = WHITESPACE;
+RUN_OF[PUNCT] = RUN_PUNCT;
+
 /** Whether a character of class `k` continues a run of kind `run`, or ends it. Both scans share this rule. */
 export function continuesRun(run: number, k: number): boolean {
   switch (run) {

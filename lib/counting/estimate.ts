@@ -11,7 +11,7 @@
  *   in, on top of this.
  */
 
-import { ABSORB, ASTRAL, CJK, CLASS, continuesRun, DIGIT, LETTER_NON_ASCII, LOWER, NEWLINE, NONE, PUNCT, RUN_CJK, RUN_DIGIT, RUN_PUNCT, SPACE, startsPiece, UPPER, WHITESPACE, WORD } from './character-classes';
+import { ABSORB, ASTRAL, CLASS, continuesRun, LETTER_NON_ASCII, NEWLINE, NONE, PUNCT, RUN_CJK, RUN_DIGIT, RUN_OF, RUN_PUNCT, SPACE, startsPiece, WHITESPACE, WORD } from './character-classes';
 
 /** Tuning knobs; `DEFAULT_WEIGHTS` holds the values chosen by `bench/accuracy/tune.ts`. */
 export interface EstimatorWeights {
@@ -135,42 +135,15 @@ export function createEstimator(weights: Readonly<EstimatorWeights> = DEFAULT_WE
         run = ABSORB;
         continue;
       }
+      run = RUN_OF[k]!;
       len = 1;
-      endsInSpace = false;
-      switch (k) {
-        case LOWER:
-        case UPPER:
-          run = WORD;
-          break;
-        case LETTER_NON_ASCII:
-          run = WORD;
-          nonAscii = 1;
-          break;
-        case CJK:
-          run = RUN_CJK;
-          break;
-        case DIGIT:
-          run = RUN_DIGIT;
-          break;
-        case SPACE:
-          run = WHITESPACE;
-          endsInSpace = true;
-          break;
-        case NEWLINE:
-          run = WHITESPACE;
-          break;
-        case PUNCT:
-          run = RUN_PUNCT;
-          break;
-        case ASTRAL:
-          pieces++;
-          extraSingle += singleAstral - 1;
-          extraMulti += multiAstral - 1;
-          i++; // its low surrogate
-          run = NONE;
-          break;
-        default:
-          run = NONE; // a joiner on its own
+      endsInSpace = k === SPACE;
+      if (k === LETTER_NON_ASCII) nonAscii = 1;
+      if (k === ASTRAL) {
+        pieces++;
+        extraSingle += singleAstral - 1;
+        extraMulti += multiAstral - 1;
+        i++; // its low surrogate
       }
     }
     close(run, len, endsInSpace, 0);

@@ -1,4 +1,4 @@
-import { ABSORB, ASTRAL, CJK, CLASS, continuesRun, DIGIT, LETTER_NON_ASCII, LOWER, NEWLINE, NONE, PUNCT, RUN_CJK, RUN_DIGIT, RUN_PUNCT, scriptOf, SPACE, startsPiece, UPPER, WHITESPACE, WORD } from './character-classes';
+import { ABSORB, ASTRAL, CLASS, continuesRun, LETTER_NON_ASCII, NEWLINE, NONE, PUNCT, RUN_CJK, RUN_DIGIT, RUN_OF, RUN_PUNCT, scriptOf, SPACE, startsPiece, WHITESPACE, WORD } from './character-classes';
 import { DEFAULT_WEIGHTS, estimateTokens, isShortWord } from './estimate';
 import type { EstimatorWeights } from './estimate';
 
@@ -55,41 +55,14 @@ class CarryScanner {
         run = ABSORB;
         continue;
       }
+      run = RUN_OF[k]!;
       len = 1;
-      endsInSpace = false;
-      switch (k) {
-        case LOWER:
-        case UPPER:
-          run = WORD;
-          break;
-        case LETTER_NON_ASCII:
-          run = WORD;
-          nonAscii = 1;
-          break;
-        case CJK:
-          run = RUN_CJK;
-          break;
-        case DIGIT:
-          run = RUN_DIGIT;
-          break;
-        case SPACE:
-          run = WHITESPACE;
-          endsInSpace = true;
-          break;
-        case NEWLINE:
-          run = WHITESPACE;
-          break;
-        case PUNCT:
-          run = RUN_PUNCT;
-          break;
-        case ASTRAL:
-          this.closed += w.multiAstral;
-          // Its low surrogate, unless the delta was cut between the two halves.
-          if (i + 1 < n) i++;
-          run = NONE;
-          break;
-        default:
-          run = NONE;
+      endsInSpace = k === SPACE;
+      if (k === LETTER_NON_ASCII) nonAscii = 1;
+      if (k === ASTRAL) {
+        this.closed += w.multiAstral;
+        // Its low surrogate, unless the delta was cut between the two halves.
+        if (i + 1 < n) i++;
       }
     }
     this.run = run;

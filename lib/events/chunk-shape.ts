@@ -11,6 +11,12 @@ export interface ShapedTextSink extends ObservationSink {
 const MAX_IDLE_SHAPES = 3;
 
 /**
+ * A string field no reader reads, whose value changes with every event: OpenAI pads each streamed chunk with
+ * random characters in `obfuscation` (on by default), which would otherwise make every event a new shape.
+ */
+const IGNORED_FIELD = '"obfuscation":"';
+
+/**
  * Reads a stream's events for the response reader: an event that is byte-for-byte the last plain-text-delta event
  * except for its text is counted without parsing; any other is read in full by the wire-format reader.
  *
@@ -40,9 +46,12 @@ export class ChunkShape implements SseShortcut {
   /** The learned event's data before and after its text; the text starts right after an opening `"`. */
   private dataHead = '';
   private dataTail = '';
+  /** With an ignored field after the text: the tail up to its value, and from its closing quote on (`…Rest`). */
+  private dataTailRest: string | undefined;
   /** The same event as written the usual way: `event: <type>\n` when typed, `data: `, and `\n\n` at the end. */
   private head = '';
   private tail = '';
+  private tailRest: string | undefined;
   private eventType: string | undefined = undefined;
   private reasoning = false;
   private learned = false;
@@ -84,8 +93,8 @@ export class ChunkShape implements SseShortcut {
     if (!this.learned) return -1;
     const textEnd = shapedTextEnd(text, position, this.head, this.tail);
     if (textEnd === -1) return -1;
-    const end = textEnd + this.tail.length;
-    if (end - position > limit) return -1;
+    const end = this.tailRest === undefined ? textEnd + this.tail.length : restEnd(text, textEnd + this.tail.length, this.tailRest);
+    if (end === -1 || end - position > limit) return -1;
     this.taken = true;
     this.sink.textDelta(text.slice(position + this.head.length, textEnd), this.reasoning);
     return end;
@@ -95,7 +104,9 @@ export class ChunkShape implements SseShortcut {
   takeEvent(data: string, eventType: string | undefined): boolean {
     if (!this.learned || eventType !== this.eventType) return false;
     const textEnd = shapedTextEnd(data, 0, this.dataHead, this.dataTail);
-    if (textEnd === -1 || textEnd + this.dataTail.length !== data.length) return false;
+    if (textEnd === -1) return false;
+    const end = this.dataTailRest === undefined ? textEnd + this.dataTail.length : restEnd(data, textEnd + this.dataTail.length, this.dataTailRest);
+    if (end !== data.length) return false;
     this.taken = true;
     this.sink.textDelta(data.slice(this.dataHead.length, textEnd), this.reasoning);
     return true;
@@ -114,14 +125,25 @@ export class ChunkShape implements SseShortcut {
     if (at === -1 || data.indexOf(quoted, at + 1) !== -1 || !afterColon(data, at)) return;
     const textStart = at + 1;
     const dataHead = data.slice(0, textStart);
-    const dataTail = data.slice(textStart + text.length);
+    let dataTail = data.slice(textStart + text.length);
     // Data joined from several `data:` lines has no one-line form to match in the parser's input.
     if (hasLineEnd(dataHead) || hasLineEnd(dataTail)) return;
+    // After the text, an ignored field's value may differ from event to event: the tail is matched around it.
+    // (With no escape in the data, the field's name cannot stand inside another string.)
+    let dataTailRest: string | undefined;
+    const ignored = dataTail.indexOf(IGNORED_FIELD);
+    if (ignored !== -1) {
+      const valueStart = ignored + IGNORED_FIELD.length;
+      dataTailRest = dataTail.slice(plainEnd(dataTail, valueStart));
+      dataTail = dataTail.slice(0, valueStart);
+    }
     // Flat copies: comparing against a slice of a long-gone write would keep that write alive and be slower.
     this.dataHead = flat(dataHead);
     this.dataTail = flat(dataTail);
+    this.dataTailRest = dataTailRest === undefined ? undefined : flat(dataTailRest);
     this.head = flat(`${eventType === undefined ? '' : `event: ${eventType}\n`}data: ${dataHead}`);
-    this.tail = flat(`${dataTail}\n\n`);
+    this.tail = dataTailRest === undefined ? flat(`${dataTail}\n\n`) : this.dataTail;
+    this.tailRest = dataTailRest === undefined ? undefined : flat(`${dataTailRest}\n\n`);
     this.eventType = eventType;
     this.reasoning = reasoning;
     this.learned = true;
@@ -142,6 +164,13 @@ function shapedTextEnd(text: string, position: number, head: string, tail: strin
   if (end === start || end + tail.length > text.length) return -1;
   if (text.slice(end, end + tail.length) !== tail || text.slice(position, start) !== head) return -1;
   return end;
+}
+
+/** Where the ignored field's value, at `at`, and then `rest` (from its closing quote on) end, or -1. */
+function restEnd(text: string, at: number, rest: string): number {
+  const valueEnd = plainEnd(text, at);
+  if (valueEnd + rest.length > text.length || text.slice(valueEnd, valueEnd + rest.length) !== rest) return -1;
+  return valueEnd + rest.length;
 }
 
 /**

@@ -96,6 +96,18 @@ export class CounterSet {
     for (const byType of this.requestKinds.values()) for (const kind of byType.values()) visit(kind);
   }
 
+  /** Output tokens a chunk added, and the reasoning part of them: plain additions, moved in at the next scrape. */
+  addTokens(output: number, reasoning: number): void {
+    this.pendingOutputTokens += output;
+    this.pendingReasoningTokens += reasoning;
+  }
+
+  /** Takes in what another set counted (tokens held before a request's model was known). */
+  absorb(held: CounterSet): void {
+    this.addTokens(held.pendingOutputTokens, held.pendingReasoningTokens);
+    this.interTokenLatency.add(held.interTokenLatency);
+  }
+
   /** Moves what the hot path counted since the last scrape into the tallies. */
   settle(): void {
     if (this.pendingOutputTokens > 0) {

@@ -27,9 +27,7 @@ export class HeldTokens {
     const held = this.series;
     if (held === undefined) return;
     this.series = undefined;
-    series.pendingOutputTokens += held.pendingOutputTokens;
-    series.pendingReasoningTokens += held.pendingReasoningTokens;
-    series.interTokenLatency.add(held.interTokenLatency);
+    series.absorb(held);
     if (this.timeToFirstToken !== undefined) store.observeTimeToFirstToken(series.model, this.timeToFirstToken);
   }
 }

@@ -131,7 +131,7 @@ export class RequestState implements ObservationSink {
     // Not a count: the chunk's own count stands (generatedTokens handles its empty text field, if any).
     if (increase < 0) return this.generatedTokens(chunk.tokens, chunk.reasoning);
     if (increase > 0) this.addTokens(count.added, count.addedReasoning, increase, live);
-    if (count.reasoningStatedIncrease > 0) this.seriesOrResolve().pendingReasoningTokens += count.reasoningStatedIncrease;
+    if (count.reasoningStatedIncrease > 0) this.seriesOrResolve().addTokens(0, count.reasoningStatedIncrease);
   }
 
   promptTokens(input: unknown, cached: unknown): void {
@@ -284,8 +284,7 @@ export class RequestState implements ObservationSink {
     // A response that produces tokens succeeded, whatever its status said; a name it reports later is admitted.
     if (this.model === undefined && chunkTokens > 0) this.name.succeeded = true;
     const series = this.tokenSeries();
-    if (tokens > 0) series.pendingOutputTokens += tokens;
-    if (reasoning > 0) series.pendingReasoningTokens += reasoning;
+    series.addTokens(tokens, reasoning);
     if (!timed || !this.seen.streaming) return;
     const gap = this.timing.tokenChunk();
     if (gap >= 0) {
