@@ -5,10 +5,9 @@ import type { RequestHandler } from 'express';
 import { encode } from 'gpt-tokenizer';
 import { Registry } from 'prom-client';
 import { createApp } from '../../example-app/app';
-import type { ExampleAppOptions } from '../../example-app/app';
-import { listen } from '../../example-app/listen';
 import type { RunningServer } from '../../example-app/listen';
 import { fetchMetrics, sumOf } from '../../example-app/metrics-text';
+import { start, startExample } from '../support/example-app';
 import { eventually } from '../support/http';
 
 const MODEL = 'mock-llama-3.1-8b-instruct';
@@ -90,22 +89,6 @@ async function freePort(): Promise<number> {
   await new Promise((resolve) => server.close(resolve));
   return port;
 }
-
-const running: RunningServer[] = [];
-
-async function start(app: express.Express): Promise<RunningServer> {
-  const server = await listen(app, 0, '127.0.0.1');
-  running.push(server);
-  return server;
-}
-
-function startExample(options: ExampleAppOptions = {}): Promise<RunningServer> {
-  return start(createApp({ registry: new Registry(), ...options }));
-}
-
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((server) => server.close()));
-});
 
 const chat = (extra: Record<string, unknown> = {}) => ({
   model: MODEL,

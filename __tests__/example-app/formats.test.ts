@@ -3,31 +3,16 @@
  * proxy mode passing Ollama and Gemini paths through, each counted at the gateway.
  */
 import express from 'express';
-import { Registry } from 'prom-client';
-import { createApp } from '../../example-app/app';
-import type { ExampleAppOptions } from '../../example-app/app';
-import { listen } from '../../example-app/listen';
 import type { RunningServer } from '../../example-app/listen';
 import { fetchMetrics, sumOf } from '../../example-app/metrics-text';
 import { countPromptTokens } from '../../example-app/tokens';
+import { start, startExample } from '../support/example-app';
 import { eventually, postJson } from '../support/http';
 import { GEMINI_PATH, geminiChunks, geminiSse, PIECES } from '../support/streams';
 
 const MODEL = 'mock-llama-3.1-8b-instruct';
 const M = 'dynamo_frontend_';
 
-const running: RunningServer[] = [];
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((server) => server.close()));
-});
-
-async function start(app: express.Express): Promise<RunningServer> {
-  const server = await listen(app, 0, '127.0.0.1');
-  running.push(server);
-  return server;
-}
-
-const startExample = (options: ExampleAppOptions = {}): Promise<RunningServer> => start(createApp({ registry: new Registry(), ...options }));
 const portOf = (server: RunningServer): number => Number(new URL(server.url).port);
 
 const ollamaChat = (extra: Record<string, unknown> = {}) => ({

@@ -1,7 +1,7 @@
 import express from 'express';
 import { Registry } from 'prom-client';
 import { dynamoMetrics } from '../../lib';
-import { expectCounts } from '../support/expect-counts';
+import { expectAppCounts, expectCounts } from '../support/expect-counts';
 import { eventually, listen, openStream, postJson, signal } from '../support/http';
 import type { RunningServer } from '../support/http';
 import { meteredApp } from '../support/metered-app';
@@ -218,12 +218,11 @@ describe('OpenAI Responses on a real server (POST /v1/responses)', () => {
     const response = await postJson(app.port, '/v1/responses', { model: 'gpt-x', input: 'hi' });
     expect(JSON.parse(response.body.toString())).toEqual(body);
     await app.ended();
-    expect(await app.get('output_tokens_total', { model: 'gpt-x' })).toBe(123);
-    expect(await app.get('reasoning_tokens_total', { model: 'gpt-x' })).toBe(100);
-    expect(await app.get('input_tokens_total', { model: 'gpt-x' })).toBe(40);
-    expect(await app.get('cached_tokens', { model: 'gpt-x' }, 'sum')).toBe(32);
-    expect(await app.get('requests_total', { model: 'gpt-x', endpoint: 'responses', request_type: 'unary', status: 'success' })).toBe(1);
-    expect(await app.get('requests_finished_total', { model: 'gpt-x', finish_reason: 'stop' })).toBe(1);
+    await expectAppCounts(
+      app,
+      { outputTokens: 123, reasoningTokens: 100, inputTokens: 40, cachedTokens: 32, ended: { endpoint: 'responses', request_type: 'unary', status: 'success' }, finishReason: 'stop' },
+      { model: 'gpt-x' },
+    );
   });
 
   it('takes the model from response.created without a body parser, and from the request body with express.json()', async () => {
@@ -398,11 +397,11 @@ describe('Anthropic Messages on a real server (POST /v1/messages)', () => {
     const response = await postJson(app.port, '/v1/messages', { model: 'claude-x', max_tokens: 256, messages: [] });
     expect(JSON.parse(response.body.toString())).toEqual(body);
     await app.ended();
-    expect(await app.get('output_tokens_total', { model: 'claude-x' })).toBe(256);
-    expect(await app.get('input_tokens_total', { model: 'claude-x' })).toBe(162);
-    expect(await app.get('cached_tokens', { model: 'claude-x' }, 'sum')).toBe(50);
-    expect(await app.get('requests_total', { model: 'claude-x', endpoint: 'anthropic_messages', request_type: 'unary', status: 'success' })).toBe(1);
-    expect(await app.get('requests_finished_total', { model: 'claude-x', finish_reason: 'length' })).toBe(1);
+    await expectAppCounts(
+      app,
+      { outputTokens: 256, inputTokens: 162, cachedTokens: 50, ended: { endpoint: 'anthropic_messages', request_type: 'unary', status: 'success' }, finishReason: 'length' },
+      { model: 'claude-x' },
+    );
   });
 
   it('takes the model from message_start without a body parser, and from the request body with express.json()', async () => {
@@ -691,14 +690,18 @@ describe('live lifecycle on a real server: gauges, model label, queued, first to
 // ---- framing and concurrency -----------------------------------------------------------------------------------
 
 describe('framing variants and concurrency', () => {
-  it('streams without event: lines (data only, as some proxies send them) count the same', async () => {
-    const dataOnly = (events: TypedEvent[]): string => events.map((e) => `data: ${JSON.stringify(e.data)}\n\n`).join('');
-    const app = await serve((req, res) =>
-      streamPieces([Buffer.from(req.path === '/v1/responses' ? dataOnly(responsesStream(RESPONSES_SHAPE)) : dataOnly(anthropicStream(ANTHROPIC_SHAPE)))])(req, res),
-    );
+  /** One Responses and one Anthropic stream, each written as the pieces `write` makes of its events; both ended. */
+  async function bothFormats(write: (events: TypedEvent[]) => Buffer[]): Promise<MeteredApp> {
+    const app = await serve((req, res) => streamPieces(write(req.path === '/v1/responses' ? responsesStream(RESPONSES_SHAPE) : anthropicStream(ANTHROPIC_SHAPE)))(req, res));
     await postJson(app.port, '/v1/responses', { stream: true });
     await postJson(app.port, '/v1/messages', { stream: true });
     await app.ended(2);
+    return app;
+  }
+
+  it('streams without event: lines (data only, as some proxies send them) count the same', async () => {
+    const dataOnly = (events: TypedEvent[]): string => events.map((e) => `data: ${JSON.stringify(e.data)}\n\n`).join('');
+    const app = await bothFormats((events) => [Buffer.from(dataOnly(events))]);
     expect(await app.get('output_tokens_total', { model: 'gpt-x' })).toBe(75);
     expect(await app.get('output_tokens_total', { model: 'claude-x' })).toBe(88);
     expect(await app.get('requests_total', { status: 'success' })).toBe(2);
@@ -708,14 +711,7 @@ describe('framing variants and concurrency', () => {
   it('comments, id: and retry: lines, keep-alive blank lines and a BOM do not change the counts', async () => {
     const noisy = (events: TypedEvent[]): string =>
       '\ufeff: connected\n\nretry: 1000\n\n' + events.map((e, i) => `: ping ${i}\nid: ${i}\nevent: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n\n`).join('');
-    const app = await serve((req, res) =>
-      streamPieces(
-        cutAtRandom(Buffer.from(req.path === '/v1/responses' ? noisy(responsesStream(RESPONSES_SHAPE)) : noisy(anthropicStream(ANTHROPIC_SHAPE))), 80, seededRandom(9)),
-      )(req, res),
-    );
-    await postJson(app.port, '/v1/responses', { stream: true });
-    await postJson(app.port, '/v1/messages', { stream: true });
-    await app.ended(2);
+    const app = await bothFormats((events) => cutAtRandom(Buffer.from(noisy(events)), 80, seededRandom(9)));
     expect(await app.get('output_tokens_total', { model: 'gpt-x' })).toBe(75);
     expect(await app.get('output_tokens_total', { model: 'claude-x' })).toBe(88);
     expect(await app.get('input_tokens_total', { model: 'claude-x' })).toBe(2325);

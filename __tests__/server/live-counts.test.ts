@@ -4,7 +4,7 @@
 import type { Application } from 'express';
 import supertest from 'supertest';
 import { dynamoMetrics, metricsRouter } from '../../lib/index';
-import { CHAT, describeOnEachExpress } from '../support/express-suite';
+import { CHAT, describeOnEachExpress, heldStream } from '../support/express-suite';
 import { openStream, request, signal } from '../support/http';
 import { m, valueFromText } from '../support/registry-values';
 import { chatChunk, contentChunk, DONE, finishChunk, roleChunk, sse } from '../support/streams';
@@ -15,15 +15,7 @@ describeOnEachExpress((t) => {
   it('shows the tokens written so far in a scrape between two chunks of an unfinished stream', async () => {
     const rest = signal();
     const port = await start(
-      chatRoute(async (_req, res) => {
-        res.writeHead(200, { 'Content-Type': 'text/event-stream' });
-        res.write(roleChunk('m'));
-        res.write(contentChunk('m', 'Hello'));
-        await rest.wait;
-        res.write(contentChunk('m', ' world'));
-        res.write(finishChunk('m'));
-        res.end(DONE);
-      }),
+      chatRoute(heldStream([roleChunk('m'), contentChunk('m', 'Hello')], rest.wait, [contentChunk('m', ' world'), finishChunk('m'), DONE])),
     );
     const stream = await openStream(port, CHAT, { model: 'm', stream: true });
     await stream.waitFor('Hello');
@@ -44,14 +36,7 @@ describeOnEachExpress((t) => {
   it('shows live tokens to a scrape made while supertest is still reading the stream chunk by chunk', async () => {
     const rest = signal();
     const port = await start(
-      chatRoute(async (_req, res) => {
-        res.writeHead(200, { 'Content-Type': 'text/event-stream' });
-        res.write(contentChunk('m', 'first'));
-        await rest.wait;
-        res.write(contentChunk('m', 'second'));
-        res.write(finishChunk('m'));
-        res.end(DONE);
-      }),
+      chatRoute(heldStream([contentChunk('m', 'first')], rest.wait, [contentChunk('m', 'second'), finishChunk('m'), DONE])),
     );
     const scrapes: (number | undefined)[] = [];
     const response = await supertest(`http://127.0.0.1:${port}`)
@@ -88,15 +73,9 @@ describeOnEachExpress((t) => {
     app.use(expressLib.json());
     app.use(dynamoMetrics({ registry: t.registry }));
     app.use(metricsRouter({ registry: t.registry }));
-    chatRoute(async (_req, res) => {
-      res.writeHead(200, { 'Content-Type': 'text/event-stream' });
-      res.write(roleChunk('m'));
-      for (const word of ['Hello', ',', ' world', ' 🌍', '你好']) res.write(contentChunk('m', word));
-      await rest.wait;
-      res.write(finishChunk('m'));
-      res.write(sse(chatChunk('m', [], { prompt_tokens: 3, completion_tokens: 40, total_tokens: 43 })));
-      res.end(DONE);
-    })(app);
+    const words = ['Hello', ',', ' world', ' 🌍', '你好'].map((word) => contentChunk('m', word));
+    const usage = sse(chatChunk('m', [], { prompt_tokens: 3, completion_tokens: 40, total_tokens: 43 }));
+    chatRoute(heldStream([roleChunk('m'), ...words], rest.wait, [finishChunk('m'), usage, DONE]))(app);
     const server = await serve(app);
     const stream = await openStream(server.port, CHAT, { model: 'm', stream: true });
     await stream.waitFor('你好');

@@ -1,8 +1,7 @@
 /**
  * The model label: where it comes from and which names may take one.
  */
-import type { Response } from 'express';
-import { CHAT, describeOnEachExpress, writeSse } from '../support/express-suite';
+import { CHAT, describeOnEachExpress, heldStream, writeSse } from '../support/express-suite';
 import type { Handler } from '../support/express-suite';
 import { openStream, postJson, signal } from '../support/http';
 import { labelSets, m } from '../support/registry-values';
@@ -26,19 +25,9 @@ describeOnEachExpress((t) => {
     it('comes from the response when no body parser ran (proxy-like), with the gauges moved to it', async () => {
       const rest = signal();
       const port = await start(
-        chatRoute(async (_req, res) => {
-          res.writeHead(200, { 'Content-Type': 'text/event-stream' });
-          res.write(roleChunk('served-name'));
-          await rest.wait;
-          writeSseRest(res);
-        }),
+        chatRoute(heldStream([roleChunk('served-name')], rest.wait, [contentChunk('served-name', 'abc'), finishChunk('served-name'), DONE])),
         { bodyParser: false },
       );
-      function writeSseRest(res: Response): void {
-        res.write(contentChunk('served-name', 'abc'));
-        res.write(finishChunk('served-name'));
-        res.end(DONE);
-      }
       const open = await openStream(port, CHAT, { model: 'asked-name', stream: true });
       await open.waitFor('assistant');
       expect(await gauges('served-name')).toEqual([1, 1, 1]);
@@ -57,13 +46,7 @@ describeOnEachExpress((t) => {
     it('moves the gauges right when the response names the model in its first, token-bearing chunk', async () => {
       const rest = signal();
       const port = await start(
-        chatRoute(async (_req, res) => {
-          res.writeHead(200, { 'Content-Type': 'text/event-stream' });
-          res.write(contentChunk('served', 'abc'));
-          await rest.wait;
-          res.write(finishChunk('served'));
-          res.end(DONE);
-        }),
+        chatRoute(heldStream([contentChunk('served', 'abc')], rest.wait, [finishChunk('served'), DONE])),
         { bodyParser: false },
       );
       const open = await openStream(port, CHAT, { model: 'asked', stream: true });

@@ -52,7 +52,12 @@ export async function expectCounts(pieces: readonly Buffer[], expected: Expected
   const where = request.where ?? '';
   expect({ where, unchanged: response.body.equals(Buffer.concat(pieces)) }).toEqual({ where, unchanged: true });
   await app.ended();
-  const labels = request.labels ?? {};
+  await expectAppCounts(app, expected, request.labels, where);
+  return app;
+}
+
+/** The counts an app's registry holds now, read under `labels` (see {@link StreamRequest.labels}). */
+export async function expectAppCounts(app: MeteredApp, expected: ExpectedCounts, labels: Labels = {}, where = ''): Promise<void> {
   const actual: Record<string, unknown> = {};
   const read = async (key: keyof ExpectedCounts, suffix: string, filter: Labels, part?: 'sum' | 'count'): Promise<void> => {
     if (expected[key] !== undefined) actual[key] = await app.get(suffix, filter, part);
@@ -72,5 +77,4 @@ export async function expectCounts(pieces: readonly Buffer[], expected: Expected
     actual.finishReason = once ? expected.finishReason : `not once with ${expected.finishReason}`;
   }
   expect({ where, ...actual }).toEqual({ where, ...expected });
-  return app;
 }

@@ -110,6 +110,20 @@ export function describeOnEachExpress(body: (suite: ExpressSuite, variant: strin
   });
 }
 
+/**
+ * A stream held open half-way: writes `before`, waits for `gate`, then writes `after`, its last event with `end`.
+ * A test scrapes in between.
+ */
+export function heldStream(before: readonly string[], gate: Promise<void>, after: readonly string[]): Handler {
+  return async (_req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+    for (const event of before) res.write(event);
+    await gate;
+    for (const event of after.slice(0, -1)) res.write(event);
+    res.end(after[after.length - 1]);
+  };
+}
+
 /** Writes an event stream in the given pieces, one `res.write` each. */
 export function writeSse(res: Response, pieces: readonly (string | Buffer)[]): void {
   res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' });
