@@ -31,8 +31,7 @@ class RecordingState extends RecordingSink {
     this.generatedTokens(tokens, reasoning ? tokens : 0);
   }
   responseStarted(): void {}
-  beginWrite(): void {}
-  endWrite(): void {}
+  newWrite(): void {}
   bodyUnreadable(): void {}
   end(): void {}
 }

@@ -98,12 +98,8 @@ export class ResponseReader implements ResponseListener, SseHandler, DecodedBody
     const text = this.decoder.write(chunk, encoding);
     if (text.length === 0) return;
     if (this.mode === 'events') {
-      this.state.beginWrite();
-      try {
-        (this.sse as SseParser).feed(text);
-      } finally {
-        this.state.endWrite();
-      }
+      this.state.newWrite();
+      (this.sse as SseParser).feed(text);
     } else if (this.mode === 'lines') {
       (this.lines as LineSplitter).feed(text);
     } else if (this.mode === 'text') {

@@ -172,13 +172,9 @@ export class RequestState implements ObservationSink {
     return this.tokens.estimate(text, this.model ?? UNKNOWN_MODEL);
   }
 
-  /** The response reader is reading one write: its chunks arrived together (see `TokenTiming`). */
-  beginWrite(): void {
-    this.timing.beginWrite();
-  }
-
-  endWrite(): void {
-    this.timing.endWrite();
+  /** The response reader reads another write: its chunks arrived together (see `TokenTiming`). */
+  newWrite(): void {
+    this.timing.newWrite();
   }
 
   /** Ends the request exactly once; later calls do nothing. */

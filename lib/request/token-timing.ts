@@ -14,19 +14,17 @@ export class TokenTiming {
   /** Seconds from arrival to the first token-bearing chunk, once there was one. */
   timeToFirstToken: number | undefined;
   private lastTokenAt = 0;
-  private inWrite = false;
-  /** The clock read for the current write (-1: not read yet). */
-  private writeTime = -1;
+  /** Writes read so far (0: not read through the response reader, so every chunk reads the clock). */
+  private writes = 0;
+  /** The write the clock was last read for, and what it read. */
+  private timedWrite = 0;
+  private writeTime = 0;
 
   constructor(readonly arrivedAt: number) {}
 
-  beginWrite(): void {
-    this.inWrite = true;
-    this.writeTime = -1;
-  }
-
-  endWrite(): void {
-    this.inWrite = false;
+  /** The response reader reads another write: the chunks in it arrived together. */
+  newWrite(): void {
+    this.writes++;
   }
 
   /**
@@ -49,8 +47,11 @@ export class TokenTiming {
   }
 
   private now(): number {
-    if (!this.inWrite) return performance.now();
-    if (this.writeTime < 0) this.writeTime = performance.now();
+    if (this.writes === 0) return performance.now();
+    if (this.timedWrite !== this.writes) {
+      this.timedWrite = this.writes;
+      this.writeTime = performance.now();
+    }
     return this.writeTime;
   }
 }
