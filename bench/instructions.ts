@@ -3,10 +3,11 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { loadFixture, proxyShaped } from './lib/fixture';
 import { pipelineReader } from './lib/pipeline';
+import { buildLibForBench } from './lib/procs';
 import { formatTable } from './lib/stats';
 
 /**
- * `npx tsx bench/instructions.ts [responses] [strings|buffers|proxy…]`: CPU instructions per event of the response
+ * `npx tsx bench/instructions.ts [--dist] [responses] [strings|buffers|proxy…]`: CPU instructions per event of the response
  * reader's whole path (decode, SSE, chunk shape, reader, request state, metric cells), counted by
  * `valgrind --tool=callgrind`. Unlike time, an instruction count does not move when other processes share the CPU,
  * so a change to the hot path can be judged on a busy machine. Each write shape runs twice in its own process, with
@@ -27,7 +28,8 @@ const DESCRIPTION: Record<Shape, string> = {
 async function worker(shape: Shape, responses: number): Promise<void> {
   const fixture = await loadFixture();
   const writes = shape === 'strings' ? fixture.events : shape === 'buffers' ? fixture.events.map((e) => Buffer.from(e)) : proxyShaped(fixture.events);
-  const read = pipelineReader(fixture.model);
+  const dir = process.env.BENCH_LIB_DIR;
+  const read = pipelineReader(fixture.model, dir === undefined || dir === '' ? undefined : dir);
   // JIT warm-up happens in both runs, so that only the counted responses differ between them.
   read(writes, 50);
   read(writes, responses);
@@ -51,8 +53,11 @@ async function main(): Promise<void> {
     await worker(process.argv[at + 1] as Shape, Number(process.argv[at + 2]));
     return;
   }
-  const responses = Number(process.argv[2]) || 300;
-  const shapes = SHAPES.filter((shape) => process.argv.length <= 3 || process.argv.slice(3).includes(shape));
+  const args = process.argv.slice(2).filter((arg) => arg !== '--dist');
+  // --dist: the reading path as shipped, a tsc build (through tsx every imported binding is a getter).
+  if (process.argv.includes('--dist')) process.env.BENCH_LIB_DIR = buildLibForBench();
+  const responses = Number(args[0]) || 300;
+  const shapes = SHAPES.filter((shape) => args.length <= 1 || args.slice(1).includes(shape));
   const events = (await loadFixture()).events.length;
   const rows: string[][] = [];
   for (const shape of shapes) {

@@ -1,9 +1,16 @@
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import type { Registry } from 'prom-client';
 import { MetricsStore } from '../../lib/metrics';
+import type * as MetricsModule from '../../lib/metrics';
 import { resolveOptions } from '../../lib/options';
+import type * as OptionsModule from '../../lib/options';
 import type { RequestRecorder } from '../../lib/metrics/otel';
 import type { RequestFormat } from '../../lib/formats/recognise';
 import { requestHints } from '../../lib/request/request-model';
+import type * as RequestModelModule from '../../lib/request/request-model';
+import type * as RequestStateModule from '../../lib/request/request-state';
+import type * as ResponseReaderModule from '../../lib/http/response-reader';
 import type { RequestStateContext } from '../../lib/request/request-state';
 import type { ResponseReader } from '../../lib/http/response-reader';
 
@@ -21,15 +28,17 @@ export { openAiReader } from '../../lib/formats/openai';
 export type { ObservationSink } from '../../lib/formats/types';
 export { RequestState } from '../../lib/request/request-state';
 export { ResponseReader } from '../../lib/http/response-reader';
+import { RequestState as RequestStateSource } from '../../lib/request/request-state';
+import { ResponseReader as ResponseReaderSource } from '../../lib/http/response-reader';
 export { SseParser } from '../../lib/events/sse';
 
 /**
  * What a request's state needs from its middleware, built as `dynamoMetrics()` builds it, on `registry`; with a
  * recorder, as with the `meter` option.
  */
-export function requestContext(registry: Registry, recorder?: RequestRecorder): RequestStateContext {
-  const options = resolveOptions({ registry });
-  const store = MetricsStore.for({
+export function requestContext(registry: Registry, recorder?: RequestRecorder, lib: ReaderInternals = SOURCE): RequestStateContext {
+  const options = lib.resolveOptions({ registry });
+  const store = lib.MetricsStore.for({
     registry,
     prefix: options.prefix,
     models: options.models,
@@ -51,7 +60,8 @@ export function registerWithPublicTextOnly(registry: Registry, maxModels: number
 }
 
 /** The response reader's per-middleware settings, with the defaults' limits; a listener bug fails the bench loudly. */
-export function readerSettings(): ConstructorParameters<typeof ResponseReader>[2] {
+export function readerSettings(lib: ReaderInternals = SOURCE): ConstructorParameters<typeof ResponseReader>[2] {
+  const { requestHints } = lib;
   return {
     maxEventBytes: 1024 * 1024,
     maxBodyBytes: 8 * 1024 * 1024,
@@ -65,3 +75,37 @@ export function readerSettings(): ConstructorParameters<typeof ResponseReader>[2
 
 /** A chat completions request as the middleware describes it to the response reader (path-matched, no option). */
 export const CHAT_REQUEST: RequestFormat = { endpoint: 'chat_completions', byOption: false, url: '/v1/chat/completions' };
+
+/** What the response reader's whole path needs, from lib/'s TypeScript source or from a tsc build of it. */
+export interface ReaderInternals {
+  MetricsStore: typeof MetricsModule.MetricsStore;
+  resolveOptions: typeof OptionsModule.resolveOptions;
+  requestHints: typeof RequestModelModule.requestHints;
+  RequestState: typeof RequestStateModule.RequestState;
+  ResponseReader: typeof ResponseReaderModule.ResponseReader;
+}
+
+const SOURCE: ReaderInternals = {
+  MetricsStore,
+  resolveOptions,
+  requestHints,
+  RequestState: RequestStateSource,
+  ResponseReader: ResponseReaderSource,
+};
+
+/**
+ * The same internals from a tsc build of lib/ in `dir` (see buildLibForBench): what users run. Through tsx every
+ * imported binding is read through a getter, which inflates per-event figures such as instruction counts.
+ */
+export function compiledInternals(dir: string): ReaderInternals {
+  const load = createRequire(__filename);
+  const from = <T>(name: string): T => load(join(dir, name)) as T;
+  return {
+    MetricsStore: from<typeof MetricsModule>('metrics/index.js').MetricsStore,
+    resolveOptions: from<typeof OptionsModule>('options.js').resolveOptions,
+    // Builds from before the request state was split kept it in request-state.js (a `--baseline` may be one).
+    requestHints: from<typeof RequestModelModule>('request/request-model.js').requestHints ?? from<typeof RequestModelModule>('request/request-state.js').requestHints,
+    RequestState: from<typeof RequestStateModule>('request/request-state.js').RequestState,
+    ResponseReader: from<typeof ResponseReaderModule>('http/response-reader.js').ResponseReader,
+  };
+}

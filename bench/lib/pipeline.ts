@@ -1,13 +1,16 @@
 import type { IncomingMessage } from 'node:http';
 import { Registry } from 'prom-client';
-import { CHAT_REQUEST, RequestState, ResponseReader, readerSettings, requestContext } from './internals';
+import { CHAT_REQUEST, compiledInternals, readerSettings, requestContext, RequestState as RequestStateSource, ResponseReader as ResponseReaderSource } from './internals';
 
 /**
  * The response reader's whole per-event path (decode, SSE, chunk shape, reader, request state, metric cells) over
  * given writes, as the middleware drives it for one response after another; no HTTP, no hook.
  */
-export function pipelineReader(model: string): (writes: readonly (string | Buffer)[], responses: number) => number {
-  const context = requestContext(new Registry());
+export function pipelineReader(model: string, libDir?: string): (writes: readonly (string | Buffer)[], responses: number) => number {
+  const lib = libDir === undefined ? undefined : compiledInternals(libDir);
+  const context = requestContext(new Registry(), undefined, lib);
+  const { RequestState, ResponseReader } = lib ?? { RequestState: RequestStateSource, ResponseReader: ResponseReaderSource };
+  const settings = readerSettings(lib);
   const hints = { model, stream: true };
   // A request whose parsed body names the model, as when express.json() runs before the middleware.
   const request = { body: { model, stream: true } } as unknown as IncomingMessage;
@@ -15,7 +18,7 @@ export function pipelineReader(model: string): (writes: readonly (string | Buffe
   return (writes, responses) => {
     for (let k = 0; k < responses; k++) {
       const state = new RequestState(context, hints);
-      const reader = new ResponseReader(state, CHAT_REQUEST, readerSettings(), request);
+      const reader = new ResponseReader(state, CHAT_REQUEST, settings, request);
       reader.onHead(200, header);
       for (let i = 0; i < writes.length; i++) reader.onBody(writes[i], undefined);
       reader.onBodyEnd();
