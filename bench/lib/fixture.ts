@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { seededRandom } from './prng';
 
 /**
  * The response every bench server streams: OpenAI chat completion chunks exactly as they go on the wire, built
@@ -118,14 +119,7 @@ export async function loadFixture(model = BENCH_MODEL, count = TOKENS_PER_RESPON
 export function proxyShaped(events: readonly string[], seed = 20261201): Buffer[] {
   const bytes = Buffer.from(events.join(''));
   const average = bytes.length / events.length;
-  let state = seed >>> 0;
-  const random = (): number => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const random = seededRandom(seed);
   const writes: Buffer[] = [];
   for (let at = 0; at < bytes.length; ) {
     const length = Math.max(1, Math.round(random() * 4 * average));
