@@ -30,7 +30,7 @@ import type { ConfigSummary } from './lib/summary';
  * Options: BENCH_SECONDS (window, default 2.5), BENCH_WARMUP (default 1), BENCH_ROUNDS (default 4),
  * BENCH_SETUPS (default direct,gateway), BENCH_CONCURRENCY (served directly, default 64,512),
  * BENCH_GATEWAY_CONCURRENCY (default 64,256), BENCH_CONFIGS (served directly, default bare,dynamo,promBundle,both;
- * also dynamoOtel: dynamo with a real OpenTelemetry SDK `meter`, passthrough and hook), BENCH_OUT (default
+ * also dynamoOtel: dynamo with a real OpenTelemetry SDK `meter`, passthrough, hook, and spin: a write wrapper that spends BENCH_SPIN_NS of CPU per write, default 300), BENCH_OUT (default
  * bench/results/bench.json), BENCH_YIELD_EVERY (server, default 4).
  * Flags: --quick (a few-second smoke: 16 streams, 1 round of 1 s, client in this process), --dist (lib from a tsc
  * build), --baseline <git ref> (adds `dynamoBaseline`, lib/ as it is at that ref, to both setups: a change and its

@@ -4,7 +4,8 @@ import express from 'express';
 import { createProxyMiddleware } from 'http-proxy-middleware';
 import { Registry } from 'prom-client';
 import type * as Lib from '../../lib';
-import { answerHarness, baselineLibDir, listenForBench, loadLibModule, newCounters } from './server';
+import { answerHarness, listenForBench, newCounters } from './server';
+import { baselineLibDir, loadLibModule } from './server-configs';
 import type { StartedServer } from './server';
 
 /**

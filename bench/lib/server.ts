@@ -4,25 +4,17 @@ import { Session } from 'node:inspector';
 import { writeHeapSnapshot } from 'node:v8';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import express from 'express';
-import type { Express, RequestHandler } from 'express';
-import { Registry } from 'prom-client';
-import { join, resolve } from 'node:path';
-import type * as Lib from '../../lib';
-import type * as HookModule from '../../lib/http/hook';
-import type { ResponseListener } from '../../lib/http/hook';
+import type { RequestHandler } from 'express';
 import { BENCH_MODEL, buildEvents, loadTokens } from './fixture';
+import { CONFIGS, isServerConfig, mountMiddleware } from './server-configs';
+import type { ServerConfig } from './server-configs';
+
+export { isServerConfig, type ServerConfig } from './server-configs';
 
 /**
  * One streaming server under test. Run as its own process (`tsx bench/server.ts <config>`): the harness forks it
  * with IPC, it answers `{type:'ready', port}`, serves the mock model at zero delay, and exits with its parent.
  */
-
-export const CONFIGS = ['bare', 'dynamo', 'dynamoOtel', 'promBundle', 'both', 'passthrough', 'hook', 'dynamoBaseline'] as const;
-export type ServerConfig = (typeof CONFIGS)[number];
-
-export function isServerConfig(value: unknown): value is ServerConfig {
-  return typeof value === 'string' && (CONFIGS as readonly string[]).includes(value);
-}
 
 /** Control messages the harness sends over IPC. */
 export type ServerRequest =
@@ -69,80 +61,6 @@ export interface Counters {
   chunks: number;
   streamsCompleted: number;
   streamsClosedEarly: number;
-}
-
-/**
- * Mounts the middleware under test. Every configuration parses the JSON body first, as an LLM server does, so the
- * differences between configurations are only the metrics middleware.
- */
-async function mountMiddleware(app: Express, config: ServerConfig): Promise<void> {
-  app.use(express.json({ limit: '1mb' }));
-  if (config === 'promBundle' || config === 'both') {
-    const { default: promBundle } = await import('express-prom-bundle');
-    app.use(
-      promBundle({
-        promRegistry: new Registry(),
-        includeMethod: true,
-        includePath: true,
-        includeStatusCode: true,
-        // Both middlewares serve /metrics by default; keep the bundle's out of the way in the combined setup.
-        metricsPath: config === 'both' ? '/metrics-http' : '/metrics',
-      }),
-    );
-  }
-  if (config === 'dynamo' || config === 'dynamoOtel' || config === 'both' || config === 'dynamoBaseline') {
-    // dynamoBaseline: another build of the lib (BENCH_BASELINE_LIB_DIR, set by `npm run bench -- --baseline <ref>`),
-    // so that a change and its baseline are measured in the same run, against the same bare rounds.
-    const dir = config === 'dynamoBaseline' ? baselineLibDir() : process.env.BENCH_LIB_DIR;
-    const { dynamoMetrics, metricsRouter } = await loadLibModule<typeof Lib>('index', dir);
-    const registry = new Registry();
-    // dynamoOtel: the same with `meter`, a real OpenTelemetry SDK MeterProvider (nothing exported during the run).
-    const meter = config === 'dynamoOtel' ? new (await import('@opentelemetry/sdk-metrics')).MeterProvider().getMeter('bench') : undefined;
-    app.use(dynamoMetrics(meter === undefined ? { registry } : { registry, meter }));
-    app.use(metricsRouter({ registry }));
-  }
-  if (config === 'hook') {
-    // The lib's response hook alone, with a listener that does nothing: the cost of hooking before any reading.
-    const { hookResponse } = await loadLibModule<typeof HookModule>('http/hook');
-    const listener: ResponseListener = {
-      onHead: () => undefined,
-      onBody: () => undefined,
-      onBodyEnd: () => undefined,
-      onDone: () => undefined,
-      onListenerError: () => undefined,
-    };
-    app.use((_req, res, next) => {
-      hookResponse(res, listener);
-      next();
-    });
-  }
-  if (config === 'passthrough') {
-    // The floor for any write hook: a wrapper that forwards every argument and does nothing else.
-    const passthrough: RequestHandler = (_req, res, next) => {
-      const write = res.write;
-      res.write = function (this: ServerResponse, chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
-        return (write as (c: unknown, e?: unknown, cb?: unknown) => boolean).call(this, chunk, encoding, cb);
-      } as typeof res.write;
-      next();
-    };
-    app.use(passthrough);
-  }
-}
-
-/**
- * A module of the lib from its TypeScript source (through tsx, the default) or, with a directory (BENCH_LIB_DIR),
- * from a tsc build: what users run. tsx's esbuild transform keeps function names with a `__name()` call per
- * function created, which a per-request closure pays and shipped code does not.
- */
-export async function loadLibModule<T>(name: string, dir = process.env.BENCH_LIB_DIR): Promise<T> {
-  const file = dir === undefined || dir === '' ? join(__dirname, '..', '..', 'lib', name) : join(resolve(dir), `${name}.js`);
-  return (await import(file)) as T;
-}
-
-export function baselineLibDir(): string {
-  const dir = process.env.BENCH_BASELINE_LIB_DIR;
-  if (dir === undefined || dir === '') throw new Error('dynamoBaseline needs BENCH_BASELINE_LIB_DIR (or run with --baseline <git ref>)');
-  return dir;
 }
 
 function eventsFor(
