@@ -8,8 +8,7 @@ import express from 'express';
 import { Registry } from 'prom-client';
 import { metricsRouter } from '../lib';
 import type { MetricsAuth } from '../lib';
-import { listen } from './support/http';
-import type { RunningServer } from './support/http';
+import { closedAfterEach, listen } from './support/http';
 
 function scrape(port: number, authorization: string | undefined): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -22,10 +21,7 @@ function scrape(port: number, authorization: string | undefined): Promise<number
   });
 }
 
-const servers: RunningServer[] = [];
-afterEach(async () => {
-  while (servers.length > 0) await servers.pop()?.close();
-});
+const servers = closedAfterEach();
 
 async function protectedMetrics(auth: MetricsAuth): Promise<number> {
   const app = express();

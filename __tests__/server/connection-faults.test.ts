@@ -7,8 +7,7 @@
 import type { Request, Response, NextFunction } from 'express';
 import express from 'express';
 import type { Registry } from 'prom-client';
-import { eventually, listen } from '../support/http';
-import type { RunningServer } from '../support/http';
+import { closedAfterEach, eventually, listen } from '../support/http';
 import { metricsApp } from '../support/metered-app';
 import { everyGaugeSeriesZero, settled, total } from '../support/registry-values';
 import { rawClient, rawRequest, until } from '../support/sockets';
@@ -17,10 +16,7 @@ import { chatEvent } from '../support/streams';
 const CHAT = '/v1/chat/completions';
 const BODY = { model: 'm', stream: true, messages: [{ role: 'user', content: 'hi' }] };
 
-const servers: RunningServer[] = [];
-afterEach(async () => {
-  while (servers.length > 0) await servers.pop()?.close();
-});
+const servers = closedAfterEach();
 
 /** A stream that writes one token and then stalls until the connection closes. */
 function stallingStream(_req: Request, res: Response): void {

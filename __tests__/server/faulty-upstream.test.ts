@@ -9,8 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import net from 'node:net';
 import { Registry } from 'prom-client';
 import { createApp } from '../../example-app/app';
-import { eventually, listen } from '../support/http';
-import type { RunningServer } from '../support/http';
+import { closedAfterEach, eventually, listen } from '../support/http';
 import { fromSnapshot, nonZeroGauges, P, snapshot } from '../support/registry-values';
 import type { Snapshot } from '../support/registry-values';
 import { chatEvent } from '../support/streams';
@@ -61,10 +60,7 @@ function send(port: number, limitMs = 5000): Promise<ClientOutcome> {
   });
 }
 
-const servers: RunningServer[] = [];
-afterEach(async () => {
-  while (servers.length > 0) await servers.pop()?.close();
-});
+const servers = closedAfterEach();
 
 async function gatewayTo(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ port: number; registry: Registry; sent: Buffer[] }> {
   const sent: Buffer[] = [];

@@ -9,17 +9,13 @@ import { streamText } from 'ai';
 import type { UIMessageStreamOptions, UIMessage } from 'ai';
 import { MockLanguageModelV3 } from 'ai/test';
 import { dynamoMetrics } from '../../lib';
-import { eventually, listen, openStream, postJson, signal } from '../support/http';
-import type { RunningServer } from '../support/http';
+import { closedAfterEach, eventually, listen, openStream, postJson, signal } from '../support/http';
 import { meteredApp } from '../support/metered-app';
 import type { MeteredApp, MeteredOptions, Route } from '../support/metered-app';
 import { m, value, valueFromText } from '../support/registry-values';
 import { codePoints } from '../support/streams';
 
-const servers: RunningServer[] = [];
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.close()));
-});
+const servers = closedAfterEach();
 
 type StreamPart = Parameters<ReadableStreamDefaultController<unknown>['enqueue']>[0];
 

@@ -2,8 +2,7 @@ import express from 'express';
 import { Registry } from 'prom-client';
 import { dynamoMetrics } from '../../lib';
 import { expectAppCounts, expectCounts } from '../support/expect-counts';
-import { eventually, listen, openStream, postJson, signal } from '../support/http';
-import type { RunningServer } from '../support/http';
+import { closedAfterEach, eventually, listen, openStream, postJson, signal } from '../support/http';
 import { meteredApp } from '../support/metered-app';
 import type { MeteredApp, Route } from '../support/metered-app';
 import { seededRandom } from '../support/prng';
@@ -11,10 +10,7 @@ import { m, value, valueFromText } from '../support/registry-values';
 import { anthropicError, anthropicStream, ARG_PIECES, codePoints, continuousUsageStream, countOf, cutAtRandom, cuttings, LINE_ENDS, REASONING_PIECES, responseObject, ResponsesEvents, responsesStream, responsesUsage, TEXT_PIECES, textDelta, toSse } from '../support/streams';
 import type { AnthropicStreamShape, ResponsesStreamShape, TypedEvent } from '../support/streams';
 
-const servers: RunningServer[] = [];
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.close()));
-});
+const servers = closedAfterEach();
 
 type Handler = Route;
 

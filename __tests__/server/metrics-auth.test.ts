@@ -8,7 +8,7 @@ import express from 'express';
 import { Registry } from 'prom-client';
 import { dynamoMetrics, metricsRouter } from '../../lib';
 import type { MetricsAuth } from '../../lib';
-import { listen } from '../support/http';
+import { closedAfterEach, listen } from '../support/http';
 import type { RunningServer } from '../support/http';
 import { P } from '../support/registry-values';
 import { chatEvent } from '../support/streams';
@@ -28,10 +28,7 @@ function get(port: number, path: string, authorization?: string): Promise<{ stat
 
 const basic = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
-const servers: RunningServer[] = [];
-afterEach(async () => {
-  while (servers.length > 0) await servers.pop()?.close();
-});
+const servers = closedAfterEach();
 
 async function metricsApp(auth: MetricsAuth): Promise<RunningServer> {
   const registry = new Registry();

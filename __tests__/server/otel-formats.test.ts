@@ -2,15 +2,11 @@
 import express from 'express';
 import { Registry } from 'prom-client';
 import { dynamoMetrics, GEN_AI_INSTRUMENTS } from '../../lib';
-import { eventually, listen, postJson } from '../support/http';
-import type { RunningServer } from '../support/http';
+import { closedAfterEach, eventually, listen, postJson } from '../support/http';
 import { OtelHarness } from '../support/otel-reader';
 import { GEMINI_PATH, geminiChunks, geminiSse, ndjson, ollamaLines, PIECES } from '../support/streams';
 
-const servers: RunningServer[] = [];
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.close()));
-});
+const servers = closedAfterEach();
 
 async function start(otel: OtelHarness): Promise<number> {
   const app = express();

@@ -2,8 +2,7 @@ import express from 'express';
 import OpenAI from 'openai';
 import { Registry } from 'prom-client';
 import { dynamoMetrics, metricsRouter } from '../../lib';
-import { listen, request } from '../support/http';
-import type { RunningServer } from '../support/http';
+import { closedAfterEach, listen, request } from '../support/http';
 import { m, valueFromText } from '../support/registry-values';
 import { o200kTokens, oneTokenStream, pieces } from '../support/token-streams';
 
@@ -18,10 +17,7 @@ const TEXTS = [
 
 type Shape = 'engine' | 'pieces20';
 
-const servers: RunningServer[] = [];
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.close()));
-});
+const servers = closedAfterEach();
 
 async function serve(): Promise<{ client: OpenAI; scrape: () => Promise<string> }> {
   const registry = new Registry();

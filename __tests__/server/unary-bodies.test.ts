@@ -4,8 +4,7 @@
  */
 import type { Response } from 'express';
 import { garbageCollector, heapAfterGc, MB } from '../support/gc';
-import { listen, request } from '../support/http';
-import type { RunningServer } from '../support/http';
+import { closedAfterEach, listen, request } from '../support/http';
 import { metricsApp } from '../support/metered-app';
 import { settled, total } from '../support/registry-values';
 
@@ -27,10 +26,7 @@ async function writeInPieces(res: Response, body: Buffer): Promise<void> {
   res.end();
 }
 
-const servers: RunningServer[] = [];
-afterEach(async () => {
-  while (servers.length > 0) await servers.pop()?.close();
-});
+const servers = closedAfterEach();
 
 it('a 12 MiB embeddings body (past the default maxBodyBytes) keeps its usage, with no parse error', async () => {
   const body = embeddingsBody(400);

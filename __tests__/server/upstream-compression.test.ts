@@ -7,8 +7,7 @@ import http from 'node:http';
 import zlib from 'node:zlib';
 import type { Transform } from 'node:stream';
 import { createProxyMiddleware } from 'http-proxy-middleware';
-import { eventually, listen } from '../support/http';
-import type { RunningServer } from '../support/http';
+import { closedAfterEach, eventually, listen } from '../support/http';
 import { metricsApp } from '../support/metered-app';
 import { everyGaugeSeriesZero, P, settled, total, value } from '../support/registry-values';
 import { chatEvent, codePoints } from '../support/streams';
@@ -105,10 +104,7 @@ let watch: WarningWatch;
 beforeAll(() => (watch = watchWarnings()));
 afterAll(() => watch.stop());
 
-const servers: (RunningServer | RunningServer)[] = [];
-afterEach(async () => {
-  while (servers.length > 0) await servers.pop()?.close();
-});
+const servers = closedAfterEach();
 
 async function gateway() {
   const upstream = await listen(upstreamHandler);

@@ -29,6 +29,15 @@ export async function listen(handler: http.RequestListener): Promise<RunningServ
   };
 }
 
+/** The servers a test file starts, each closed after its test (the last started first: a gateway before its upstream). */
+export function closedAfterEach(): RunningServer[] {
+  const servers: RunningServer[] = [];
+  afterEach(async () => {
+    while (servers.length > 0) await servers.pop()?.close();
+  });
+  return servers;
+}
+
 export interface ClientResponse {
   status: number;
   headers: http.IncomingHttpHeaders;
