@@ -1,28 +1,26 @@
-import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { StringDecoder } from 'node:string_decoder';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { createParser } from 'eventsource-parser';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import {
-  CHAT_REQUEST,
   GenAiRecorder,
   ResponseTextDecoder,
   RequestState,
-  ResponseReader,
   SseParser,
   estimateTokens,
   hookResponse,
   openAiReader,
-  readerSettings,
   requestContext,
 } from './lib/internals';
 import type { ObservationSink, ResponseListener } from './lib/internals';
 import { FakeResponse } from './lib/fake-response';
+import { addMiddlewareStages } from './lib/middleware-stage';
 import { loadFixture, proxyShaped } from './lib/fixture';
 import { pipelineReader } from './lib/pipeline';
 import { formatTable, median } from './lib/stats';
 import { runMain } from './lib/entry';
+import { buildLibForBench } from './lib/procs';
 
 /**
  * `npm run bench:stages`: the per-chunk cost of each stage of the hot path, measured in-process over the same
@@ -35,7 +33,9 @@ import { runMain } from './lib/entry';
  *
  * The pipeline rows read the response in three write shapes: one string per event (a handler), one Buffer per event
  * (a proxy that keeps up) and proxy-shaped Buffers (events merged and cut, as a proxy that lags writes them).
- * `STAGES_ONLY=<text>` keeps the rows whose group or name contains the text.
+ * `STAGES_ONLY=<text>` keeps the rows whose group or name contains the text. `--dist`: the whole-path rows (the
+ * response reader and the public middleware) run lib/ compiled by tsc, what users run; through tsx every imported
+ * binding is a getter, which inflates them.
  *
  * Time is the process's CPU time, not wall time: on a shared 2-core machine this process often gets half a core,
  * and wall time then measures the neighbours rather than the stage.
@@ -133,7 +133,6 @@ const noopSink: ObservationSink = {
 
 async function buildStages(fx: Fixture): Promise<Stage[]> {
   // A request whose parsed body names the model, as when express.json() runs before the middleware.
-  const fakeRequest = { body: { model: fx.model, stream: true } } as unknown as ConstructorParameters<typeof ResponseReader>[3];
   const { events, buffers, data, deltas, model } = fx;
   const n = events.length;
   const hints = { model, stream: true };
@@ -341,96 +340,15 @@ async function buildStages(fx: Fixture): Promise<Stage[]> {
     }
     return r;
   });
-  const header = (name: string): string | undefined => (name === 'content-type' ? SSE_HEADERS['content-type'] : undefined);
-  add('pipeline', 'lib ResponseReader: decode + SSE + reader + state + metrics', (r) => {
-    for (let k = 0; k < r; k++) {
-      const state = new RequestState(context, hints);
-      const reader = new ResponseReader(state, CHAT_REQUEST, readerSettings(), fakeRequest);
-      reader.onHead(200, header);
-      for (let i = 0; i < n; i++) reader.onBody(events[i], undefined);
-      reader.onBodyEnd();
-      reader.onDone('finished', 200);
-    }
-    return r;
-  });
-  const readWrites = pipelineReader(model);
+  // With --dist, the whole-path rows run the tsc build (what users run); the single-stage rows run the source.
+  const readWrites = pipelineReader(model, process.env.BENCH_LIB_DIR || undefined);
+  add('pipeline', 'lib ResponseReader: decode + SSE + reader + state + metrics', (r) => readWrites(fx.events, r));
   add('pipeline', 'lib ResponseReader, one Buffer write per event (a proxy that keeps up)', (r) => readWrites(buffers, r));
   add('pipeline', `lib ResponseReader, proxy-shaped Buffer writes (${fx.proxyWrites.length} per response, events merged and cut)`, (r) =>
     readWrites(fx.proxyWrites, r),
   );
-  add(
-    'pipeline',
-    'lib hookResponse + ResponseReader on a fake res (everything but the middleware entry)',
-    hookedResponses(() => new ResponseReader(new RequestState(context, hints), CHAT_REQUEST, readerSettings(), fakeRequest)),
-  );
-  await addMiddlewareStage(add, fx);
+  await addMiddlewareStages(add, fx.model, fx.events);
   return stages;
-}
-
-/** The public middleware on a fake request/response: what a user pays per chunk, minus Node's own HTTP work. */
-async function addMiddlewareStage(add: (group: string, name: string, run: (r: number) => number) => void, fx: Fixture): Promise<void> {
-  const { dynamoMetrics } = await import('../lib');
-  const middleware = dynamoMetrics({ registry: new Registry() });
-  const body = { model: fx.model, stream: true, messages: [] };
-  /** A streamed chat completion's response, through the middleware up to its head. */
-  const startResponse = (): FakeResponse => {
-    const req = Object.assign(new EventEmitter(), {
-      method: 'POST',
-      url: '/v1/chat/completions',
-      originalUrl: '/v1/chat/completions',
-      headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
-      body,
-    });
-    const res = new FakeResponse();
-    (middleware as unknown as (q: unknown, s: unknown, next: () => void) => void)(req, res, () => undefined);
-    res.writeHead(200, SSE_HEADERS);
-    return res;
-  };
-  add('pipeline', 'dynamoMetrics() middleware on a fake req/res (public API)', (r) => {
-    let x = 0;
-    for (let k = 0; k < r; k++) {
-      const res = startResponse();
-      for (let i = 0; i < fx.events.length; i++) res.write(fx.events[i] as string);
-      res.end();
-      x += res.written;
-    }
-    return x;
-  });
-  // The same, but 64 responses in flight at once, one write each in turn, as a server interleaves its streams:
-  // per-response objects are then cold in the CPU caches at every write, which a one-response loop never shows.
-  const INTERLEAVED = 64;
-  add('pipeline', `dynamoMetrics() on fake req/res, ${INTERLEAVED} responses interleaved`, (r) => {
-    let x = 0;
-    for (let k = 0; k < r; k += INTERLEAVED) {
-      const batch = Math.min(INTERLEAVED, r - k);
-      const responses: FakeResponse[] = [];
-      for (let j = 0; j < batch; j++) responses.push(startResponse());
-      for (let i = 0; i < fx.events.length; i++) for (const res of responses) res.write(fx.events[i] as string);
-      for (const res of responses) {
-        res.end();
-        x += res.written;
-      }
-    }
-    return x;
-  });
-  add('pipeline', `fake res alone, ${INTERLEAVED} responses interleaved (subtract from the row above)`, (r) => {
-    let x = 0;
-    for (let k = 0; k < r; k += INTERLEAVED) {
-      const batch = Math.min(INTERLEAVED, r - k);
-      const responses: FakeResponse[] = [];
-      for (let j = 0; j < batch; j++) {
-        const res = new FakeResponse();
-        res.writeHead(200, SSE_HEADERS);
-        responses.push(res);
-      }
-      for (let i = 0; i < fx.events.length; i++) for (const res of responses) res.write(fx.events[i] as string);
-      for (const res of responses) {
-        res.end();
-        x += res.written;
-      }
-    }
-    return x;
-  });
 }
 
 function fixtureFor(events: string[], model: string): Fixture {
@@ -476,6 +394,7 @@ export function renderStages(report: StagesReport): string {
 
 if (require.main === module) {
   runMain(async () => {
+    if (process.argv.includes('--dist')) process.env.BENCH_LIB_DIR = buildLibForBench();
     const report = await runStages();
     console.log('');
     console.log(renderStages(report));
