@@ -31,7 +31,8 @@ import type { ConfigSummary } from './lib/summary';
  * BENCH_SETUPS (default direct,gateway), BENCH_CONCURRENCY (served directly, default 64,512),
  * BENCH_GATEWAY_CONCURRENCY (default 64,256), BENCH_CONFIGS (served directly, default bare,dynamo,promBundle,both;
  * also dynamoOtel: dynamo with a real OpenTelemetry SDK `meter`, passthrough, hook, and spin: a write wrapper that spends BENCH_SPIN_NS of CPU per write, default 300), BENCH_OUT (default
- * bench/results/bench.json), BENCH_YIELD_EVERY (server, default 4).
+ * bench/results/bench.json), BENCH_YIELD_EVERY (server, default 4), BENCH_PIN=0 (do not pin the measured process to
+ * a CPU of its own; see `pin` in lib/procs.ts).
  * Flags: --quick (a few-second smoke: 16 streams, 1 round of 1 s, client in this process), --dist (lib from a tsc
  * build), --baseline <git ref> (adds `dynamoBaseline`, lib/ as it is at that ref, to both setups: a change and its
  * baseline in one run; BENCH_BASELINE_LIB_DIR names an already built one instead). The default run takes about
@@ -249,7 +250,7 @@ export async function runBench(settings: BenchSettings, log: (line: string) => v
       );
     }
     if (settings.setups.includes('gateway')) {
-      const upstream = await start(startServerProcess('bare').then((server) => ({ ...server, config: 'upstream' })));
+      const upstream = await start(startServerProcess('bare', { role: 'load' }).then((server) => ({ ...server, config: 'upstream' })));
       const servers = new Map<string, ServerProcess>();
       const gateways = await Promise.all(settings.gatewayConfigs.map((config) => start(startGatewayProcess(config, upstream.port))));
       settings.gatewayConfigs.forEach((config, i) => servers.set(config, gateways[i] as ServerProcess));

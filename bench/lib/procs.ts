@@ -2,6 +2,7 @@ import { execFileSync, fork } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { cpus } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import type { LoadOptions, LoadResult } from './load';
 import type { GatewayConfig } from './gateway';
@@ -46,6 +47,28 @@ export function forkTs(file: string, args: string[], extraExecArgv: string[] = [
   children.add(child);
   child.once('exit', () => children.delete(child));
   return child;
+}
+
+/**
+ * On a machine with at least two CPUs the process under measurement (a server or gateway) runs alone on the last
+ * CPU, and the others (client, upstream) share the rest: the scheduler never moves it between cores or puts the
+ * client on its core, which is most of what moves a run's figures from one round to the next. BENCH_PIN=0 turns it
+ * off; without `taskset` (util-linux) the processes run unpinned.
+ */
+export type CpuRole = 'measured' | 'load';
+
+let pinningFailed = false;
+
+function pin(child: ChildProcess, role: CpuRole): void {
+  const count = cpus().length;
+  if (process.env.BENCH_PIN === '0' || pinningFailed || count < 2 || child.pid === undefined) return;
+  const list = role === 'measured' ? String(count - 1) : `0-${count - 2}`;
+  try {
+    execFileSync('taskset', ['-a', '-c', '-p', list, String(child.pid)], { stdio: 'ignore', timeout: 10_000 });
+  } catch (error) {
+    pinningFailed = true;
+    console.warn(`bench: processes run unpinned (taskset: ${(error as Error).message})`);
+  }
 }
 
 export function stopChild(child: ChildProcess): Promise<void> {
@@ -113,16 +136,19 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-export function startServerProcess(config: ServerConfig, options: { exposeGc?: boolean; execArgv?: string[] } = {}): Promise<ServerProcess> {
-  return startProcess('server.ts', [config], config, [...(options.exposeGc ? ['--expose-gc'] : []), ...(options.execArgv ?? [])]);
+export function startServerProcess(
+  config: ServerConfig,
+  options: { exposeGc?: boolean; execArgv?: string[]; role?: CpuRole } = {},
+): Promise<ServerProcess> {
+  return startProcess('server.ts', [config], config, [...(options.exposeGc ? ['--expose-gc'] : []), ...(options.execArgv ?? [])], options.role);
 }
 
 /** A proxy gateway in front of the server listening on `upstreamPort`. */
 export function startGatewayProcess(config: GatewayConfig, upstreamPort: number): Promise<ServerProcess> {
-  return startProcess('gateway.ts', [config, String(upstreamPort)], `gateway ${config}`);
+  return startProcess('gateway.ts', [config, String(upstreamPort)], `gateway ${config}`, [], 'measured');
 }
 
-async function startProcess(file: string, args: string[], config: string, execArgv: string[] = []): Promise<ServerProcess> {
+async function startProcess(file: string, args: string[], config: string, execArgv: string[] = [], role: CpuRole = 'measured'): Promise<ServerProcess> {
   const child = forkTs(file, args, execArgv);
   let nextId = 1;
   const ask = <T>(type: 'mem' | 'cpu' | 'profile-start' | 'profile-stop' | 'heap-snapshot', extra: object = {}): Promise<T> => {
@@ -151,6 +177,7 @@ async function startProcess(file: string, args: string[], config: string, execAr
       60_000,
       `server ${config} start`,
     );
+    pin(child, role);
   } catch (error) {
     await stopChild(child);
     throw error;
@@ -186,6 +213,7 @@ function revive(result: LoadResult): LoadResult {
 export async function runLoadProcess(options: LoadOptions): Promise<LoadResult> {
   const child = forkTs('load.ts', []);
   try {
+    pin(child, 'load');
     child.send(options);
     const deadline = options.warmupMs + options.durationMs + (options.drainMs ?? 3000) + 30_000;
     return await awaitMessage(
