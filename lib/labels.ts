@@ -10,7 +10,8 @@ export type Endpoint =
   | 'ollama_chat'
   | 'ollama_generate'
   | 'ai_sdk_ui'
-  | 'ai_sdk_text';
+  | 'ai_sdk_text'
+  | 'ai_sdk_data';
 
 export type ErrorType =
   | 'validation'

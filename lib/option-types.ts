@@ -106,11 +106,11 @@ export interface DynamoMetricsOptions<Req extends IncomingMessage = HttpRequest>
    * Decides which requests are LLM requests and their `endpoint` label: return a label value, or `undefined`/`false`
    * to leave the request alone. The label picks the wire-format reader (`chat_completions`, `completions`,
    * `responses`, `anthropic_messages`, `embeddings`, `gemini_generate_content`, `ollama_chat`, `ollama_generate`,
-   * `ai_sdk_ui`, `ai_sdk_text`), unless the response head shows its format (an AI SDK UI message stream, NDJSON);
+   * `ai_sdk_ui`, `ai_sdk_text`, `ai_sdk_data`), unless the response head shows its format (an AI SDK stream, NDJSON);
    * other labels are read by the request path's format, else as OpenAI chat/completions.
    * @defaultValue `POST` requests, by path suffix: `/chat/completions`, `/completions`, `/responses`, `/messages`, `/embeddings`,
    * `:generateContent`, `:streamGenerateContent`, `/api/chat`, `/api/generate`; and any POST whose response is an
-   * AI SDK UI message stream
+   * AI SDK UI message stream or AI SDK 4 data stream
    */
   endpoint?: ((req: Req) => string | undefined | false | null) | undefined;
   /**

@@ -4,6 +4,7 @@
  */
 import { knownReader, readerFor } from '../../lib/formats';
 import { aiSdkUiReader } from '../../lib/formats/ai-sdk';
+import { aiSdkDataReader } from '../../lib/formats/ai-sdk-data';
 import { anthropicReader } from '../../lib/formats/anthropic';
 import { geminiReader } from '../../lib/formats/gemini';
 import { ollamaReader } from '../../lib/formats/ollama';
@@ -23,6 +24,7 @@ describe('knownReader and readerFor', () => {
     ['ollama_generate', ollamaReader],
     ['ai_sdk_ui', aiSdkUiReader],
     ['ai_sdk_text', aiSdkUiReader],
+    ['ai_sdk_data', aiSdkDataReader],
   ])('reads %s with its own format', (label, reader) => {
     expect(knownReader(label)).toBe(reader);
     expect(readerFor(label)).toBe(reader);

@@ -1,6 +1,7 @@
-import { responseFormat } from '../../lib/formats/recognise';
+import { aiSdkStreamLabel, responseFormat } from '../../lib/formats/recognise';
 import type { RequestFormat } from '../../lib/formats/recognise';
 import { aiSdkUiReader } from '../../lib/formats/ai-sdk';
+import { aiSdkDataReader } from '../../lib/formats/ai-sdk-data';
 import { anthropicReader } from '../../lib/formats/anthropic';
 import { geminiReader } from '../../lib/formats/gemini';
 import { ollamaReader } from '../../lib/formats/ollama';
@@ -16,6 +17,7 @@ function format(request: Partial<RequestFormat> & { endpoint: string }, contentT
 }
 
 const AI_SDK = { 'x-vercel-ai-ui-message-stream': 'v1' };
+const AI_SDK_DATA = { 'x-vercel-ai-data-stream': 'v1' };
 
 describe('responseFormat', () => {
   it('keeps the path-chosen format for the existing formats: their reader, SSE or JSON', () => {
@@ -30,6 +32,29 @@ describe('responseFormat', () => {
     expect(format({ endpoint: 'my_label', byOption: true }, 'text/event-stream', AI_SDK)).toMatchObject({ endpoint: 'my_label', reader: aiSdkUiReader });
     // The header on something that is not an event stream is not the UI message stream.
     expect(format({ endpoint: 'ollama_chat' }, 'application/json', AI_SDK).reader).toBe(ollamaReader);
+  });
+
+  it('an AI SDK 4 data stream is read line by line on any path, relabelled unless the endpoint option chose the label', () => {
+    const data = { endpoint: 'ai_sdk_data', reader: aiSdkDataReader, body: 'lines', streaming: true };
+    expect(format({ endpoint: 'ollama_chat' }, 'text/plain; charset=utf-8', AI_SDK_DATA)).toEqual(data);
+    expect(format({ endpoint: 'chat_completions' }, '', AI_SDK_DATA)).toEqual(data);
+    // An error status still carries the stream's parts (`3:` among them).
+    expect(format({ endpoint: 'ollama_chat' }, 'text/plain', AI_SDK_DATA, 500)).toEqual(data);
+    expect(format({ endpoint: 'my_label', byOption: true }, 'text/plain', AI_SDK_DATA)).toMatchObject({ endpoint: 'my_label', reader: aiSdkDataReader, body: 'lines' });
+    // The header on SSE or NDJSON, or on a response without a body, is not the data stream.
+    expect(format({ endpoint: 'chat_completions' }, 'text/event-stream', AI_SDK_DATA).reader).toBe(openAiReader);
+    expect(format({ endpoint: 'ollama_chat' }, 'application/x-ndjson', AI_SDK_DATA).reader).toBe(ollamaReader);
+    expect(format({ endpoint: 'chat_completions' }, 'text/plain', AI_SDK_DATA, 204)).toMatchObject({ endpoint: 'chat_completions', body: 'ignore' });
+  });
+
+  it('aiSdkStreamLabel: which AI SDK stream a head declares, for a request on a path of no format', () => {
+    const label = (contentType: string, extra: Record<string, string>, status = 200) => aiSdkStreamLabel(status, headers({ 'content-type': contentType, ...extra }));
+    expect(label('text/event-stream', AI_SDK)).toBe('ai_sdk_ui');
+    expect(label('text/plain; charset=utf-8', AI_SDK_DATA)).toBe('ai_sdk_data');
+    expect(label('application/json', AI_SDK)).toBeUndefined();
+    expect(label('text/event-stream', AI_SDK_DATA)).toBeUndefined();
+    expect(label('text/plain', AI_SDK_DATA, 304)).toBeUndefined();
+    expect(label('text/plain', {})).toBeUndefined();
   });
 
   it('NDJSON is read line by line with the Ollama reader, whatever the label', () => {

@@ -179,6 +179,24 @@ describe('ResponseReader', () => {
     });
   });
 
+  describe("AI SDK 4's data stream", () => {
+    it('counts every part once, by its header on any path, however the bytes are cut (inside characters too)', async () => {
+      const parts = [`f:{"messageId":"msg-1"}`, ...TEXTS.map((text) => `0:${JSON.stringify(text)}`), `d:{"finishReason":"stop","usage":{"promptTokens":3,"completionTokens":null}}`];
+      const bytes = Buffer.from(`${parts.join('\n')}\n`);
+      const head: Head = { headers: { 'Content-Type': 'text/plain; charset=utf-8', 'X-Vercel-AI-Data-Stream': 'v1' } };
+      const random = seededRandom(13);
+      for (let round = 0; round < 40; round++) {
+        const run = newRun('chat_completions');
+        respond(run, head, cutAtRandom(bytes, 1 + (round % 30), random));
+        expect(await run.count('output_tokens_total')).toBe(TEXT_TOKENS);
+        expect(await run.count('input_tokens_total')).toBe(3);
+        expect(await run.count('requests_total', { endpoint: 'ai_sdk_data', request_type: 'stream', status: 'success' })).toBe(1);
+        expect(await run.count('requests_finished_total', { finish_reason: 'stop' })).toBe(1);
+        expect(run.malformed).toEqual([]);
+      }
+    });
+  });
+
   describe('a body it does not read', () => {
     it('ignores an HTML error page but counts the request with its status', async () => {
       const run = newRun('chat_completions');

@@ -33,7 +33,7 @@ export const aiSdkUiReader: WireFormatReader = {
         return;
       case 'finish':
         readMetadata(chunk.messageMetadata, sink);
-        if (typeof chunk.finishReason === 'string') sink.finishReason(finishReason(chunk.finishReason));
+        if (typeof chunk.finishReason === 'string') sink.finishReason(aiSdkFinishReason(chunk.finishReason));
         sink.completed();
         return;
       case 'error':
@@ -75,8 +75,8 @@ function readMetadata(value: unknown, sink: ObservationSink): void {
   }
 }
 
-/** The SDK's finish reasons are kebab-case versions of the label vocabulary. */
-function finishReason(reason: string): string {
+/** The SDK's finish reasons (every version) are kebab-case versions of the label vocabulary. */
+export function aiSdkFinishReason(reason: string): string {
   switch (reason) {
     case 'tool-calls':
       return 'tool_calls';

@@ -1,4 +1,5 @@
 import { aiSdkUiReader } from './ai-sdk';
+import { aiSdkDataReader } from './ai-sdk-data';
 import { anthropicReader } from './anthropic';
 import { geminiReader } from './gemini';
 import { ollamaReader } from './ollama';
@@ -21,6 +22,7 @@ const READERS: Readonly<Record<string, WireFormatReader>> = {
   ollama_generate: ollamaReader,
   ai_sdk_ui: aiSdkUiReader,
   ai_sdk_text: aiSdkUiReader,
+  ai_sdk_data: aiSdkDataReader,
 };
 
 /** The reader of one of our endpoint labels, else undefined. */

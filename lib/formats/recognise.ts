@@ -1,11 +1,34 @@
 import { endpointFromPath } from '../labels';
 import { aiSdkUiReader } from './ai-sdk';
+import { aiSdkDataReader } from './ai-sdk-data';
 import { ollamaReader } from './ollama';
 import { knownReader, readerFor } from '.';
 import type { WireFormatReader } from './types';
 
 /** The header the AI SDK sets on every UI message stream, whatever the route. */
 export const AI_SDK_UI_HEADER = 'x-vercel-ai-ui-message-stream';
+/** The header AI SDK 4 sets on every data stream (`text/plain` lines), whatever the route. */
+export const AI_SDK_DATA_HEADER = 'x-vercel-ai-data-stream';
+
+/**
+ * The AI SDK stream a response head declares by its header, on whatever route the app chose: a UI message stream
+ * (SSE) or an AI SDK 4 data stream (text lines); undefined for anything else.
+ */
+export function aiSdkStreamLabel(statusCode: number, header: (name: string) => string | undefined): 'ai_sdk_ui' | 'ai_sdk_data' | undefined {
+  const contentType = (header('content-type') ?? '').toLowerCase();
+  if (header(AI_SDK_UI_HEADER) !== undefined && contentType.startsWith('text/event-stream')) return 'ai_sdk_ui';
+  if (header(AI_SDK_DATA_HEADER) !== undefined && isDataStreamHead(statusCode, contentType)) return 'ai_sdk_data';
+  return undefined;
+}
+
+/** A head that can carry an AI SDK 4 data stream under its header: a body, not SSE or NDJSON. */
+function isDataStreamHead(statusCode: number, contentType: string): boolean {
+  return statusCode !== 204 && statusCode !== 304 && !contentType.startsWith('text/event-stream') && !isNdjsonType(contentType);
+}
+
+function isNdjsonType(contentType: string): boolean {
+  return contentType.startsWith('application/x-ndjson') || contentType.startsWith('application/ndjson');
+}
 
 /** How a body is read: SSE events, NDJSON lines, one JSON value at its end, plain generated text, or not at all. */
 export type BodyMode = 'events' | 'lines' | 'json' | 'text' | 'ignore';
@@ -36,7 +59,11 @@ export interface ResponseFormat {
  */
 export function responseFormat(request: RequestFormat, statusCode: number, contentType: string, header: (name: string) => string | undefined): ResponseFormat {
   const isEventStream = contentType.startsWith('text/event-stream');
-  const isNdjson = contentType.startsWith('application/x-ndjson') || contentType.startsWith('application/ndjson');
+  const isNdjson = isNdjsonType(contentType);
+  // AI SDK 4's data stream: one `<type>:<JSON>` part per line, under its own header whatever the route.
+  if (header(AI_SDK_DATA_HEADER) !== undefined && isDataStreamHead(statusCode, contentType)) {
+    return { endpoint: request.byOption ? request.endpoint : 'ai_sdk_data', reader: aiSdkDataReader, body: 'lines', streaming: true };
+  }
   let endpoint = request.endpoint;
   let reader: WireFormatReader;
   if (isEventStream && header(AI_SDK_UI_HEADER) !== undefined) {

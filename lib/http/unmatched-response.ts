@@ -1,11 +1,11 @@
 import { performance } from 'node:perf_hooks';
 import type { ResponseListener } from './hook';
-import { AI_SDK_UI_HEADER } from '../formats/recognise';
+import { aiSdkStreamLabel } from '../formats/recognise';
 import type { ResponseOutcome } from './hook';
 
 /**
- * A request whose path names no LLM format, watched until its response head: an AI SDK UI message stream says
- * what it is by its header, on whatever route the app chose. Only then does it become an LLM request (counted from
+ * A request whose path names no LLM format, watched until its response head: an AI SDK stream (a UI message
+ * stream, or AI SDK 4's data stream) says what it is by its header, on whatever route the app chose. Only then does it become an LLM request (counted from
  * its arrival); any other response is left alone, its later writes passing through at the cost of one check.
  */
 export class UnmatchedResponse implements ResponseListener {
@@ -22,8 +22,9 @@ export class UnmatchedResponse implements ResponseListener {
   ) {}
 
   onHead(statusCode: number, header: (name: string) => string | undefined): void {
-    if (header(AI_SDK_UI_HEADER) === undefined || !(header('content-type') ?? '').toLowerCase().startsWith('text/event-stream')) return;
-    this.observer = this.observe('ai_sdk_ui', this.arrivedAt);
+    const endpoint = aiSdkStreamLabel(statusCode, header);
+    if (endpoint === undefined) return;
+    this.observer = this.observe(endpoint, this.arrivedAt);
     this.observer?.onHead(statusCode, header);
   }
 

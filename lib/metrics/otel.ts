@@ -101,6 +101,7 @@ const OPERATION_BY_ENDPOINT: Readonly<Record<string, string>> = {
   ollama_generate: 'text_completion',
   ai_sdk_ui: 'chat',
   ai_sdk_text: 'chat',
+  ai_sdk_data: 'chat',
 };
 
 /** The format's flavour where it is not OpenAI's (the conventions' well-known names where one exists). */
@@ -111,6 +112,7 @@ const PROVIDER_BY_ENDPOINT: Readonly<Record<string, string>> = {
   ollama_generate: 'ollama',
   ai_sdk_ui: 'vercel.ai_sdk',
   ai_sdk_text: 'vercel.ai_sdk',
+  ai_sdk_data: 'vercel.ai_sdk',
 };
 
 /**
