@@ -7,6 +7,8 @@ import { MockLanguageModelV1 } from 'ai-v4/test';
 import type { LanguageModelV1StreamPart } from 'ai-v4';
 import { closedAfterEach, eventually, openStream, postJson, signal } from '../support/http';
 import { meteredApp } from '../support/metered-app';
+import { modelStream } from '../support/model-stream';
+import type { StreamGate } from '../support/model-stream';
 import type { MeteredApp, MeteredOptions, Route } from '../support/metered-app';
 import { codePoints } from '../support/streams';
 
@@ -33,23 +35,11 @@ function modelParts(options: { error?: boolean; usage?: { promptTokens: number; 
 }
 
 /** A mock model whose stream can be held before part `gate.at` until the test releases it. */
-function mockModel(parts: LanguageModelV1StreamPart[], gate?: { at: number; wait: Promise<void> }): MockLanguageModelV1 {
-  return new MockLanguageModelV1({
-    doStream: async () => {
-      let i = 0;
-      const stream = new ReadableStream<LanguageModelV1StreamPart>({
-        async pull(controller) {
-          if (gate !== undefined && i === gate.at) await gate.wait;
-          if (i < parts.length) controller.enqueue(parts[i++] as LanguageModelV1StreamPart);
-          else controller.close();
-        },
-      });
-      return { stream, rawCall: { rawPrompt: null, rawSettings: {} } };
-    },
-  });
+function mockModel(parts: LanguageModelV1StreamPart[], gate?: StreamGate): MockLanguageModelV1 {
+  return new MockLanguageModelV1({ doStream: async () => ({ stream: modelStream(parts, gate), rawCall: { rawPrompt: null, rawSettings: {} } }) });
 }
 
-function dataRoute(parts: LanguageModelV1StreamPart[] = modelParts(), gate?: { at: number; wait: Promise<void> }): Route {
+function dataRoute(parts: LanguageModelV1StreamPart[] = modelParts(), gate?: StreamGate): Route {
   return (_req, res) => {
     const result = streamText({ model: mockModel(parts, gate), prompt: 'hi', toolCallStreaming: true });
     result.pipeDataStreamToResponse(res, { sendReasoning: true, getErrorMessage: () => 'provider broke' });

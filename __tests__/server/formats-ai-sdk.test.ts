@@ -11,6 +11,8 @@ import { MockLanguageModelV3 } from 'ai/test';
 import { dynamoMetrics } from '../../lib';
 import { closedAfterEach, eventually, listen, openStream, postJson, signal } from '../support/http';
 import { meteredApp } from '../support/metered-app';
+import { modelStream } from '../support/model-stream';
+import type { StreamGate } from '../support/model-stream';
 import type { MeteredApp, MeteredOptions, Route } from '../support/metered-app';
 import { m, value, valueFromText } from '../support/registry-values';
 import { codePoints } from '../support/streams';
@@ -44,28 +46,16 @@ function modelParts(options: { error?: boolean; finishReason?: string } = {}): S
   ];
 }
 
-/** A mock model whose stream can be held before part `gateAt` until the test releases it. */
-function mockModel(parts: StreamPart[], gate?: { at: number; wait: Promise<void> }): MockLanguageModelV3 {
-  return new MockLanguageModelV3({
-    doStream: async () => {
-      let i = 0;
-      const stream = new ReadableStream<StreamPart>({
-        async pull(controller) {
-          if (gate !== undefined && i === gate.at) await gate.wait;
-          if (i < parts.length) controller.enqueue(parts[i++]);
-          else controller.close();
-        },
-      });
-      return { stream: stream as never };
-    },
-  });
+/** A mock model whose stream can be held before part `gate.at` until the test releases it. */
+function mockModel(parts: StreamPart[], gate?: StreamGate): MockLanguageModelV3 {
+  return new MockLanguageModelV3({ doStream: async () => ({ stream: modelStream(parts, gate) as never }) });
 }
 
 /** The app with its routes, and a form route that is not an LLM request. */
 const serve = (routes: Record<string, Route>, options: MeteredOptions = {}): Promise<MeteredApp> =>
   meteredApp({ ...routes, '/api/form': (_req, res) => void res.json({ ok: true }) }, options);
 
-function uiRoute(parts: StreamPart[] = modelParts(), options: UIMessageStreamOptions<UIMessage> = {}, gate?: { at: number; wait: Promise<void> }): Route {
+function uiRoute(parts: StreamPart[] = modelParts(), options: UIMessageStreamOptions<UIMessage> = {}, gate?: StreamGate): Route {
   return (req, res) => {
     // The SDK logs stream errors by default; the error test checks what reaches the client and the metrics instead.
     const result = streamText({ model: mockModel(parts, gate), prompt: String((req.body as { prompt?: unknown }).prompt ?? 'hi'), onError: () => undefined });
