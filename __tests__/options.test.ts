@@ -99,7 +99,7 @@ describe('resolveOptions', () => {
     ['maxModels 0', { maxModels: 0 }, /"maxModels"/],
     ['maxModels 1.5', { maxModels: 1.5 }, /"maxModels"/],
     ['maxEventBytes negative', { maxEventBytes: -1 }, /"maxEventBytes"/],
-    ['maxBodyBytes a string', { maxBodyBytes: '10' }, /"maxBodyBytes"/],
+    ['maxBodyBytes a string', { maxBodyBytes: '10' }, /"maxBodyBytes" must be a positive integer \(got "10"\)/],
     ['an unknown histogram in buckets', { buckets: { ttft: [1] } }, /"buckets.ttft"/],
     ['decreasing bounds', { buckets: { requestDuration: [2, 1] } }, /"buckets.requestDuration"/],
     ['empty bounds', { buckets: { requestDuration: [] } }, /"buckets.requestDuration"/],

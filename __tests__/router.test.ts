@@ -158,6 +158,11 @@ describe('metricsRouter options', () => {
     expect(() => metricsRouter(metricsRouter as never)).toThrow(/metricsRouter\(\)/);
   });
 
+  it('throws a TypeError naming a misspelt option, and for a cluster flag that is not a boolean', () => {
+    expect(() => metricsRouter({ pth: '/m' } as never)).toThrow(/unknown metricsRouter option "pth"; known options are registry, path, auth, cluster/);
+    expect(() => metricsRouter({ cluster: 'yes' } as never)).toThrow(/"cluster" must be true or false \(got "yes"\)/);
+  });
+
   it('throws a TypeError for a path without a leading slash or a registry that is not one', () => {
     expect(() => metricsRouter({ path: 'metrics' })).toThrow(TypeError);
     expect(() => metricsRouter({ registry: {} as Registry })).toThrow(TypeError);

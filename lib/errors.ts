@@ -2,3 +2,8 @@
 export function configError(message: string): never {
   throw new TypeError(`express-dynamo-metrics: ${message}`);
 }
+
+/** A value as an error message shows it: a string quoted, so that `"10"` is not mistaken for `10`. */
+export function shown(value: unknown): string {
+  return typeof value === 'string' ? JSON.stringify(value) : String(value);
+}

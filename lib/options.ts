@@ -5,7 +5,7 @@ import { resolveBuckets } from './metrics/buckets';
 import type { HistogramBounds } from './metrics/buckets';
 import { ExtraLabels } from './metrics/extra-labels';
 import { endpointFromPath } from './labels';
-import { configError } from './errors';
+import { configError, shown } from './errors';
 import type { GenAiMeter } from './metrics/otel';
 import type { DynamoMetricsError, DynamoMetricsOptions } from './option-types';
 
@@ -89,7 +89,7 @@ function defaultEndpoint(req: IncomingMessage): string | undefined {
 function positiveInteger(name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-    configError(`option "${name}" must be a positive integer (got ${String(value)})`);
+    configError(`option "${name}" must be a positive integer (got ${shown(value)})`);
   }
   return value;
 }

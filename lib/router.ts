@@ -3,7 +3,7 @@ import { AggregatorRegistry, register as globalRegistry } from 'prom-client';
 import type { Registry } from 'prom-client';
 import { checkCredentials } from './scrape-auth';
 import type { MetricsAuth } from './scrape-auth';
-import { configError } from './errors';
+import { configError, shown } from './errors';
 import { looksLikeRequest } from './options';
 import type { MetricsRegistry } from './option-types';
 
@@ -38,6 +38,8 @@ export interface MetricsRouterOptions {
  */
 export type MetricsHandler = (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void;
 
+const KNOWN_ROUTER_OPTIONS: ReadonlySet<string> = new Set(['registry', 'path', 'auth', 'cluster'] satisfies (keyof MetricsRouterOptions)[]);
+
 /** The path part of a request target, without its query string. */
 function pathOf(url: string | undefined): string {
   if (url === undefined) return '';
@@ -62,12 +64,16 @@ export function metricsRouter(options?: MetricsRouterOptions): MetricsHandler {
     configError('`app.use(metricsRouter)` should be `app.use(metricsRouter())`');
   }
   if (options !== undefined && (options === null || typeof options !== 'object')) configError('metricsRouter options must be an object');
+  for (const key of Object.keys(options ?? {})) {
+    if (!KNOWN_ROUTER_OPTIONS.has(key)) configError(`unknown metricsRouter option "${key}"; known options are ${[...KNOWN_ROUTER_OPTIONS].join(', ')}`);
+  }
   const registry = options?.registry ?? globalRegistry;
   if (typeof registry !== 'object' || registry === null || typeof registry.metrics !== 'function') {
     configError('option "registry" of metricsRouter must be a prom-client Registry');
   }
   const path = options?.path ?? (process.env.DYN_HTTP_SVC_METRICS_PATH || '/metrics');
-  if (typeof path !== 'string' || !path.startsWith('/')) configError(`metricsRouter path must start with "/" (got ${String(path)})`);
+  if (typeof path !== 'string' || !path.startsWith('/')) configError(`metricsRouter path must start with "/" (got ${shown(path)})`);
+  if (options?.cluster !== undefined && typeof options.cluster !== 'boolean') configError(`metricsRouter option "cluster" must be true or false (got ${shown(options.cluster)})`);
   if (options?.auth !== undefined && (options.auth === null || typeof options.auth !== 'object')) {
     configError('auth needs { bearerToken } or { username, password }');
   }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { configError } from '../errors';
+import { configError, shown } from '../errors';
 import { MAX_MODEL_NAME_LENGTH } from '../labels';
 import { BUILT_IN_LABELS } from './definitions';
 
@@ -144,7 +144,7 @@ function checkedLabel(name: string, spec: unknown): ExtraLabel {
   const unknown = Object.keys(rest);
   if (unknown.length > 0) configError(`option "${option}" has unknown field "${unknown[0]}"; known fields are value, maxValues, hash`);
   if (typeof maxValues !== 'number' || !Number.isSafeInteger(maxValues) || maxValues < 1) {
-    configError(`option "${option}.maxValues" must be a positive integer (got ${String(maxValues)})`);
+    configError(`option "${option}.maxValues" must be a positive integer (got ${shown(maxValues)})`);
   }
   if (typeof hash !== 'boolean') configError(`option "${option}.hash" must be true or false`);
   return new ExtraLabel(name, value, maxValues, hash);
