@@ -19,10 +19,14 @@ function setup(): void {
 
 beforeEach(() => setup());
 
-/** A streamed request counted with one token per code point (as a `countTokens` would), or the default estimator. */
-function newRequest(model = 'm', counter: 'code points' | 'default estimator' = 'code points'): RequestState {
+/**
+ * A streamed request counted with one token per code point (as a `countTokens` would), or the default estimator.
+ * `unnamed`: neither the request nor its stream names a model (an AI SDK data stream without a `model` option).
+ */
+function newRequest(model: string | 'unnamed' = 'm', counter: 'code points' | 'default estimator' = 'code points'): RequestState {
   const estimate = counter === 'code points' ? codePoints : undefined;
-  const state = new RequestState({ store, endpoint: 'chat_completions', estimate, malformed: () => undefined }, { model, stream: true });
+  const hints = model === 'unnamed' ? undefined : { model, stream: true };
+  const state = new RequestState({ store, endpoint: 'chat_completions', estimate, malformed: () => undefined }, hints);
   state.responseStarted(true, undefined);
   return state;
 }
@@ -47,14 +51,14 @@ async function run(
   stated: number | undefined,
   options: { reasoning?: boolean; statedReasoning?: number; model?: string } = {},
 ): Promise<Outcome> {
-  const model = options.model ?? 'm';
+  const model = options.model === 'unnamed' ? 'unknown_model' : (options.model ?? 'm');
   const before = {
     output: await read('output_tokens_total', model),
     overcount: await read('output_tokens_overcount_total', model),
     estimated: await read('output_tokens_estimated_total', model),
     reasoning: await read('reasoning_tokens_total', model),
   };
-  const state = newRequest(model);
+  const state = newRequest(options.model ?? 'm');
   let previous = before.output;
   for (let i = 0; i < chunks; i++) {
     state.textDelta('x'.repeat(size), options.reasoning === true);
@@ -109,6 +113,14 @@ describe('calibration: totals end at the stated usage', () => {
     expect(o.reasoning).toBe(45);
     expect(o.output).toBe(45);
     expect(o.overcount).toBe(0);
+  });
+
+  it('calibrates a stream that never names its model (unknown_model, taken after its first chunks) too', async () => {
+    // The estimate (100 per request) is ~25% above the usage; the request's label is decided only mid-stream.
+    const outcomes: Outcome[] = [];
+    for (let i = 0; i < 10; i++) outcomes.push(await run(50, 2, 80, { model: 'unnamed' }));
+    expect(outcomes[0]).toMatchObject({ live: 100, output: 100, overcount: 20 });
+    for (const o of outcomes.slice(4)) expect(o).toMatchObject({ output: 80, overcount: 0 });
   });
 
   it('learns per model and per store', async () => {

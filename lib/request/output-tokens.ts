@@ -62,9 +62,13 @@ export class OutputTokens {
     private readonly report: { malformed(reason: string, detail: string): void },
   ) {}
 
-  /** The model is known: its calibration scales the estimate from here on, if nothing was estimated yet. */
+  /**
+   * The model is known: its calibration scales the estimate, the text already estimated included (a stream that
+   * named its model late, or never and took `unknown_model`). What was already added stays added: the count resumes
+   * once the scaled estimate has passed it.
+   */
   calibrateWith(calibration: Calibration): void {
-    if (this.estimatedRaw === 0 && calibration.learned) {
+    if (calibration.learned) {
       this.scales = calibration.scales();
       this.leanLow = calibration.leansLow();
     }
