@@ -221,10 +221,16 @@ describe('the packed package', () => {
     expect(listing.filter((entry) => entry.endsWith('.ts') && !entry.endsWith('.d.ts'))).toEqual([]);
   });
 
-  it('publishes only dist/ and the manifest from the repo (files: ["dist"])', () => {
+  it('publishes dist/, the manifest and the user docs the README links to, nothing else from the repo', () => {
     const [report] = JSON.parse(run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], ROOT)) as { files: { path: string }[] }[];
-    const outside = (report?.files ?? []).map((f) => f.path).filter((p) => !/^(dist\/|package\.json$|README(\.md)?$|LICENSE)/.test(p));
+    const packed = (report?.files ?? []).map((f) => f.path);
+    const outside = packed.filter((p) => !/^(dist\/|docs\/[\w-]+\.md$|package\.json$|README(\.md)?$|LICENSE)/.test(p));
     expect(outside).toEqual([]);
+    // Every docs/*.md link of the README resolves inside the package.
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const linked = [...new Set([...readme.matchAll(/\]\((docs\/[\w-]+\.md)(?:#[\w-]*)?\)/g)].map((match) => match[1] as string))];
+    expect(linked.length).toBeGreaterThan(3);
+    expect(linked.filter((doc) => !packed.includes(doc))).toEqual([]);
   });
 
   it.each([
