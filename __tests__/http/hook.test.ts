@@ -93,6 +93,34 @@ describe('hookResponse', () => {
     expect(seen).toEqual(['201 text/event-stream', '202 application/json', '203 text/plain']);
   });
 
+  it('does not report a head Node refuses (a header value with a line break, a bad status): the answer sent instead is the head', async () => {
+    const heads: (string | undefined)[] = [];
+    const bad: Record<string, unknown[]> = {
+      '/value': [200, { 'Content-Type': 'text/event-stream', 'X-Echo': 'client\ntext' }],
+      '/name': [200, ['Bad Name', 'x']],
+      '/status': [99, {}],
+      '/message': [200, 'OK\r\nX-Injected: 1', {}],
+    };
+    const port = await serve((req, res) => {
+      const { calls, listener } = recorder();
+      hookResponse(res, listener);
+      try {
+        (res.writeHead as (...args: unknown[]) => void)(...(bad[req.url as string] as unknown[]));
+        res.end('data: [DONE]\n\n');
+      } catch {
+        // What an error handler does after writeHead threw.
+        res.statusCode = 500;
+        res.statusMessage = 'Internal Server Error';
+        res.setHeader('Content-Type', 'text/html');
+        res.end('<h1>error</h1>');
+      }
+      const head = calls.find((call) => call[0] === 'head');
+      heads.push(head ? `${head[1]} ${head[2]}` : undefined);
+    });
+    for (const path of Object.keys(bad)) expect((await request(port, 'GET', path)).status).toBe(500);
+    expect(heads).toEqual(['500 text/html', '500 text/html', '500 text/html', '500 text/html']);
+  });
+
   it('forwards every argument, fires every callback, and returns what the original returns', async () => {
     const fired: string[] = [];
     const returned: boolean[] = [];

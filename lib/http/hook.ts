@@ -1,3 +1,4 @@
+import { validateHeaderName, validateHeaderValue } from 'node:http';
 import type { OutgoingHttpHeader, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { ConnectionWatch } from './connection';
@@ -47,6 +48,41 @@ function headerFromArgs(args: readonly unknown[], name: string): string | undefi
   return undefined;
 }
 
+/**
+ * Whether Node would refuse these `writeHead` arguments (a status outside 100–999; a status message, header name
+ * or value no HTTP message can carry, such as a client's text with a line break), throwing before anything is
+ * sent: the app's error handler then answers instead, and that answer is the head to report.
+ */
+function refusedHead(args: readonly unknown[]): boolean {
+  const status = args[0];
+  if (typeof status === 'number' && !(status >= 100 && status <= 999)) return true;
+  // A status message is held to the characters a header value may hold.
+  if (typeof args[1] === 'string' && /[^\t\x20-\x7e\x80-\xff]/.test(args[1])) return true;
+  const headers = args[args.length - 1];
+  if (args.length < 2 || headers === null || typeof headers !== 'object') return false;
+  try {
+    if (Array.isArray(headers)) {
+      if (headers.every((entry) => Array.isArray(entry))) {
+        for (const entry of headers as unknown[][]) validateHeader(entry[0], entry[1]);
+      } else {
+        for (let i = 0; i + 1 < headers.length; i += 2) validateHeader(headers[i], headers[i + 1]);
+      }
+    } else {
+      for (const [name, value] of Object.entries(headers as OutgoingHttpHeaders)) validateHeader(name, value);
+    }
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+function validateHeader(name: unknown, value: unknown): void {
+  validateHeaderName(String(name));
+  // Undefined values are skipped by writeHead; arrays are validated element by element.
+  if (value === undefined) return;
+  for (const item of Array.isArray(value) ? value : [value]) validateHeaderValue(String(name), String(item));
+}
+
 function headerValue(value: OutgoingHttpHeader | undefined): string | undefined {
   if (value === undefined) return undefined;
   return Array.isArray(value) ? value.join(', ') : String(value);
@@ -90,7 +126,9 @@ export function hookResponse(res: ServerResponse, listener: ResponseListener, so
   };
 
   res.writeHead = function writeHead(this: ServerResponse, ...args: unknown[]) {
-    if (!headSeen && !done) guard(() => reportHead(args));
+    // Reported before the original runs (a compression() beneath us sets Content-Encoding in it, on bytes we read
+    // before it compresses them), unless the original is about to refuse these arguments.
+    if (!headSeen && !done) guard(() => (refusedHead(args) ? undefined : reportHead(args)));
     return (originalWriteHead as (...a: unknown[]) => ServerResponse).apply(this, args);
   } as ServerResponse['writeHead'];
 
