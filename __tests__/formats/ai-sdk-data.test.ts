@@ -38,7 +38,15 @@ describe('aiSdkDataReader: parts', () => {
     const reasoning = read(part('g', 'hmm'));
     expect(reasoning.sink.seen).toEqual([['tokens', 3, 3]]);
     expect(reasoning.plain).toEqual({ text: 'hmm', reasoning: true });
-    expect(read(part('0', '')).plain).toBeUndefined();
+    // An empty part says nothing: it is not a token cut inside a character, as an engine's empty delta is.
+    expect(read(part('0', '')).sink.seen).toEqual([]);
+  });
+
+  it('a part whose value has the wrong type is reported, never counted; a d: of any value still ends the message', () => {
+    for (const line of [part('0', 123), part('0', { text: 'hi' }), part('0', null), part('g', ['x']), part('c', 'str')]) {
+      expect(read(line).sink.seen).toEqual([['malformed', 'unexpected_shape']]);
+    }
+    expect(read(part('d', 'done')).sink.seen).toEqual([['malformed', 'unexpected_shape'], ['completed']]);
   });
 
   it("a tool call's argument deltas (c:) are counted; the whole call (9:), step parts and tool results are not", () => {

@@ -38,13 +38,16 @@ describe('responseFormat', () => {
     const data = { endpoint: 'ai_sdk_data', reader: aiSdkDataReader, body: 'lines', streaming: true };
     expect(format({ endpoint: 'ollama_chat' }, 'text/plain; charset=utf-8', AI_SDK_DATA)).toEqual(data);
     expect(format({ endpoint: 'chat_completions' }, '', AI_SDK_DATA)).toEqual(data);
-    // An error status still carries the stream's parts (`3:` among them).
-    expect(format({ endpoint: 'ollama_chat' }, 'text/plain', AI_SDK_DATA, 500)).toEqual(data);
     expect(format({ endpoint: 'my_label', byOption: true }, 'text/plain', AI_SDK_DATA)).toMatchObject({ endpoint: 'my_label', reader: aiSdkDataReader, body: 'lines' });
     // The header on SSE or NDJSON, or on a response without a body, is not the data stream.
     expect(format({ endpoint: 'chat_completions' }, 'text/event-stream', AI_SDK_DATA).reader).toBe(openAiReader);
     expect(format({ endpoint: 'ollama_chat' }, 'application/x-ndjson', AI_SDK_DATA).reader).toBe(ollamaReader);
     expect(format({ endpoint: 'chat_completions' }, 'text/plain', AI_SDK_DATA, 204)).toMatchObject({ endpoint: 'chat_completions', body: 'ignore' });
+    // Nor is an error page or a redirect an error handler sent after the route had set the header.
+    expect(format({ endpoint: 'chat_completions' }, 'text/html; charset=utf-8', AI_SDK_DATA, 500)).toMatchObject({ endpoint: 'chat_completions', body: 'ignore' });
+    expect(format({ endpoint: 'chat_completions' }, 'application/json', AI_SDK_DATA, 400)).toMatchObject({ reader: openAiReader, body: 'json' });
+    expect(format({ endpoint: 'chat_completions' }, 'text/plain', AI_SDK_DATA, 302).reader).toBe(openAiReader);
+    expect(format({ endpoint: 'chat_completions' }, 'text/html', AI_SDK_DATA).reader).toBe(openAiReader);
   });
 
   it('aiSdkStreamLabel: which AI SDK stream a head declares, for a request on a path of no format', () => {
@@ -54,6 +57,7 @@ describe('responseFormat', () => {
     expect(label('application/json', AI_SDK)).toBeUndefined();
     expect(label('text/event-stream', AI_SDK_DATA)).toBeUndefined();
     expect(label('text/plain', AI_SDK_DATA, 304)).toBeUndefined();
+    expect(label('text/html', AI_SDK_DATA, 500)).toBeUndefined();
     expect(label('text/plain', {})).toBeUndefined();
   });
 

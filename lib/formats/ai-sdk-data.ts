@@ -32,13 +32,19 @@ export const aiSdkDataReader: WireFormatReader = {
     switch (type) {
       case '0':
       case 'g': {
-        const tokens = estimateText(value, sink);
+        if (typeof value !== 'string') return sink.malformed('unexpected_shape', `a ${type}: part that is not a string`);
+        // An empty part says nothing (the SDK never sends one; it is not a token cut inside a character).
+        if (value.length === 0) return;
+        const tokens = sink.estimate(value);
         sink.generatedTokens(tokens, type === 'g' ? tokens : 0);
         return;
       }
-      case 'c':
-        sink.generatedTokens(estimateText(asRecord(value)?.argsTextDelta, sink), 0);
+      case 'c': {
+        const delta = asRecord(value);
+        if (delta === undefined) return sink.malformed('unexpected_shape', 'a c: part that is not an object');
+        sink.generatedTokens(estimateText(delta.argsTextDelta, sink), 0);
         return;
+      }
       case '3':
         // Free text (by default "An error occurred."), so it says nothing about the kind.
         sink.failed('internal');
@@ -61,6 +67,8 @@ export const aiSdkDataReader: WireFormatReader = {
 
 /** `d:`, the message's end: the usage of all its steps, exact when stated, and its finish reason. */
 function readFinish(finish: Record<string, unknown> | undefined, sink: ObservationSink): void {
+  // Still the end of the message, whatever its value.
+  if (finish === undefined) sink.malformed('unexpected_shape', 'a d: part that is not an object');
   const usage = asRecord(finish?.usage);
   if (usage !== undefined) {
     if (usage.completionTokens !== undefined && usage.completionTokens !== null) {

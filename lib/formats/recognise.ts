@@ -21,9 +21,12 @@ export function aiSdkStreamLabel(statusCode: number, header: (name: string) => s
   return undefined;
 }
 
-/** A head that can carry an AI SDK 4 data stream under its header: a body, not SSE or NDJSON. */
+/**
+ * A head that carries an AI SDK 4 data stream under its header: a 2xx with a body, in text/plain (or untyped). An
+ * error page an error handler sent after the route had set the header (HTML, JSON, a redirect) is not one.
+ */
 function isDataStreamHead(statusCode: number, contentType: string): boolean {
-  return statusCode !== 204 && statusCode !== 304 && !contentType.startsWith('text/event-stream') && !isNdjsonType(contentType);
+  return statusCode >= 200 && statusCode < 300 && statusCode !== 204 && (contentType === '' || contentType.startsWith('text/plain'));
 }
 
 function isNdjsonType(contentType: string): boolean {

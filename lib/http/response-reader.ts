@@ -187,7 +187,7 @@ export class ResponseReader implements ResponseListener, SseHandler, DecodedBody
   }
 
   onEventTooLarge(eventType: string | undefined): void {
-    const what = this.mode === 'lines' ? 'an NDJSON line' : 'an SSE event';
+    const what = this.mode === 'lines' ? 'a line' : 'an SSE event';
     this.state.malformed('event_too_large', `${what} exceeded maxEventBytes (${this.settings.maxEventBytes})`);
     this.reader?.readOversizedEvent?.(eventType, this.state);
   }
