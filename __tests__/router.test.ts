@@ -136,6 +136,17 @@ describe('metricsRouter on plain node:http, without a next()', () => {
     const failed = await request(server.port, 'GET', '/metrics');
     expect({ status: failed.status, body: failed.body.toString() }).toEqual({ status: 500, body: 'could not collect the metrics: collector failed\n' });
   });
+
+  it('answers 500, and the server lives on, when a registry-like object throws or returns no promise', async () => {
+    const throwing = { metrics: () => { throw new Error('broken registry'); }, contentType: 'text/plain' };
+    const synchronous = { metrics: () => 'not a promise', contentType: 'text/plain' };
+    const handlers = { '/throwing': metricsRouter({ registry: throwing as never, path: '/throwing' }), '/sync': metricsRouter({ registry: synchronous as never, path: '/sync' }) };
+    server = await listen((req, res) => (handlers[req.url as keyof typeof handlers] ?? handlers['/sync'])(req, res));
+    const failed = await request(server.port, 'GET', '/throwing');
+    expect({ status: failed.status, body: failed.body.toString() }).toEqual({ status: 500, body: 'could not collect the metrics: broken registry\n' });
+    const served = await request(server.port, 'GET', '/sync');
+    expect({ status: served.status, body: served.body.toString() }).toEqual({ status: 200, body: 'not a promise' });
+  });
 });
 
 describe("prom-client's default metrics on the same registry", () => {

@@ -37,6 +37,10 @@ describe('metricsRouter auth options', () => {
     expect(() => metricsRouter({ registry: new Registry(), auth: { bearerToken: token } })).toThrow(TypeError);
   });
 
+  it('refuses a bearer token and basic-auth credentials given together (which would win is a guess)', () => {
+    expect(() => metricsRouter({ registry: new Registry(), auth: { bearerToken: 't', username: 'u', password: 'p' } as never })).toThrow(/not both/);
+  });
+
   it('refuses a basic-auth username containing ":" and a password with a trailing newline', () => {
     expect(() => metricsRouter({ registry: new Registry(), auth: { username: 'a:b', password: 'pw' } })).toThrow(/auth\.username must not contain ":"/);
     expect(() => metricsRouter({ registry: new Registry(), auth: { username: 'prom', password: 'pw\n' } })).toThrow(/auth\.password/);

@@ -98,7 +98,8 @@ export function metricsRouter(options?: MetricsRouterOptions): MetricsHandler {
       res.end('unauthorized\n');
       return;
     }
-    const render = aggregator ? aggregator.clusterMetrics() : registry.metrics();
+    // A registry whose metrics() throws or returns no promise fails the scrape, never the server.
+    const render = Promise.resolve().then(() => (aggregator ? aggregator.clusterMetrics() : registry.metrics()));
     render.then(
       (text) => {
         res.setHeader('Content-Type', aggregator ? aggregator.contentType : registry.contentType);

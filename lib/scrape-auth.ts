@@ -46,6 +46,9 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$
 
 /** A check of the Authorization header against the configured credentials; throws at creation on bad options. */
 export function checkCredentials(auth: MetricsAuth): (authorization: string | undefined) => boolean {
+  if ('bearerToken' in auth && ('username' in auth || 'password' in auth)) {
+    configError('auth takes { bearerToken } or { username, password }, not both');
+  }
   if ('bearerToken' in auth) {
     const expected = createHash('sha256').update(checkSecret('bearerToken', auth.bearerToken)).digest();
     return (authorization) => {
