@@ -5,8 +5,9 @@ import type { ResponseOutcome } from './hook';
 
 /**
  * A request whose path names no LLM format, watched until its response head: an AI SDK stream (a UI message
- * stream, or AI SDK 4's data stream) says what it is by its header, on whatever route the app chose. Only then does it become an LLM request (counted from
- * its arrival); any other response is left alone, its later writes passing through at the cost of one check.
+ * stream, or AI SDK 4's data stream) says what it is by its header, on whatever route the app chose. Only then
+ * does it become an LLM request (counted from its arrival); any other response is left alone, its later writes
+ * passing through at the cost of one check.
  */
 export class UnmatchedResponse implements ResponseListener {
   private readonly arrivedAt = performance.now();
