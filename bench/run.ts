@@ -32,7 +32,8 @@ import type { ConfigSummary } from './lib/summary';
  * BENCH_GATEWAY_CONCURRENCY (default 64,256), BENCH_CONFIGS (served directly, default bare,dynamo,promBundle,both;
  * also dynamoOtel: dynamo with a real OpenTelemetry SDK `meter`, passthrough, hook, and spin: a write wrapper that spends BENCH_SPIN_NS of CPU per write, default 300), BENCH_OUT (default
  * bench/results/bench.json), BENCH_YIELD_EVERY (server, default 4), BENCH_PIN=0 (do not pin the measured process to
- * a CPU of its own; see `pin` in lib/procs.ts).
+ * a CPU of its own; see `pin` in lib/procs.ts), BENCH_SOCKET_WRITES=1 (each server prints how many `res.write`
+ * calls its socket writes carry; see lib/socket-writes.ts).
  * Flags: --quick (a few-second smoke: 16 streams, 1 round of 1 s, client in this process), --dist (lib from a tsc
  * build), --baseline <git ref> (adds `dynamoBaseline`, lib/ as it is at that ref, to both setups: a change and its
  * baseline in one run; BENCH_BASELINE_LIB_DIR names an already built one instead). The default run takes about

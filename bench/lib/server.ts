@@ -7,6 +7,7 @@ import express from 'express';
 import type { RequestHandler } from 'express';
 import { BENCH_MODEL, buildEvents, loadTokens } from './fixture';
 import { CONFIGS, isServerConfig, mountMiddleware } from './server-configs';
+import { countSocketWrites } from './socket-writes';
 import type { ServerConfig } from './server-configs';
 
 export { isServerConfig, type ServerConfig } from './server-configs';
@@ -48,11 +49,7 @@ export interface MemSnapshot extends StreamTallies {
   arrayBuffers: number;
 }
 
-const SSE_HEADERS = {
-  'content-type': 'text/event-stream; charset=utf-8',
-  'cache-control': 'no-cache',
-  'x-accel-buffering': 'no',
-};
+const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'x-accel-buffering': 'no' };
 
 const YIELD_EVERY = Math.max(1, Number(process.env.BENCH_YIELD_EVERY) || 4);
 const MAX_CACHED_MODELS = 1000;
@@ -289,6 +286,7 @@ export async function listenForBench(app: (req: IncomingMessage, res: ServerResp
 async function main(): Promise<void> {
   const config = process.argv[2] ?? process.env.BENCH_CONFIG ?? 'bare';
   if (!isServerConfig(config)) throw new Error(`unknown config "${config}"; use one of ${CONFIGS.join(', ')}`);
+  if (process.env.BENCH_SOCKET_WRITES === '1') countSocketWrites(config);
   answerHarness(await startBenchServer(config, Number(process.env.BENCH_PORT) || 0), config);
 }
 
