@@ -94,6 +94,15 @@ describe('openAiReader.readEvent (streamed chat and completions)', () => {
     }
   });
 
+  it("reads Groq's usage, stated under x_groq on its last chunk", () => {
+    const chunk = { ...chatChunk('llama3-8b-8192', [{ delta: {}, finish_reason: 'stop' }]), x_groq: { id: 'req_1', usage: { queue_time: 0.07, prompt_tokens: 23, completion_tokens: 19, total_tokens: 42 } } };
+    const sink = read(chunk);
+    expect(sink.of('stated')).toEqual([['stated', 19, undefined, { tokens: 0, reasoning: 0 }, true]]);
+    expect(sink.of('prompt')).toEqual([['prompt', 23, undefined]]);
+    // Its other chunks carry x_groq without usage: counted from their text as usual.
+    expect(tokensOf(read({ ...chatChunk('m', [{ delta: { content: 'abc' } }]), x_groq: { id: 'req_1' } }))).toBe(3);
+  });
+
   it('reports an error event as failed with its mapped error type', () => {
     expect(read({ error: { message: 'boom', type: 'server_error' } }).of('failed')).toEqual([['failed', 'internal']]);
     expect(read({ error: { message: 'slow', code: 429 } }).of('failed')).toEqual([['failed', 'overload']]);

@@ -4,7 +4,8 @@ import type { ChunkCount, ObservationSink, WireFormatReader } from './types';
 /**
  * OpenAI Chat Completions and legacy Completions, streamed (`chat.completion.chunk`, `text_completion`) and unary.
  * vLLM, SGLang, TGI, llama.cpp and Dynamo speak the same format, with their extensions: `reasoning_content` /
- * `reasoning` deltas and `continuous_usage_stats` (cumulative usage on every chunk).
+ * `reasoning` deltas and `continuous_usage_stats` (cumulative usage on every chunk); Groq states usage in
+ * `x_groq.usage`.
  */
 export const openAiReader: WireFormatReader = {
   shapedEvents: true,
@@ -28,7 +29,9 @@ export const openAiReader: WireFormatReader = {
         }
       }
     }
-    readUsage(chunk.usage, { tokens, reasoning }, Array.isArray(choices) && choices.length > 0, sink);
+    // Groq states the request's usage under `x_groq` on its last chunk, unasked.
+    const usage = chunk.usage ?? asRecord(chunk.x_groq)?.usage;
+    readUsage(usage, { tokens, reasoning }, Array.isArray(choices) && choices.length > 0, sink);
   },
 
   readBody(body, sink) {
