@@ -29,10 +29,6 @@ function isDataStreamHead(statusCode: number, contentType: string): boolean {
   return statusCode >= 200 && statusCode < 300 && statusCode !== 204 && (contentType === '' || contentType.startsWith('text/plain'));
 }
 
-function isNdjsonType(contentType: string): boolean {
-  return contentType.startsWith('application/x-ndjson') || contentType.startsWith('application/ndjson');
-}
-
 /** How a body is read: SSE events, NDJSON lines, one JSON value at its end, plain generated text, or not at all. */
 export type BodyMode = 'events' | 'lines' | 'json' | 'text' | 'ignore';
 
@@ -62,15 +58,16 @@ export interface ResponseFormat {
  */
 export function responseFormat(request: RequestFormat, statusCode: number, contentType: string, header: (name: string) => string | undefined): ResponseFormat {
   const isEventStream = contentType.startsWith('text/event-stream');
-  const isNdjson = isNdjsonType(contentType);
-  // AI SDK 4's data stream: one `<type>:<JSON>` part per line, under its own header whatever the route.
-  if (header(AI_SDK_DATA_HEADER) !== undefined && isDataStreamHead(statusCode, contentType)) {
-    return { endpoint: request.byOption ? request.endpoint : 'ai_sdk_data', reader: aiSdkDataReader, body: 'lines', streaming: true };
+  const isNdjson = contentType.startsWith('application/x-ndjson') || contentType.startsWith('application/ndjson');
+  const aiSdk = aiSdkStreamLabel(statusCode, header);
+  // AI SDK 4's data stream: one `<type>:<JSON>` part per line.
+  if (aiSdk === 'ai_sdk_data') {
+    return { endpoint: request.byOption ? request.endpoint : aiSdk, reader: aiSdkDataReader, body: 'lines', streaming: true };
   }
   let endpoint = request.endpoint;
   let reader: WireFormatReader;
-  if (isEventStream && header(AI_SDK_UI_HEADER) !== undefined) {
-    if (!request.byOption) endpoint = 'ai_sdk_ui';
+  if (aiSdk === 'ai_sdk_ui') {
+    if (!request.byOption) endpoint = aiSdk;
     reader = aiSdkUiReader;
   } else if (isNdjson) {
     reader = ollamaReader;
