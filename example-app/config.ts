@@ -1,6 +1,5 @@
 import type { ExampleAppOptions } from './app';
 import { MOCK_DEFAULTS } from './mock-llm';
-import { prometheusOpenTelemetry } from './otel';
 
 export interface ServerConfig {
   port: number;
@@ -18,17 +17,22 @@ function numberFrom(env: NodeJS.ProcessEnv, name: string, fallback: number, isVa
 
 const DEFAULT_UPSTREAM_TIMEOUT_MS = 300_000;
 
-/** `OTEL_METRICS=prometheus`: record to OpenTelemetry too, served at `/otel/metrics`. */
-function openTelemetryFrom(env: NodeJS.ProcessEnv): ExampleAppOptions['openTelemetry'] {
+/**
+ * `OTEL_METRICS=prometheus`: record to OpenTelemetry too, served at `/otel/metrics`. The OpenTelemetry packages are
+ * loaded only then, as an app that does not use them would not load them.
+ */
+async function openTelemetryFrom(env: NodeJS.ProcessEnv): Promise<ExampleAppOptions['openTelemetry']> {
   const mode = env.OTEL_METRICS;
   if (mode === undefined || mode === '' || mode === 'none') return undefined;
   if (mode !== 'prometheus') throw new TypeError(`OTEL_METRICS=${mode} is not a valid value (prometheus or none)`);
+  const { prometheusOpenTelemetry } = await import('./otel');
   return prometheusOpenTelemetry();
 }
 
 /** Every knob of `npm run example`, read once from the environment so a typo fails at start, not mid-request. */
-export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServerConfig {
+export async function configFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<ServerConfig> {
   const upstreamUrl = env.UPSTREAM_URL;
+  const openTelemetry = await openTelemetryFrom(env);
   return {
     port: numberFrom(env, 'PORT', 3000, (n) => Number.isInteger(n) && n >= 0 && n < 65536),
     host: env.HOST || '127.0.0.1',
@@ -45,7 +49,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServerConfi
             apiKey: env.UPSTREAM_API_KEY,
           }
         : undefined,
-      openTelemetry: openTelemetryFrom(env),
+      openTelemetry,
     },
   };
 }

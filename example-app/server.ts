@@ -3,7 +3,7 @@ import { configFromEnv } from './config';
 import { listen } from './listen';
 
 async function main(): Promise<void> {
-  const config = configFromEnv();
+  const config = await configFromEnv();
   const { url, close } = await listen(createApp(config.app), config.port, config.host);
   const upstream = config.app.upstream;
   const model = config.app.mock?.models?.[0] ?? 'mock-llama-3.1-8b-instruct';

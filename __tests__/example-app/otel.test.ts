@@ -1,5 +1,7 @@
 import { Registry } from 'prom-client';
 import { createApp } from '../../example-app/app';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { configFromEnv } from '../../example-app/config';
 import { listen } from '../../example-app/listen';
 import type { RunningServer } from '../../example-app/listen';
@@ -24,7 +26,7 @@ afterEach(async () => {
 });
 
 async function startExample(env: NodeJS.ProcessEnv): Promise<RunningServer> {
-  const config = configFromEnv({ ...env, MOCK_TOKENS_PER_SECOND: '0' });
+  const config = await configFromEnv({ ...env, MOCK_TOKENS_PER_SECOND: '0' });
   shutdown = config.app.openTelemetry?.shutdown;
   running = await listen(createApp({ ...config.app, registry: new Registry() }), 0, '127.0.0.1');
   return running;
@@ -59,6 +61,25 @@ test('without OTEL_METRICS there is no OpenTelemetry endpoint', async () => {
   expect((await fetch(`${url}/otel/metrics`)).status).toBe(404);
 });
 
-test('an unknown OTEL_METRICS value fails at start', () => {
-  expect(() => configFromEnv({ OTEL_METRICS: 'otlp-typo' })).toThrow(/OTEL_METRICS=otlp-typo/);
+test('an unknown OTEL_METRICS value fails at start', async () => {
+  await expect(configFromEnv({ OTEL_METRICS: 'otlp-typo' })).rejects.toThrow(/OTEL_METRICS=otlp-typo/);
 });
+
+test('the OpenTelemetry packages are loaded only with OTEL_METRICS', () => {
+  // A process of its own: this file's other tests have loaded them into this one.
+  const loaded = (otel: string): string =>
+    execFileSync(process.execPath, ['--import', 'tsx', '-e', LOADED_AFTER_CONFIG], {
+      cwd: join(__dirname, '..', '..'),
+      env: { ...process.env, OTEL_METRICS: otel },
+      encoding: 'utf8',
+    }).trim();
+  expect(loaded('')).toBe('false');
+  expect(loaded('prometheus')).toBe('true');
+});
+
+const LOADED_AFTER_CONFIG = `
+const { configFromEnv } = require('./example-app/config');
+configFromEnv().then((config) => {
+  console.log(Object.keys(require.cache).some((file) => file.includes('@opentelemetry/sdk-metrics')));
+  return config.app.openTelemetry?.shutdown();
+});`;
