@@ -4,7 +4,6 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { RESULTS_DIR, loadTokens } from './lib/fixture';
-import { DEFAULT_BODY } from './lib/load';
 import { buildLibForBench, killAll, startServerProcess } from './lib/procs';
 import { runMain } from './lib/entry';
 import type { ServerProcess } from './lib/procs';
@@ -12,6 +11,8 @@ import type { MemSnapshot, ServerConfig } from './lib/server';
 import { censusDiff, heapCensus } from './lib/heap-snapshot';
 import type { HeapCensus } from './lib/heap-snapshot';
 import { formatTable } from './lib/stats';
+import { churn, postStream } from './lib/stream-churn';
+import type { StreamOutcome } from './lib/stream-churn';
 
 /**
  * `npm run bench:memory`: what the middleware keeps per response, measured in the server process (forked with
@@ -21,7 +22,6 @@ import { formatTable } from './lib/stats';
  * The client runs in this process; only the server's memory is read.
  */
 
-const HOST = '127.0.0.1';
 const HELD_STREAMS = Number(process.env.MEM_HELD) || 2000;
 /** `--breakdown`: heap snapshots idle and held, to list what each in-flight stream keeps, by constructor. */
 const BREAKDOWN = process.argv.includes('--breakdown');
@@ -30,87 +30,9 @@ const COMPLETED = Number(process.env.MEM_COMPLETED) || 100_000;
 const ABORTED = Number(process.env.MEM_ABORTED) || 10_000;
 const LEAK_TOKENS = Number(process.env.MEM_TOKENS) || 20;
 const LEAK_CONCURRENCY = 256;
-const PHASE_TIMEOUT_MS = 180_000;
-const BODY = Buffer.from(DEFAULT_BODY);
 
 const KiB = 1024;
 const MiB = 1024 * 1024;
-
-interface StreamOutcome {
-  ok: boolean;
-}
-
-function postStream(
-  agent: http.Agent,
-  port: number,
-  query: string,
-  onEvents?: (eventsSoFar: number, req: http.ClientRequest) => void,
-): Promise<StreamOutcome> {
-  return new Promise((resolve) => {
-    let events = 0;
-    let settled = false;
-    const settle = (ok: boolean): void => {
-      if (settled) return;
-      settled = true;
-      resolve({ ok });
-    };
-    const req = http.request(
-      {
-        host: HOST,
-        port,
-        agent,
-        method: 'POST',
-        path: `/v1/chat/completions${query}`,
-        headers: { 'content-type': 'application/json', 'content-length': String(BODY.length) },
-      },
-      (res) => {
-        res.on('data', (buf: Buffer) => {
-          let at = buf.indexOf('\n\n');
-          while (at !== -1) {
-            events++;
-            at = buf.indexOf('\n\n', at + 2);
-          }
-          onEvents?.(events, req);
-        });
-        res.on('close', () => settle(res.complete));
-        res.on('error', () => settle(false));
-      },
-    );
-    req.on('error', () => settle(false));
-    req.end(BODY);
-  });
-}
-
-/** Runs `total` streams, `concurrency` at a time; `query` picks the server behaviour per stream. */
-async function churn(
-  port: number,
-  total: number,
-  concurrency: number,
-  query: string,
-  abortAfterFirstEvent: boolean,
-): Promise<{ ok: number; failed: number }> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
-  let started = 0;
-  let ok = 0;
-  let failed = 0;
-  const deadline = performance.now() + PHASE_TIMEOUT_MS;
-  const worker = async (): Promise<void> => {
-    while (started < total && performance.now() < deadline) {
-      started++;
-      const outcome = await postStream(agent, port, query, (events, req) => {
-        // The client leaves mid-stream, as a user closing the tab: the server sees 'close' before 'finish'.
-        if (abortAfterFirstEvent && events >= 2) req.destroy();
-      });
-      if (outcome.ok) ok++;
-      else failed++;
-    }
-  };
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, () => worker()));
-  agent.destroy();
-  if (process.env.MEM_VERBOSE) console.log(`    churn ${total} ${query}: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  return { ok, failed };
-}
 
 async function settle(server: ServerProcess, ms = 300): Promise<MemSnapshot> {
   await new Promise((resolve) => setTimeout(resolve, ms));
