@@ -283,6 +283,10 @@ describe('anthropicReader: bad input never throws and is ignored or reported', (
     expect(read(blockDelta(0, { type: 'text_delta', text: '' })).tokens().tokens).toBe(0);
   });
 
+  it("ignores a gateway's trailing [DONE]: not an event of this format, not malformed, not the end marker", () => {
+    expect(read('[DONE]').seen).toEqual([]);
+  });
+
   it('reports malformed JSON and non-object JSON without throwing', () => {
     expect(read('{"type":"content_block_delta","delta":{"type":"text_delta","text":"ab', 'content_block_delta').seen).toEqual([['malformed', 'invalid_json']]);
     expect(read('{"type":"message_delta","usage":{"output_tokens":NaN}}', 'message_delta').seen).toEqual([['malformed', 'invalid_json']]);

@@ -106,6 +106,10 @@ describe('geminiReader: through a real request state', () => {
     expect(await run.output('g')).toBe(6);
   });
 
+  it("ignores a gateway's trailing [DONE]: not a chunk of this format, not malformed, not the end marker", () => {
+    expect(read('[DONE]').seen).toEqual([]);
+  });
+
   it('bad input: JSON that is not an object, invalid JSON, malformed counts, array elements that are not objects', async () => {
     const run = runThroughState(geminiReader, 'gemini_generate_content', {
       events: [['[1]', undefined], ['"text"', undefined], ['{"candidates":[', undefined], [JSON.stringify({ candidates: [], usageMetadata: { candidatesTokenCount: -3, promptTokenCount: 'x' } }), undefined]],

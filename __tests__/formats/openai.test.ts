@@ -40,6 +40,29 @@ describe('openAiReader.readEvent (streamed chat and completions)', () => {
     expect(sink.of('tokens')).toEqual([['tokens', 17, 3]]);
   });
 
+  it("counts vLLM's reasoning once when it sends the same text as reasoning and reasoning_content", () => {
+    expect(read(chatChunk('m', [{ delta: { reasoning: 'abcd', reasoning_content: 'abcd' } }])).of('tokens')).toEqual([['tokens', 4, 4]]);
+    // Two different texts are two texts.
+    expect(read(chatChunk('m', [{ delta: { reasoning: 'ab', reasoning_content: 'cde' } }])).of('tokens')).toEqual([['tokens', 5, 5]]);
+    // With exact logprobs, the reasoning part is still estimated once.
+    const exact = read(chatChunk('m', [{ delta: { reasoning: 'ab', reasoning_content: 'ab' }, logprobs: logprobs(['a', 'b', 'c']) }]));
+    expect(exact.of('tokens')).toEqual([['tokens', 3, 2]]);
+  });
+
+  it("counts Mistral's content parts: text as output, thinking as reasoning, other parts as nothing", () => {
+    const thinking = read(chatChunk('magistral', [{ delta: { content: [{ type: 'thinking', thinking: [{ type: 'text', text: 'hmm, so' }] }] } }]));
+    expect(thinking.of('tokens')).toEqual([['tokens', 7, 7]]);
+    const text = read(chatChunk('magistral', [{ delta: { content: [{ type: 'text', text: 'Hello' }] } }]));
+    expect(text.of('tokens')).toEqual([['tokens', 5, 0]]);
+    const mixed = read(
+      chatChunk('magistral', [
+        { delta: { content: [{ type: 'thinking', thinking: 'ab' }, { type: 'text', text: 'cde' }, { type: 'reference', reference_ids: [1] }, 'x', null] } },
+      ]),
+    );
+    expect(mixed.of('tokens')).toEqual([['tokens', 5, 2]]);
+    expect(mixed.of('malformed')).toEqual([]);
+  });
+
   it('counts every choice when n > 1', () => {
     const sink = read(chatChunk('m', [{ index: 0, delta: { content: 'ab' } }, { index: 1, delta: { content: '你好世' } }]));
     expect(tokensOf(sink)).toBe(5);
@@ -148,6 +171,13 @@ describe('openAiReader.readBody (unary)', () => {
     const sink = new RecordingSink();
     openAiReader.readBody(body(), sink);
     expect(tokensOf(sink)).toBe(7);
+  });
+
+  it("estimates a Mistral reasoning model's message of thinking and text parts", () => {
+    const sink = new RecordingSink();
+    const content = [{ type: 'thinking', thinking: [{ type: 'text', text: 'abc' }] }, { type: 'text', text: 'de' }];
+    openAiReader.readBody({ model: 'magistral', choices: [{ message: { role: 'assistant', content }, finish_reason: 'stop' }] }, sink);
+    expect(sink.of('tokens')).toEqual([['tokens', 5, 3]]);
   });
 
   it('reads a legacy completions body', () => {

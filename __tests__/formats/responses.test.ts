@@ -323,6 +323,10 @@ describe('responsesReader: bad input never throws and is ignored or reported', (
     expect(read(delta('response.output_text.delta', 'abcd', { logprobs: { content: [1, 2] } })).seen).toEqual([['tokens', 4, 0]]);
   });
 
+  it("ignores a gateway's trailing [DONE]: not an event of this format, not malformed, not the end marker", () => {
+    expect(read('[DONE]').seen).toEqual([]);
+  });
+
   it('reports malformed JSON and non-object JSON without throwing', () => {
     expect(read('{"type":"response.output_text.delta","delta":"ab', 'response.output_text.delta').seen).toEqual([['malformed', 'invalid_json']]);
     expect(read('{"type":"response.completed","response":{"usage":{"output_tokens":NaN}}}', 'response.completed').seen).toEqual([['malformed', 'invalid_json']]);

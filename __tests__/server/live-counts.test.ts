@@ -33,6 +33,28 @@ describeOnEachExpress((t) => {
     expect(valueFromText(after, m('inflight_requests'), { model: 'm' })).toBe(0);
   });
 
+  it("counts a Mistral reasoning model's thinking and text parts live, the thinking as reasoning", async () => {
+    const rest = signal();
+    const parts = (content: unknown[]): string => sse(chatChunk('magistral', [{ index: 0, delta: { content }, finish_reason: null }]));
+    const thinking = ['Okay', ', the', ' user', ' says', ' hi'].map((text) => parts([{ type: 'thinking', thinking: [{ type: 'text', text }] }]));
+    const answer = ['Hello', ' there', '!'].map((text) => parts([{ type: 'text', text }]));
+    const usage = sse(chatChunk('magistral', [], { prompt_tokens: 5, completion_tokens: 40, total_tokens: 45 }));
+    const port = await start(chatRoute(heldStream([roleChunk('magistral'), ...thinking], rest.wait, [...answer, finishChunk('magistral'), usage, DONE])));
+    const stream = await openStream(port, CHAT, { model: 'magistral', stream: true });
+    await stream.waitFor(' hi');
+    const live = (await request(port, 'GET', '/metrics')).body.toString();
+    // This suite counts one token per code point: the thinking so far is 22.
+    expect(valueFromText(live, m('reasoning_tokens_total'), { model: 'magistral' })).toBe(22);
+    expect(valueFromText(live, m('output_tokens_total'), { model: 'magistral' })).toBe(22);
+    expect(valueFromText(live, m('queued_requests'), { model: 'magistral' })).toBe(0);
+    rest.release();
+    await stream.done;
+    await ended();
+    expect(await get('output_tokens_total', { model: 'magistral' })).toBe(40);
+    expect(await get('reasoning_tokens_total', { model: 'magistral' })).toBe(22);
+    expect(await get('output_tokens_overcount_total', { model: 'magistral' })).toBe(0);
+  });
+
   it('shows live tokens to a scrape made while supertest is still reading the stream chunk by chunk', async () => {
     const rest = signal();
     const port = await start(

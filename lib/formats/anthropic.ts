@@ -1,5 +1,5 @@
 import { errorTypeForErrorObject } from '../labels';
-import { asRecord, bodyObject, estimateText, isCount, isRecord, parseJsonObject } from './json';
+import { asRecord, bodyObject, estimateText, isCount, isRecord, parseEventObject } from './json';
 import type { ObservationSink, WireFormatReader } from './types';
 
 const NO_TEXT = { tokens: 0, reasoning: 0 };
@@ -12,7 +12,7 @@ const NO_TEXT = { tokens: 0, reasoning: 0 };
 export const anthropicReader: WireFormatReader = {
   shapedEvents: true,
   readEvent(data, eventType, sink) {
-    const event = parseJsonObject(data, sink);
+    const event = parseEventObject(data, sink);
     if (event === undefined) return;
     const type = typeof event.type === 'string' ? event.type : eventType;
     switch (type) {

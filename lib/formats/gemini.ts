@@ -1,4 +1,4 @@
-import { asRecord, bodyObject, estimateText, failedWithError, isCount, isRecord, parseJsonObject } from './json';
+import { asRecord, bodyObject, estimateText, failedWithError, isCount, isRecord, parseEventObject } from './json';
 import type { ChunkCount, ObservationSink, WireFormatReader } from './types';
 
 /**
@@ -14,7 +14,7 @@ import type { ChunkCount, ObservationSink, WireFormatReader } from './types';
 export const geminiReader: WireFormatReader = {
   // Chunks restate the cumulative usage, so no chunk repeats another but for its text: not `shapedEvents`.
   readEvent(data, _eventType, sink) {
-    const chunk = parseJsonObject(data, sink);
+    const chunk = parseEventObject(data, sink);
     if (chunk !== undefined) readChunk(chunk, sink, true);
     return;
   },

@@ -29,6 +29,16 @@ export function parseStreamChunk(data: string, sink: ObservationSink): Record<st
   return parseJsonObject(data, sink);
 }
 
+/**
+ * One event of a stream that ends with an event of its own (Anthropic's `message_stop`, the Responses API's
+ * `response.completed`, Gemini's last chunk): its JSON object, or `undefined` after malformed data (reported) and
+ * after OpenAI's `[DONE]` sentinel, which gateways append to the streams they pass on: it means nothing in these
+ * formats, and is not malformed.
+ */
+export function parseEventObject(data: string, sink: ObservationSink): Record<string, unknown> | undefined {
+  return data === '[DONE]' ? undefined : parseJsonObject(data, sink);
+}
+
 /** A unary body as an object; anything else is reported as `unexpected_shape` and yields undefined. */
 export function bodyObject(body: unknown, sink: ObservationSink): Record<string, unknown> | undefined {
   if (isRecord(body)) return body;

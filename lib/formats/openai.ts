@@ -5,7 +5,7 @@ import type { ChunkCount, ObservationSink, WireFormatReader } from './types';
  * OpenAI Chat Completions and legacy Completions, streamed (`chat.completion.chunk`, `text_completion`) and unary.
  * vLLM, SGLang, TGI, llama.cpp and Dynamo speak the same format, with their extensions: `reasoning_content` /
  * `reasoning` deltas and `continuous_usage_stats` (cumulative usage on every chunk); Groq states usage in
- * `x_groq.usage`.
+ * `x_groq.usage`; Mistral's reasoning models send `content` as a list of `thinking` and `text` parts.
  */
 export const openAiReader: WireFormatReader = {
   shapedEvents: true,
@@ -63,18 +63,17 @@ function countChoiceDelta(choice: Record<string, unknown>, sink: ObservationSink
   // One logprobs entry per generated token: exact, so the text is not estimated (nor an empty one reported).
   // Reasoning keeps its estimate, bounded by the exact total.
   sink.countedExactly?.();
-  const reasoning = delta ? estimateNonEmpty(delta.reasoning_content, sink) + estimateNonEmpty(delta.reasoning, sink) : 0;
+  const estimateNonEmpty = (value: unknown): number => (typeof value === 'string' && value.length > 0 ? sink.estimate(value) : 0);
+  const reasoning = delta ? reasoningTokens(delta, estimateNonEmpty) + contentTokens(delta.content, estimateNonEmpty).reasoning : 0;
   return { tokens: exact, reasoning: Math.min(reasoning, exact) };
-}
-
-function estimateNonEmpty(value: unknown, sink: ObservationSink): number {
-  return typeof value === 'string' && value.length > 0 ? sink.estimate(value) : 0;
 }
 
 /** Generated text of a chat delta or message: content, reasoning, refusal, tool-call names and arguments. */
 function countMessage(message: Record<string, unknown>, sink: ObservationSink): ChunkCount {
-  const reasoning = estimateText(message.reasoning_content, sink) + estimateText(message.reasoning, sink);
-  let tokens = reasoning + estimateText(message.content, sink) + estimateText(message.refusal, sink);
+  const estimate = (value: unknown): number => estimateText(value, sink);
+  const content = contentTokens(message.content, estimate);
+  const reasoning = reasoningTokens(message, estimate) + content.reasoning;
+  let tokens = reasoning + (content.tokens - content.reasoning) + estimateText(message.refusal, sink);
   if (Array.isArray(message.tool_calls)) {
     for (const call of message.tool_calls) {
       const fn = isRecord(call) ? asRecord(call.function) : undefined;
@@ -83,6 +82,37 @@ function countMessage(message: Record<string, unknown>, sink: ObservationSink): 
   }
   const legacyCall = asRecord(message.function_call);
   if (legacyCall) tokens += estimateText(legacyCall.name, sink) + estimateText(legacyCall.arguments, sink);
+  return { tokens, reasoning };
+}
+
+/**
+ * The reasoning text of a delta or message, `reasoning_content` or `reasoning`. vLLM sends the same text under both
+ * names (it copies `reasoning` into the deprecated `reasoning_content`): counted once.
+ */
+function reasoningTokens(message: Record<string, unknown>, estimate: (value: unknown) => number): number {
+  const { reasoning, reasoning_content: deprecated } = message;
+  if (typeof reasoning === 'string' && reasoning === deprecated) return estimate(reasoning);
+  return estimate(deprecated) + estimate(reasoning);
+}
+
+/**
+ * `content`: a string, or Mistral's list of parts, `{type:"text",text}` and reasoning as
+ * `{type:"thinking",thinking:[{type:"text",text}]}` (other parts, such as references, carry no generated text).
+ */
+function contentTokens(content: unknown, estimate: (value: unknown) => number): ChunkCount {
+  if (!Array.isArray(content)) return { tokens: estimate(content), reasoning: 0 };
+  let tokens = 0;
+  let reasoning = 0;
+  for (const part of content) {
+    if (!isRecord(part)) continue;
+    if (part.type === 'text') {
+      tokens += estimate(part.text);
+    } else if (part.type === 'thinking') {
+      const thought = Array.isArray(part.thinking) ? contentTokens(part.thinking, estimate).tokens : estimate(part.thinking);
+      tokens += thought;
+      reasoning += thought;
+    }
+  }
   return { tokens, reasoning };
 }
 
