@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { estimateTokens } from './counting/estimate';
+import { closeWatchFor } from './http/connection';
 import { hookResponse } from './http/hook';
 import { MetricsStore } from './metrics';
 import type { ExtraLabelProblem } from './metrics/extra-labels';
@@ -118,7 +119,7 @@ export function dynamoMetrics<Req extends IncomingMessage = HttpRequest>(options
         const url = (req as IncomingMessage & { originalUrl?: string }).originalUrl ?? req.url;
         if (endpoint !== undefined) {
           observed[store.responseMark] = true;
-          hookResponse(res, observe(req, endpoint, url, undefined), req.socket);
+          hookResponse(res, observe(req, endpoint, url, undefined), closeWatchFor(req));
         } else if (!config.endpointByOption && req.method === 'POST') {
           // Any route may send an AI SDK stream; only its response head tells. The response is claimed then, so
           // another middleware on this registry that names the request at arrival still counts it, once.
@@ -127,7 +128,7 @@ export function dynamoMetrics<Req extends IncomingMessage = HttpRequest>(options
             observed[store.responseMark] = true;
             return observe(req, label, url, arrivedAt);
           };
-          hookResponse(res, new UnmatchedResponse(claim, readerSettings.internalError), req.socket);
+          hookResponse(res, new UnmatchedResponse(claim, readerSettings.internalError), closeWatchFor(req));
         }
       }
     } catch (error) {

@@ -74,6 +74,45 @@ describe('ConnectionWatch', () => {
     expect(watch.cause).toBe('timed_out');
   });
 
+  it("says the server timed out when Node's requestTimeout closed it", async () => {
+    const { server, closed } = await connect();
+    const watch = ConnectionWatch.of(server);
+    server.destroy(Object.assign(new Error('Request timeout'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }));
+    await closed;
+    expect(watch.cause).toBe('timed_out');
+  });
+
+  it('forgets a timeout once a response on the connection has finished after it', async () => {
+    const { server, closed } = await connect();
+    const watch = ConnectionWatch.of(server);
+    server.setTimeout(10);
+    await new Promise((resolve) => server.once('timeout', resolve));
+    expect(watch.cause).toBe('timed_out');
+    watch.responseFinished();
+    server.destroy();
+    await closed;
+    expect(watch.cause).toBe('server_aborted');
+  });
+
+  it("does not take the client's answer to the server's own end for the client leaving", async () => {
+    const { server, client, closed } = await connect();
+    const watch = ConnectionWatch.of(server);
+    client.on('end', () => client.end());
+    server.end();
+    await closed;
+    expect(watch.cause).toBe('server_aborted');
+  });
+
+  it('says the client left when first watched after the client had already ended the connection', async () => {
+    const { server, client, closed } = await connect();
+    client.end();
+    await eventually(() => server.readableEnded);
+    const watch = ConnectionWatch.of(server);
+    server.destroy();
+    await closed;
+    expect(watch.cause).toBe('client_left');
+  });
+
   it('says the server aborted when it closed a connection nobody else gave up on', async () => {
     const { server, closed } = await connect();
     const watch = ConnectionWatch.of(server);

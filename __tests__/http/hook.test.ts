@@ -121,6 +121,18 @@ describe('hookResponse', () => {
     expect(heads).toEqual(['500 text/html', '500 text/html', '500 text/html', '500 text/html']);
   });
 
+  it("reads a status given as a numeric string, as Node's writeHead does", async () => {
+    const { calls, listener } = recorder();
+    const port = await serve((_req, res) => {
+      hookResponse(res, listener);
+      (res.writeHead as (status: unknown, headers: Record<string, string>) => void)('503', { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+    expect((await request(port, 'GET', '/')).status).toBe(503);
+    await eventually(() => calls.some((call) => call[0] === 'done'));
+    expect(calls[0]).toEqual(['head', 503, 'application/json']);
+  });
+
   it('forwards every argument, fires every callback, and returns what the original returns', async () => {
     const fired: string[] = [];
     const returned: boolean[] = [];

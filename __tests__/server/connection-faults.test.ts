@@ -4,6 +4,8 @@
  * server destroying the socket, its socket timeout). Only a client that left is `cancelled`; every request ends
  * once and every gauge comes back to 0.
  */
+import type { ServerOptions } from 'node:http';
+import { PassThrough, pipeline } from 'node:stream';
 import type { Request, Response, NextFunction } from 'express';
 import express from 'express';
 import type { Registry } from 'prom-client';
@@ -24,11 +26,11 @@ function stallingStream(_req: Request, res: Response): void {
   res.write(chatEvent('m', 'Hello'));
 }
 
-async function start(build: (app: express.Express) => void, options: Parameters<typeof metricsApp>[0] = { models: ['m'] }) {
+async function start(build: (app: express.Express) => void, options: Parameters<typeof metricsApp>[0] = { models: ['m'] }, server: ServerOptions = {}) {
   const { app, registry } = metricsApp(options);
   app.use(express.json());
   build(app);
-  const served = await listen(app);
+  const served = await listen(app, server);
   servers.push(served);
   return { registry, served };
 }
@@ -133,6 +135,61 @@ describe('server-side failures are not clients leaving', () => {
     );
     await oneRequest(served.port);
     await notCancelled(registry, 'internal');
+  });
+
+  it.each([
+    ['res.destroy(err) with a network error code', (res: Response) => res.destroy(Object.assign(new Error('upstream reset'), { code: 'ECONNRESET' }))],
+    ['stream.pipeline from an upstream that resets', (res: Response) => {
+      const upstream = new PassThrough();
+      pipeline(upstream, res, () => undefined);
+      upstream.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+    }],
+    ["the server's own res.socket.end()", (res: Response) => res.socket?.end()],
+  ])('%s is internal, not the client leaving', async (_name, breakOff) => {
+    const { registry, served } = await start((app) =>
+      app.post(CHAT, (req, res) => {
+        stallingStream(req, res);
+        setTimeout(() => breakOff(res), 20);
+      }),
+    );
+    await oneRequest(served.port);
+    await notCancelled(registry, 'internal');
+  });
+
+  it('a socket timeout that fired during an earlier response on the connection does not make the next one a timeout', async () => {
+    let handled = 0;
+    const { registry, served } = await start((app) =>
+      app.post(CHAT, (req, res) => {
+        handled++;
+        stallingStream(req, res);
+        if (handled === 1) {
+          res.setTimeout(30, () => undefined);
+          setTimeout(() => res.end(chatEvent('m', undefined, 'stop') + 'data: [DONE]\n\n'), 80);
+        } else {
+          setTimeout(() => res.destroy(), 20);
+        }
+      }),
+    );
+    const client = await rawClient(served.port);
+    client.socket.write(rawRequest(CHAT, BODY));
+    await until(client.received, '[DONE]');
+    client.socket.write(rawRequest(CHAT, BODY));
+    await client.closed;
+    await settled(registry);
+    expect(await ends(registry)).toMatchObject({ success: 1, internal: 1, response_timeout: 0, cancelled: 0 });
+  });
+
+  it("Node's requestTimeout on a request whose body never came is response_timeout", async () => {
+    // Node checks request timeouts every connectionsCheckingInterval (30 s by default).
+    const { registry, served } = await start((app) => app.post(CHAT, stallingStream), undefined, { requestTimeout: 200, connectionsCheckingInterval: 50 });
+    const client = await rawClient(served.port);
+    const head = rawRequest(CHAT, BODY);
+    client.socket.write(head.slice(0, head.length - 5));
+    await client.closed;
+    expect(client.received()).toContain('408');
+    await settled(registry);
+    expect(await ends(registry)).toMatchObject({ response_timeout: 1, cancelled: 0 });
+    expect(await total(registry, 'disconnected_clients')).toBe(0);
   });
 
   it('server.timeout on a stalled stream is response_timeout', async () => {

@@ -13,8 +13,8 @@ export interface RunningServer {
 }
 
 /** Listens on 127.0.0.1 on a free port; `close()` also ends open (keep-alive or hanging) connections. */
-export async function listen(handler: http.RequestListener): Promise<RunningServer> {
-  const server = http.createServer(handler);
+export async function listen(handler: http.RequestListener, options: http.ServerOptions = {}): Promise<RunningServer> {
+  const server = http.createServer(options, handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {

@@ -1,7 +1,27 @@
+import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 
 /** How a response that closed before finishing ended, judged by what its connection saw. */
 export type CloseCause = 'client_left' | 'timed_out' | 'server_aborted';
+
+/** What the response hook asks of the transport a response goes out on. */
+export interface CloseWatch {
+  /** Who closed it, for a response that closed before it was sent in full. */
+  readonly cause: CloseCause;
+  /** The response was broken off even if it reports `finish` (HTTP/2 reports it for a reset stream too). */
+  readonly brokenOff: boolean;
+  /** Calls `end` when the transport closes before the response could end by itself. */
+  track(end: () => void): void;
+  untrack(end: () => void): void;
+  /** The response was sent in full: a timeout before it did not end the transport. */
+  responseFinished(): void;
+}
+
+/** The watch for a request's response: its HTTP/1 connection's, or its own HTTP/2 stream's. */
+export function closeWatchFor(req: IncomingMessage): CloseWatch | undefined {
+  if (req.httpVersionMajor >= 2) return new StreamWatch(req);
+  return req.socket === null || req.socket === undefined ? undefined : ConnectionWatch.of(req.socket);
+}
 
 /** Errors a socket gets from the network or the peer: the client went away (or sent what no server can parse). */
 const CLIENT_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN']);
@@ -22,12 +42,13 @@ type Watched = Socket & { [WATCH]?: ConnectionWatch };
  * It also ends the responses a closed connection never reaches: Node emits neither `finish` nor `close` on a
  * pipelined response still queued behind another when the socket dies.
  */
-export class ConnectionWatch {
+export class ConnectionWatch implements CloseWatch {
   private clientGone = false;
   private timedOut = false;
   private closed = false;
   /** Responses on this connection that have not ended: each ends (once) when the connection closes. */
   private readonly open = new Set<() => void>();
+  readonly brokenOff = false;
 
   /** The watch of a socket, created (and its listeners added, once per connection) on first use. */
   static of(socket: Socket): ConnectionWatch {
@@ -37,12 +58,17 @@ export class ConnectionWatch {
 
   private constructor(socket: Socket) {
     this.closed = socket.destroyed;
+    // Mounted late (behind an async middleware), the watch may come after the client has already gone (and Node
+    // has ended its side in answer).
+    if (socket.readableEnded) this.clientGone = true;
+    if (socket.errored !== null && socket.errored !== undefined) this.sawError(socket.errored as NodeJS.ErrnoException);
     socket.once('end', () => {
-      this.clientGone = true;
+      // The peer's end of stream after the server's own had gone out is the answer to it, not the client leaving.
+      // (Node's server ends its side in answer to a client's, in a listener before this one: that end has not
+      // gone out yet.)
+      if (!socket.writableFinished) this.clientGone = true;
     });
-    socket.on('error', (error: NodeJS.ErrnoException) => {
-      if (typeof error.code === 'string' && (CLIENT_ERRORS.has(error.code) || error.code.startsWith('HPE_'))) this.clientGone = true;
-    });
+    socket.on('error', (error: NodeJS.ErrnoException) => this.sawError(error));
     socket.on('timeout', () => {
       this.timedOut = true;
     });
@@ -57,6 +83,18 @@ export class ConnectionWatch {
     return this.clientGone ? 'client_left' : this.timedOut ? 'timed_out' : 'server_aborted';
   }
 
+  responseFinished(): void {
+    this.timedOut = false;
+  }
+
+  private sawError(error: NodeJS.ErrnoException): void {
+    const code = error.code;
+    if (typeof code !== 'string') return;
+    // Node's requestTimeout: the request did not arrive in time, and the server closed the connection.
+    if (code === 'ERR_HTTP_REQUEST_TIMEOUT') this.timedOut = true;
+    else if (CLIENT_ERRORS.has(code) || code.startsWith('HPE_')) this.clientGone = true;
+  }
+
   /** Calls `end` when the connection closes (at once, on the next tick, if it already has). */
   track(end: () => void): void {
     if (this.closed) process.nextTick(end);
@@ -66,4 +104,32 @@ export class ConnectionWatch {
   untrack(end: () => void): void {
     this.open.delete(end);
   }
+}
+
+/**
+ * An HTTP/2 response's own stream: many requests share one connection, so the connection says nothing about one
+ * of them. A stream reset before the response was sent in full is the client leaving (`aborted`), unless the server
+ * broke it off first (the hook sees `res.destroy()`).
+ */
+class StreamWatch implements CloseWatch {
+  private reset = false;
+
+  constructor(req: IncomingMessage) {
+    req.once('aborted', () => {
+      this.reset = true;
+    });
+  }
+
+  get brokenOff(): boolean {
+    return this.reset;
+  }
+
+  get cause(): CloseCause {
+    return this.reset ? 'client_left' : 'server_aborted';
+  }
+
+  // A stream always reports its own end: nothing is left queued on a closed connection.
+  track(): void {}
+  untrack(): void {}
+  responseFinished(): void {}
 }

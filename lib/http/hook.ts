@@ -1,7 +1,7 @@
 import { validateHeaderName, validateHeaderValue } from 'node:http';
 import type { OutgoingHttpHeader, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import { ConnectionWatch } from './connection';
+import type { CloseWatch } from './connection';
 
 /**
  * How a response ended, as the response hook saw it: sent in full; the client left; the server broke it off (the
@@ -54,8 +54,8 @@ function headerFromArgs(args: readonly unknown[], name: string): string | undefi
  * sent: the app's error handler then answers instead, and that answer is the head to report.
  */
 function refusedHead(args: readonly unknown[]): boolean {
-  const status = args[0];
-  if (typeof status === 'number' && !(status >= 100 && status <= 999)) return true;
+  const status = statusFrom(args[0]);
+  if (status === undefined || !(status >= 100 && status <= 999)) return true;
   // A status message is held to the characters a header value may hold.
   if (typeof args[1] === 'string' && /[^\t\x20-\x7e\x80-\xff]/.test(args[1])) return true;
   const headers = args[args.length - 1];
@@ -76,6 +76,12 @@ function refusedHead(args: readonly unknown[]): boolean {
   }
 }
 
+/** The status `writeHead` makes of its first argument (`| 0`: `'503'` is 503), or undefined where that throws. */
+function statusFrom(value: unknown): number | undefined {
+  if (typeof value === 'bigint' || typeof value === 'symbol') return undefined;
+  return Number(value) | 0;
+}
+
 function validateHeader(name: unknown, value: unknown): void {
   validateHeaderName(String(name));
   // Undefined values are skipped by writeHead; arrays are validated element by element.
@@ -94,18 +100,24 @@ function headerValue(value: OutgoingHttpHeader | undefined): string | undefined 
  * backpressure), and callbacks are passed through untouched.
  *
  * The end is reported once: `finish`, or `close` before it, or the close of the connection for a pipelined
- * response that never got its turn. What closed early is classified by the connection (see `ConnectionWatch`):
- * only a client that left is `client_left`.
+ * response that never got its turn. What closed early is classified by its transport (see `ConnectionWatch`): only
+ * a client that left is `client_left`, and not when the server had broken the response off first (`res.destroy()`,
+ * also with a network error's code, as `stream.pipeline` does with an upstream's).
  */
-export function hookResponse(res: ServerResponse, listener: ResponseListener, socket: Socket | null = res.socket): void {
+export function hookResponse(
+  res: ServerResponse,
+  listener: ResponseListener,
+  watch: CloseWatch | undefined = res.socket === null ? undefined : ConnectionWatch.of(res.socket),
+): void {
   const originalWriteHead = res.writeHead;
   const originalWrite = res.write;
   const originalEnd = res.end;
   const originalDestroy = res.destroy;
-  const connection = socket === null ? undefined : ConnectionWatch.of(socket);
   let headSeen = false;
   /** `end()` or `destroy()` was called: what is written after never reaches the client. */
   let bodyEnded = false;
+  /** `destroy()` was called while the client was still there. */
+  let destroyedByServer = false;
   let done = false;
 
   const guard = (action: () => void): void => {
@@ -118,7 +130,7 @@ export function hookResponse(res: ServerResponse, listener: ResponseListener, so
 
   const reportHead = (writeHeadArgs: readonly unknown[] | undefined): void => {
     headSeen = true;
-    const statusCode = writeHeadArgs !== undefined && typeof writeHeadArgs[0] === 'number' ? writeHeadArgs[0] : res.statusCode;
+    const statusCode = statusFrom(writeHeadArgs === undefined ? res.statusCode : writeHeadArgs[0]) ?? res.statusCode;
     listener.onHead(statusCode, (name) =>
       (writeHeadArgs !== undefined && writeHeadArgs.length > 1 ? headerFromArgs(writeHeadArgs, name) : undefined) ??
       headerValue(res.getHeader(name)),
@@ -160,6 +172,7 @@ export function hookResponse(res: ServerResponse, listener: ResponseListener, so
 
   res.destroy = function destroy(this: ServerResponse, error?: Error) {
     bodyEnded = true;
+    if (!done && watch?.cause !== 'client_left') destroyedByServer = true;
     return originalDestroy.call(this, error);
   } as ServerResponse['destroy'];
 
@@ -168,17 +181,25 @@ export function hookResponse(res: ServerResponse, listener: ResponseListener, so
     done = true;
     res.removeListener('finish', onFinish);
     res.removeListener('close', onClose);
-    connection?.untrack(onConnectionClose);
+    watch?.untrack(onConnectionClose);
     guard(() => listener.onDone(outcome, res.statusCode));
   };
-  const onFinish = (): void => finish('finished');
-  const onClose = (): void => finish(connection?.cause ?? 'server_aborted');
+  const closedEarly = (): ResponseOutcome => {
+    const cause = watch?.cause ?? 'server_aborted';
+    return cause === 'client_left' && destroyedByServer ? 'server_aborted' : cause;
+  };
+  const onFinish = (): void => {
+    if (watch?.brokenOff === true) return finish(closedEarly());
+    watch?.responseFinished();
+    finish('finished');
+  };
+  const onClose = (): void => finish(closedEarly());
   // A response that never reached the socket was not sent: the client did not leave it, its connection died first.
   const onConnectionClose = (): void => {
-    const cause = (connection as ConnectionWatch).cause;
+    const cause = closedEarly();
     finish(res.socket === null && cause !== 'client_left' ? 'never_sent' : cause);
   };
   res.on('finish', onFinish);
   res.on('close', onClose);
-  connection?.track(onConnectionClose);
+  watch?.track(onConnectionClose);
 }

@@ -59,14 +59,16 @@ export class ResponseReader implements ResponseListener, SseHandler, DecodedBody
     const contentType = (header('content-type') ?? '').toLowerCase();
     const format = responseFormat(this.request, statusCode, contentType, header);
     this.reader = format.reader;
-    this.mode = format.body;
-    if (format.body === 'events') {
+    // Node sends no body for these, whatever the app writes: none is read, and no end marker is awaited.
+    const bodiless = this.req.method === 'HEAD' || statusCode === 204 || statusCode === 304;
+    this.mode = bodiless ? 'ignore' : format.body;
+    if (this.mode === 'events') {
       this.shape = new ChunkShape(format.reader, this.state);
       this.sse = new SseParser(this, this.settings.maxEventBytes, this.shape);
-    } else if (format.body === 'lines') {
+    } else if (this.mode === 'lines') {
       this.shape = new ChunkShape(format.reader, this.state);
       this.lines = new LineSplitter(this, this.settings.maxEventBytes);
-    } else if (format.body === 'json') {
+    } else if (this.mode === 'json') {
       this.declaredJson = contentType !== '';
       this.json = new JsonBodyReader(this.settings.maxBodyBytes);
     }
@@ -79,7 +81,7 @@ export class ResponseReader implements ResponseListener, SseHandler, DecodedBody
       if (this.decompressor === undefined) this.unreadable(`Content-Encoding: ${encoding}`, encoding);
     }
     if (format.endpoint !== this.request.endpoint) this.state.recognisedAs(format.endpoint);
-    this.state.responseStarted(format.streaming, this.settings.hints(this.req, format.endpoint), statusCode);
+    this.state.responseStarted(format.streaming && !bodiless, this.settings.hints(this.req, format.endpoint), statusCode);
   }
 
   onBody(chunk: unknown, encoding: unknown): void {

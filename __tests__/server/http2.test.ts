@@ -1,0 +1,99 @@
+/**
+ * HTTP/2 (`node:http2`'s compatibility API, as Fastify with `http2: true` runs it): many requests share one
+ * connection, so each response is judged by its own stream. Every request on a connection is counted, a stream the
+ * client resets is `cancelled`, and one the server breaks off is `internal`.
+ */
+import http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { Registry } from 'prom-client';
+import { dynamoMetrics } from '../../lib/index';
+import { everyGaugeSeriesZero, settled, total } from '../support/registry-values';
+import { chatEvent } from '../support/streams';
+
+const DONE = 'data: [DONE]\n\n';
+
+interface Served {
+  registry: Registry;
+  session: http2.ClientHttp2Session;
+  close(): Promise<void>;
+}
+
+let served: Served | undefined;
+afterEach(async () => {
+  await served?.close();
+  served = undefined;
+});
+
+/** A plain HTTP/2 server: the middleware, then a handler that streams two tokens, or breaks off when asked. */
+async function serve(): Promise<Served> {
+  const registry = new Registry();
+  const observe = dynamoMetrics({ registry, models: ['m'] }) as unknown as (req: unknown, res: unknown, next: () => void) => void;
+  const server = http2.createServer((req, res) => {
+    observe(req, res, () => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(chatEvent('m', 'Hello'));
+      const breakOff = req.url.includes('break');
+      setTimeout(() => {
+        if (breakOff) res.destroy();
+        else if (!res.writableEnded && !res.stream.destroyed) res.end(chatEvent('m', ' world') + chatEvent('m', undefined, 'stop') + DONE);
+      }, 30);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const session = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  session.on('error', () => undefined);
+  return {
+    registry,
+    session,
+    close: () =>
+      new Promise<void>((resolve) => {
+        session.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** One POST on the shared session; resolves with the body once the stream closes (`cancel`: reset it after the first data). */
+function post(session: http2.ClientHttp2Session, path: string, cancel = false): Promise<string> {
+  return new Promise((resolve) => {
+    const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/json' });
+    let body = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (text: string) => {
+      body += text;
+      if (cancel) stream.close(http2.constants.NGHTTP2_CANCEL);
+    });
+    stream.on('error', () => undefined);
+    stream.on('close', () => resolve(body));
+    stream.end(JSON.stringify({ model: 'm', stream: true, messages: [] }));
+  });
+}
+
+describe('HTTP/2', () => {
+  it('counts every request on one connection, one after another and side by side', async () => {
+    served = await serve();
+    for (let i = 0; i < 3; i++) expect(await post(served.session, '/v1/chat/completions')).toContain('[DONE]');
+    await Promise.all([0, 1, 2].map(() => post(served!.session, '/v1/chat/completions')));
+    await settled(served.registry);
+    expect(await total(served.registry, 'requests_total', { model: 'm', status: 'success' })).toBe(6);
+    expect(await total(served.registry, 'output_tokens_total', { model: 'm' })).toBe(6 * 2);
+    expect(await total(served.registry, 'disconnected_clients')).toBe(0);
+    expect(await everyGaugeSeriesZero(served.registry)).toBe(true);
+  });
+
+  it('a stream the client resets is cancelled; one the server breaks off is internal; the others on the connection are unharmed', async () => {
+    served = await serve();
+    const bodies = await Promise.all([
+      post(served.session, '/v1/chat/completions', true),
+      post(served.session, '/v1/chat/completions?break'),
+      post(served.session, '/v1/chat/completions'),
+    ]);
+    expect(bodies[2]).toContain('[DONE]');
+    await settled(served.registry);
+    expect(await total(served.registry, 'requests_total', { error_type: 'cancelled' })).toBe(1);
+    expect(await total(served.registry, 'requests_total', { error_type: 'internal' })).toBe(1);
+    expect(await total(served.registry, 'requests_total', { status: 'success' })).toBe(1);
+    expect(await total(served.registry, 'disconnected_clients')).toBe(1);
+    expect(await everyGaugeSeriesZero(served.registry)).toBe(true);
+  });
+});
