@@ -41,6 +41,12 @@ describe('resolveOptions', () => {
     expect(resolveOptions({ prefix: 'from_option' }).prefix).toBe('from_option');
   });
 
+  it('raises the default cap to hold a longer allow-list', () => {
+    const names = Array.from({ length: 150 }, (_, i) => `model-${i}`);
+    expect(resolveOptions({ models: names }).maxModels).toBe(150);
+    expect(resolveOptions({ models: ['a'] }).maxModels).toBe(100);
+  });
+
   it('keeps the given registry, models and bounds', () => {
     const registry = new Registry();
     const resolved = resolveOptions({
@@ -96,6 +102,10 @@ describe('resolveOptions', () => {
     ['an empty prefix', { prefix: '' }, /prefix/],
     ['models that are not strings', { models: ['a', 3] }, /"models"/],
     ['models that is not an array', { models: 'a' }, /"models"/],
+    ['an array', [], /options must be an object/],
+    ['models with a name too long to be a label', { models: ['a', 'x'.repeat(257)] }, /"models" lists "x{40}…", which is no usable label/],
+    ['models with a lone surrogate', { models: ['\ud800'] }, /"models" lists .*no usable label/],
+    ['models longer than maxModels', { models: ['a', 'b', 'c'], maxModels: 2 }, /"models" lists 3 names, more than maxModels \(2\)/],
     ['maxModels 0', { maxModels: 0 }, /"maxModels"/],
     ['maxModels 1.5', { maxModels: 1.5 }, /"maxModels"/],
     ['maxEventBytes negative', { maxEventBytes: -1 }, /"maxEventBytes"/],

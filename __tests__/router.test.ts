@@ -176,6 +176,8 @@ describe('metricsRouter options', () => {
 
   it('throws a TypeError for a path without a leading slash or a registry that is not one', () => {
     expect(() => metricsRouter({ path: 'metrics' })).toThrow(TypeError);
+    expect(() => metricsRouter({ path: '/metrics?x=1' })).toThrow(/without a query string or fragment/);
+    expect(() => metricsRouter({ path: '/metrics#x' })).toThrow(/without a query string or fragment/);
     expect(() => metricsRouter({ registry: {} as Registry })).toThrow(TypeError);
   });
 });

@@ -84,8 +84,9 @@ export interface DynamoMetricsOptions<Req extends IncomingMessage = HttpRequest>
    */
   models?: readonly string[] | undefined;
   /**
-   * Cap on distinct model label values; names seen after the cap is reached are counted as `unknown_model`.
-   * @defaultValue 100
+   * Cap on distinct model label values; names seen after the cap is reached are counted as `unknown_model`. Must
+   * hold every name of `models`.
+   * @defaultValue 100, or the number of names in `models` when that is larger
    */
   maxModels?: number | undefined;
   /**

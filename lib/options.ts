@@ -4,7 +4,7 @@ import type { Registry } from 'prom-client';
 import { resolveBuckets } from './metrics/buckets';
 import type { HistogramBounds } from './metrics/buckets';
 import { ExtraLabels } from './metrics/extra-labels';
-import { endpointFromPath } from './labels';
+import { endpointFromPath, MAX_MODEL_NAME_LENGTH, normalizeModelName } from './labels';
 import { configError, shown } from './errors';
 import type { GenAiMeter } from './metrics/otel';
 import type { DynamoMetricsError, DynamoMetricsOptions } from './option-types';
@@ -99,7 +99,7 @@ export function resolveOptions<Req extends IncomingMessage>(options: DynamoMetri
   if (typeof options === 'function' || looksLikeRequest(options)) {
     configError('`app.use(dynamoMetrics)` should be `app.use(dynamoMetrics())`');
   }
-  if (options !== undefined && (options === null || typeof options !== 'object')) {
+  if (options !== undefined && (options === null || typeof options !== 'object' || Array.isArray(options))) {
     configError('options must be an object');
   }
   const opts: DynamoMetricsOptions<Req> = options ?? {};
@@ -122,7 +122,17 @@ export function resolveOptions<Req extends IncomingMessage>(options: DynamoMetri
     if (!Array.isArray(opts.models) || opts.models.length === 0 || !opts.models.every((m) => typeof m === 'string' && m.length > 0)) {
       configError('option "models" must be a non-empty array of model names (omit it to allow every name up to maxModels)');
     }
+    // A name that would not print as itself (too long, a lone surrogate) can never be a label: it would never match.
+    const unusable = opts.models.find((name) => normalizeModelName(name) !== name);
+    if (unusable !== undefined) {
+      configError(`option "models" lists ${shown(unusable.length > 40 ? `${unusable.slice(0, 40)}…` : unusable)}, which is no usable label: a model name is well-formed Unicode of at most ${MAX_MODEL_NAME_LENGTH} characters`);
+    }
     models = new Set(opts.models);
+  }
+  // With an allow-list, the cap defaults to its size when that is larger; set both, and the list must fit the cap.
+  const maxModels = positiveInteger('maxModels', opts.maxModels, Math.max(DEFAULTS.maxModels, models?.size ?? 0));
+  if (models !== undefined && models.size > maxModels) {
+    configError(`option "models" lists ${models.size} names, more than maxModels (${maxModels}): the rest could never have a label; raise maxModels or leave it out`);
   }
 
   for (const name of ['endpoint', 'model', 'countTokens', 'onError'] as const) {
@@ -156,7 +166,7 @@ export function resolveOptions<Req extends IncomingMessage>(options: DynamoMetri
     registry: registry as Registry,
     prefix,
     models,
-    maxModels: positiveInteger('maxModels', opts.maxModels, DEFAULTS.maxModels),
+    maxModels,
     buckets: resolveBuckets(opts.buckets),
     extraLabels: new ExtraLabels(opts.extraLabels),
     endpoint,

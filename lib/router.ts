@@ -73,6 +73,8 @@ export function metricsRouter(options?: MetricsRouterOptions): MetricsHandler {
   }
   const path = options?.path ?? (process.env.DYN_HTTP_SVC_METRICS_PATH || '/metrics');
   if (typeof path !== 'string' || !path.startsWith('/')) configError(`metricsRouter path must start with "/" (got ${shown(path)})`);
+  // A request's path is matched without its query string or fragment, so a path holding either would never match.
+  if (/[?#]/.test(path)) configError(`metricsRouter path is matched without a query string or fragment: drop them (got ${shown(path)})`);
   if (options?.cluster !== undefined && typeof options.cluster !== 'boolean') configError(`metricsRouter option "cluster" must be true or false (got ${shown(options.cluster)})`);
   if (options?.auth !== undefined && (options.auth === null || typeof options.auth !== 'object')) {
     configError('auth needs { bearerToken } or { username, password }');
