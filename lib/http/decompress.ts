@@ -16,6 +16,14 @@ type Kind = 'gzip' | 'deflate' | 'br';
 const KINDS: Readonly<Record<string, Kind>> = { gzip: 'gzip', 'x-gzip': 'gzip', deflate: 'deflate', br: 'br' };
 
 /**
+ * A decoded copy is given up once it passes both: a compression bomb (a body that decodes to a thousand times its
+ * size) would otherwise keep the request in flight, and the main thread reading it, long after the response ended.
+ * LLM streams compress about tenfold.
+ */
+const BOMB_RATIO = 100;
+const BOMB_FLOOR_BYTES = 32 * 1024 * 1024;
+
+/**
  * A decoded copy of a compressed response body, read alongside the bytes the client receives (which are never
  * touched). Node's streaming decompressors work off the main thread, so the copy arrives a moment after each write,
  * and the body ends (and the request with it) once the copy has been read.
@@ -28,6 +36,8 @@ export class BodyDecompressor {
   private inputEnded = false;
   private finished = false;
   private afterFinish: (() => void) | undefined;
+  private encodedBytes = 0;
+  private decodedBytes = 0;
 
   /** A decompressor for a Content-Encoding, or `undefined` for one we do not decode. */
   static for(encoding: string, sink: DecodedBodySink): BodyDecompressor | undefined {
@@ -48,6 +58,7 @@ export class BodyDecompressor {
     else if (chunk instanceof Uint8Array) bytes = Buffer.from(chunk);
     else return;
     if (bytes.length === 0) return;
+    this.encodedBytes += bytes.length;
     (this.stream ??= this.create(bytes[0] as number)).write(bytes);
   }
 
@@ -82,7 +93,14 @@ export class BodyDecompressor {
     // "deflate" is meant to be zlib-wrapped (a header whose low nibble says deflate), but raw deflate is common.
     else stream = (firstByte & 0x0f) === 8 ? zlib.createInflate() : zlib.createInflateRaw();
     stream.on('data', (decoded: Buffer) => {
-      if (!this.finished) this.guard(() => this.sink.readDecoded(decoded));
+      if (this.finished) return;
+      this.decodedBytes += decoded.length;
+      if (this.decodedBytes > BOMB_FLOOR_BYTES && this.decodedBytes > BOMB_RATIO * this.encodedBytes) {
+        this.guard(() => this.sink.unreadable(`Content-Encoding: ${this.kind}: decodes to more than ${BOMB_RATIO} times its size`));
+        this.finish();
+        return;
+      }
+      this.guard(() => this.sink.readDecoded(decoded));
     });
     stream.once('end', () => this.finish());
     stream.once('error', (error: Error) => {
