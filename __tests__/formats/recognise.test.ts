@@ -3,6 +3,7 @@ import type { RequestFormat } from '../../lib/formats/recognise';
 import { aiSdkUiReader } from '../../lib/formats/ai-sdk';
 import { aiSdkDataReader } from '../../lib/formats/ai-sdk-data';
 import { anthropicReader } from '../../lib/formats/anthropic';
+import { FormatByContent } from '../../lib/formats/by-content';
 import { geminiReader } from '../../lib/formats/gemini';
 import { ollamaReader } from '../../lib/formats/ollama';
 import { openAiReader } from '../../lib/formats/openai';
@@ -41,7 +42,7 @@ describe('responseFormat', () => {
     expect(format({ endpoint: 'my_label', byOption: true }, 'text/plain', AI_SDK_DATA)).toMatchObject({ endpoint: 'my_label', reader: aiSdkDataReader, body: 'lines' });
     // The header on SSE or NDJSON, or on a response without a body, is not the data stream.
     expect(format({ endpoint: 'chat_completions' }, 'text/event-stream', AI_SDK_DATA).reader).toBe(openAiReader);
-    expect(format({ endpoint: 'ollama_chat' }, 'application/x-ndjson', AI_SDK_DATA).reader).toBe(ollamaReader);
+    expect(format({ endpoint: 'ollama_chat' }, 'application/x-ndjson', AI_SDK_DATA).reader).toBeInstanceOf(FormatByContent);
     expect(format({ endpoint: 'chat_completions' }, 'text/plain', AI_SDK_DATA, 204)).toMatchObject({ endpoint: 'chat_completions', body: 'ignore' });
     // Nor is an error page or a redirect an error handler sent after the route had set the header.
     expect(format({ endpoint: 'chat_completions' }, 'text/html; charset=utf-8', AI_SDK_DATA, 500)).toMatchObject({ endpoint: 'chat_completions', body: 'ignore' });
@@ -61,9 +62,15 @@ describe('responseFormat', () => {
     expect(label('text/plain', {})).toBeUndefined();
   });
 
-  it('NDJSON is read line by line with the Ollama reader, whatever the label', () => {
-    expect(format({ endpoint: 'ollama_generate' }, 'application/x-ndjson')).toEqual({ endpoint: 'ollama_generate', reader: ollamaReader, body: 'lines', streaming: true });
-    expect(format({ endpoint: 'local', byOption: true }, 'application/x-ndjson; charset=utf-8')).toMatchObject({ reader: ollamaReader, body: 'lines' });
+  it('NDJSON is read line by line, in the format its lines show, whatever the label', () => {
+    expect(format({ endpoint: 'ollama_generate' }, 'application/x-ndjson')).toEqual({ endpoint: 'ollama_generate', reader: expect.any(FormatByContent), body: 'lines', streaming: true });
+    expect(format({ endpoint: 'local', byOption: true }, 'application/x-ndjson; charset=utf-8')).toMatchObject({ reader: expect.any(FormatByContent), body: 'lines' });
+    expect(format({ endpoint: 'chat_completions' }, 'application/x-ndjson')).toMatchObject({ endpoint: 'chat_completions', reader: expect.any(FormatByContent), body: 'lines' });
+  });
+
+  it("SSE on Ollama's routes is read in the format its events show (Ollama never sends SSE)", () => {
+    expect(format({ endpoint: 'ollama_chat' }, 'text/event-stream')).toMatchObject({ endpoint: 'ollama_chat', reader: expect.any(FormatByContent), body: 'events' });
+    expect(format({ endpoint: 'ollama_generate' }, 'application/json').reader).toBe(ollamaReader);
   });
 
   it('a label of the endpoint option that names none of ours is read by the path format, else as OpenAI', () => {

@@ -1,7 +1,9 @@
 import { endpointFromPath } from '../labels';
 import { aiSdkUiReader } from './ai-sdk';
 import { aiSdkDataReader } from './ai-sdk-data';
+import { FormatByContent } from './by-content';
 import { ollamaReader } from './ollama';
+import { openAiReader } from './openai';
 import { knownReader, readerFor } from '.';
 import type { WireFormatReader } from './types';
 
@@ -52,9 +54,9 @@ export interface ResponseFormat {
 
 /**
  * Recognises a response by what it is, once its head is known. The head is stronger evidence than the path: an AI
- * SDK stream on `/api/chat` is an AI SDK stream, not Ollama's API, and NDJSON is Ollama's framing whatever the
- * route. The endpoint label follows the evidence only when the path chose it; a label from the `endpoint` option
- * stands.
+ * SDK stream on `/api/chat` is an AI SDK stream, not Ollama's API. Where the framing leaves the format open (NDJSON,
+ * SSE on Ollama's routes), the events tell it. The endpoint label follows the head only when the path chose it; a
+ * label from the `endpoint` option stands.
  */
 export function responseFormat(request: RequestFormat, statusCode: number, contentType: string, header: (name: string) => string | undefined): ResponseFormat {
   const isEventStream = contentType.startsWith('text/event-stream');
@@ -69,10 +71,12 @@ export function responseFormat(request: RequestFormat, statusCode: number, conte
   if (aiSdk === 'ai_sdk_ui') {
     if (!request.byOption) endpoint = aiSdk;
     reader = aiSdkUiReader;
-  } else if (isNdjson) {
-    reader = ollamaReader;
   } else {
     reader = knownReader(endpoint) ?? readerFor(request.byOption ? (endpointFromPath(request.url) ?? endpoint) : endpoint);
+    // NDJSON is Ollama's framing, and the OpenAI and Anthropic SDKs' `toReadableStream()`; SSE on Ollama's routes
+    // is never Ollama's: the events tell which format they are in.
+    if (isNdjson) reader = new FormatByContent(knownReader(endpoint) ?? ollamaReader);
+    else if (isEventStream && reader === ollamaReader) reader = new FormatByContent(openAiReader);
   }
   const ok = statusCode >= 200 && statusCode < 300;
   // The AI SDK's text protocol (`pipeTextStreamToResponse`) is bare text/plain: read as such only where an LLM

@@ -1,0 +1,75 @@
+import { anthropicReader } from './anthropic';
+import { geminiReader } from './gemini';
+import { isRecord } from './json';
+import { ollamaReader } from './ollama';
+import { openAiReader } from './openai';
+import { responsesReader } from './responses';
+import type { ObservationSink, WireFormatReader } from './types';
+
+/** Anthropic's event types (its `error` event is told apart by its fallback: other formats send errors too). */
+const ANTHROPIC_EVENTS: ReadonlySet<string> = new Set([
+  'message_start',
+  'content_block_start',
+  'content_block_delta',
+  'content_block_stop',
+  'message_delta',
+  'message_stop',
+  'ping',
+]);
+
+/**
+ * The format one event or line shows by its own fields, or undefined when it shows none (an error object, `[DONE]`,
+ * something else): OpenAI chunks carry `choices`, Responses events a `response.*` type, Anthropic's their event
+ * types, Gemini's chunks `candidates` or `usageMetadata`, Ollama's lines `done`.
+ */
+function formatOf(value: unknown, eventType: string | undefined): WireFormatReader | undefined {
+  if (!isRecord(value)) return undefined;
+  if (Array.isArray(value.choices) || value.object === 'chat.completion.chunk' || value.object === 'text_completion') return openAiReader;
+  const type = typeof value.type === 'string' ? value.type : eventType;
+  if (type !== undefined && type.startsWith('response.')) return responsesReader;
+  if (type !== undefined && ANTHROPIC_EVENTS.has(type)) return anthropicReader;
+  if (Array.isArray(value.candidates) || isRecord(value.usageMetadata)) return geminiReader;
+  if (typeof value.done === 'boolean') return ollamaReader;
+  return undefined;
+}
+
+/**
+ * A response whose framing does not say which format its events are in, read by the format its events show: SSE
+ * on Ollama's routes (Ollama never sends SSE; an app's `/api/chat` relays OpenAI, Anthropic or Gemini events) and
+ * NDJSON on any route (Ollama's framing, and the one the OpenAI and Anthropic SDKs' `toReadableStream()` re-emit
+ * chunks in). The first event that shows a format decides it for the rest of the response; until then, events go
+ * to the fallback. One per response: the readers it hands events to stay stateless.
+ */
+export class FormatByContent implements WireFormatReader {
+  private chosen: WireFormatReader | undefined;
+
+  constructor(private readonly fallback: WireFormatReader) {}
+
+  /** The chosen format's: until one is chosen, no event is taken for a shape. */
+  get shapedEvents(): true | undefined {
+    return this.chosen?.shapedEvents;
+  }
+
+  readEvent(data: string, eventType: string | undefined, sink: ObservationSink): void {
+    (this.chosen ?? this.choose(data, eventType)).readEvent(data, eventType, sink);
+  }
+
+  readOversizedEvent(eventType: string | undefined, sink: ObservationSink): void {
+    (this.chosen ?? this.fallback).readOversizedEvent?.(eventType, sink);
+  }
+
+  readBody(body: unknown, sink: ObservationSink): void {
+    (formatOf(body, undefined) ?? this.fallback).readBody(body, sink);
+  }
+
+  private choose(data: string, eventType: string | undefined): WireFormatReader {
+    let value: unknown;
+    try {
+      value = JSON.parse(data);
+    } catch {
+      return this.fallback;
+    }
+    this.chosen = formatOf(value, eventType);
+    return this.chosen ?? this.fallback;
+  }
+}
