@@ -54,7 +54,7 @@ export interface WireFormatReader {
    * Its token events can repeat byte for byte but for their text (no per-event counter, timestamp or usage), so
    * the chunk shape may learn them (see chunk-shape.ts).
    */
-  readonly shapedEvents?: true;
+  readonly shapedEvents?: true | undefined;
   /**
    * An event too large to read, known only by its `event:` type: a terminal event still ends the stream as
    * completed (its usage is lost, so the live count stands) rather than making the request look cut.
