@@ -108,6 +108,9 @@ export function dynamoMetrics<Req extends IncomingMessage = HttpRequest>(options
   const observe = (req: IncomingMessage, endpoint: string, url: string | undefined, arrivedAt: number | undefined): ResponseReader => {
     const extraLabels = store.extraLabels.valuesFor(req, extraLabelProblem);
     const state = new RequestState({ store, endpoint, estimate, malformed, extraLabels, recorder, arrivedAt }, hints(req, endpoint));
+    // Mounted before the body parser, the middleware learns the model once the parsed body is there (a turn after
+    // the body's end): the request then waits for its first token under its model, not under unknown_model.
+    if (!req.readableEnded) req.once('end', () => setImmediate(() => state.requestBodyRead(hints(req, endpoint))));
     return new ResponseReader(state, { endpoint, byOption: config.endpointByOption, url }, readerSettings, req);
   };
 

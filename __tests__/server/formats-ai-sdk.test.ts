@@ -63,8 +63,9 @@ function uiRoute(parts: StreamPart[] = modelParts(), options: UIMessageStreamOpt
   };
 }
 
+/** The model named when the message starts, the usage when it finishes. */
 const FINISH_USAGE: UIMessageStreamOptions<UIMessage> = {
-  messageMetadata: ({ part }) => (part.type === 'finish' ? { model: 'gpt-4o-mini', totalUsage: part.totalUsage } : undefined),
+  messageMetadata: ({ part }) => (part.type === 'start' ? { model: 'gpt-4o-mini' } : part.type === 'finish' ? { totalUsage: part.totalUsage } : undefined),
 };
 
 describe('the AI SDK UI message stream (real ai package) on a real server', () => {
@@ -95,6 +96,21 @@ describe('the AI SDK UI message stream (real ai package) on a real server', () =
     expect(await app.get('requests_total', { model: 'unknown_model', endpoint: 'ai_sdk_ui', status: 'success' })).toBe(1);
     expect(await app.get('output_tokens_total', { model: 'unknown_model' })).toBe(TEXT_TOKENS + REASONING_TOKENS);
     expect(await app.get('inflight_requests', { model: 'unknown_model' })).toBe(0);
+  });
+
+  it('a model named only in the finish metadata comes too late: the tokens were counted live, under unknown_model', async () => {
+    const gate = signal();
+    const lateModel: UIMessageStreamOptions<UIMessage> = {
+      messageMetadata: ({ part }) => (part.type === 'finish' ? { model: 'gpt-4o-mini', totalUsage: part.totalUsage } : undefined),
+    };
+    const app = await serve({ '/api/chat': uiRoute(modelParts(), lateModel, { at: 8, wait: gate.wait }) });
+    const stream = await openStream(app.port, '/api/chat', { messages: [] });
+    await eventually(async () => (await app.get('output_tokens_total', { model: 'unknown_model' })) > 0);
+    gate.release();
+    await stream.done;
+    await app.ended();
+    expect(await app.get('output_tokens_total', { model: 'unknown_model' })).toBe(57);
+    expect(await app.get('requests_total', { model: 'unknown_model', endpoint: 'ai_sdk_ui', status: 'success' })).toBe(1);
   });
 
   it('with totalUsage in messageMetadata the counts are exact: output, reasoning, input, cached; the model from the metadata', async () => {
@@ -220,6 +236,22 @@ describe("the AI SDK's text stream protocol (pipeTextStreamToResponse)", () => {
     await app.ended();
     expect(await app.get('requests_total', { model: 'gpt-4o-mini', endpoint: 'ai_sdk_text', request_type: 'stream', status: 'success' })).toBe(1);
     expect(await app.get('output_tokens_total', { model: 'gpt-4o-mini' })).toBe(TEXT_TOKENS);
+  });
+
+  it('moves live without a model name: the text so far shows under unknown_model while the stream waits', async () => {
+    const gate = signal();
+    const app = await serve({
+      '/api/chat': (_req, res) => {
+        streamText({ model: mockModel(modelParts(), { at: 8, wait: gate.wait }), prompt: 'hi' }).pipeTextStreamToResponse(res);
+      },
+    });
+    const stream = await openStream(app.port, '/api/chat', {});
+    await stream.waitFor('Hello');
+    await eventually(async () => (await app.get('output_tokens_total', { model: 'unknown_model' })) >= codePoints('Hello'));
+    gate.release();
+    await stream.done;
+    await app.ended();
+    expect(await app.get('output_tokens_total', { model: 'unknown_model' })).toBe(TEXT_TOKENS);
   });
 
   it('on another route, when the endpoint option labels it ai_sdk_text', async () => {

@@ -1,10 +1,12 @@
 /**
  * The model label: where it comes from and which names may take one.
  */
+import express from 'express';
 import { CHAT, describeOnEachExpress, heldStream, writeSse } from '../support/express-suite';
 import type { Handler } from '../support/express-suite';
-import { openStream, postJson, signal } from '../support/http';
-import { labelSets, m } from '../support/registry-values';
+import { closedAfterEach, eventually, listen, openStream, postJson, signal } from '../support/http';
+import { metricsApp } from '../support/metered-app';
+import { everyGaugeSeriesZero, labelSets, m, settled, total } from '../support/registry-values';
 import { contentChunk, DONE, finishChunk, roleChunk, sse } from '../support/streams';
 
 describeOnEachExpress((t) => {
@@ -94,5 +96,37 @@ describeOnEachExpress((t) => {
       const models = new Set((await labelSets(t.registry, m('output_tokens_total'))).map((l) => l.model));
       expect([...models].sort()).toEqual(['a', 'b', 'unknown_model']);
     });
+  });
+});
+
+describe('mounted before the body parser, as the README mounts it', () => {
+  const servers = closedAfterEach();
+
+  it('moves a waiting request to its model once the body is parsed, before its response starts', async () => {
+    const { app, registry } = metricsApp({ models: ['llama'] });
+    app.use(express.json());
+    const arrived = signal();
+    const rest = signal();
+    app.post(CHAT, async (_req, res) => {
+      arrived.release();
+      await rest.wait;
+      writeSse(res, [roleChunk('llama'), contentChunk('llama', 'abc'), finishChunk('llama'), DONE]);
+    });
+    const served = await listen(app);
+    servers.push(served);
+    // Resolves at the response head, which waits for the release.
+    const opening = openStream(served.port, CHAT, { model: 'llama', stream: true });
+    await arrived.wait;
+    const waiting = async (model: string): Promise<number[]> =>
+      Promise.all(['inflight_requests', 'active_requests', 'queued_requests'].map((gauge) => total(registry, gauge, { model })));
+    await eventually(async () => (await waiting('llama')).every((value) => value === 1));
+    expect(await waiting('unknown_model')).toEqual([0, 0, 0]);
+    expect(await total(registry, 'requests_started_total', { model: 'llama' })).toBe(1);
+    rest.release();
+    await (await opening).done;
+    await settled(registry);
+    expect(await total(registry, 'requests_total', { model: 'llama', status: 'success' })).toBe(1);
+    expect(await total(registry, 'requests_started_total')).toBe(1);
+    expect(await everyGaugeSeriesZero(registry)).toBe(true);
   });
 });

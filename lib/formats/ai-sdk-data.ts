@@ -15,6 +15,7 @@ const NO_TEXT = { tokens: 0, reasoning: 0 };
  */
 export const aiSdkDataReader: WireFormatReader = {
   shapedEvents: true,
+  modelNotInStream: true,
   readEvent(data, _eventType, sink) {
     const colon = data.indexOf(':');
     if (colon < 1) {

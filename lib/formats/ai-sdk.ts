@@ -13,6 +13,7 @@ const NO_TEXT = { tokens: 0, reasoning: 0 };
  */
 export const aiSdkUiReader: WireFormatReader = {
   shapedEvents: true,
+  modelNotInStream: true,
   readEvent(data, _eventType, sink) {
     const chunk = parseStreamChunk(data, sink);
     if (chunk === undefined) return;

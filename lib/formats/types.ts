@@ -56,6 +56,11 @@ export interface WireFormatReader {
    */
   readonly shapedEvents?: true | undefined;
   /**
+   * Its streams need not name the model before their text (the AI SDK's name it in message metadata, if at all):
+   * tokens are not held back waiting for a name.
+   */
+  readonly modelNotInStream?: true;
+  /**
    * An event too large to read, known only by its `event:` type: a terminal event still ends the stream as
    * completed (its usage is lost, so the live count stands) rather than making the request look cut.
    */

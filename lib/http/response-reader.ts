@@ -81,6 +81,7 @@ export class ResponseReader implements ResponseListener, SseHandler, DecodedBody
       if (this.decompressor === undefined) this.unreadable(`Content-Encoding: ${encoding}`, encoding);
     }
     if (format.endpoint !== this.request.endpoint) this.state.recognisedAs(format.endpoint);
+    if (this.mode === 'text' || format.reader.modelNotInStream === true) this.state.modelNotInStream();
     this.state.responseStarted(format.streaming && !bodiless, this.settings.hints(this.req, format.endpoint), statusCode);
   }
 

@@ -1,8 +1,9 @@
 import type { CounterSet, MetricsStore } from '../metrics';
 
 /**
- * Token-bearing chunks held while no event has named the model yet (every format names it in its first event;
- * a stream that never does is counted under `unknown_model` after this many, so the counter still moves live).
+ * Token-bearing chunks held while no event has named the model yet (the formats that name it do in their first
+ * event; a stream that never does is counted under `unknown_model` after this many). Streams of formats that need
+ * not name it are not held at all (see `RequestState.modelNotInStream`).
  */
 const MAX_CHUNKS_BEFORE_MODEL = 16;
 

@@ -40,8 +40,10 @@ export class RequestState implements ObservationSink {
   private model: string | undefined;
   private readonly name: ModelName;
   private series: CounterSet | undefined;
-  /** Tokens counted before an event named the model (rare: every format names it in its first event). */
+  /** Tokens counted before an event named the model (rare: the formats that name it do in their first event). */
   private held: HeldTokens | undefined;
+  /** Whether tokens counted before the model is named wait for its name (see `modelNotInStream`). */
+  private holdForModel = true;
   /** The model label the in-flight gauges are counted under right now. */
   private gaugeModel = UNKNOWN_MODEL;
   private requestType: RequestType | undefined;
@@ -80,16 +82,28 @@ export class RequestState implements ObservationSink {
   responseStarted(isEventStream: boolean, hints: RequestHints | undefined, statusCode = 200): void {
     this.seen.streaming = isEventStream;
     this.name.succeeded = statusCode >= 200 && statusCode < 300;
-    if (this.model === undefined) {
-      if (this.name.isWaiting) {
-        this.nameModel(this.name.retry());
-      } else if (hints !== undefined && typeof hints.model === 'string') {
-        this.requestType ??= requestTypeOf(hints);
-        this.nameModel(this.name.labelFor(hints.model));
-      }
-    }
+    if (this.model === undefined && this.name.isWaiting) this.nameModel(this.name.retry());
+    else this.requestBodyRead(hints);
     this.requestType ??= isEventStream ? 'stream' : 'unary';
     this.countStart();
+  }
+
+  /**
+   * The request body has been read (a body parser mounted after the middleware has run): the model it names
+   * decides the label now, so the request waits for its first token under it, not under `unknown_model`.
+   */
+  requestBodyRead(hints: RequestHints | undefined): void {
+    if (this.ended || this.model !== undefined || this.name.isWaiting || typeof hints?.model !== 'string') return;
+    this.requestType ??= requestTypeOf(hints);
+    this.nameModel(this.name.labelFor(hints.model));
+  }
+
+  /**
+   * The response's events need not name the model before its text (the AI SDK's streams, plain text): its tokens
+   * are counted at once, under `unknown_model` unless the request named a model, instead of waiting for a name.
+   */
+  modelNotInStream(): void {
+    this.holdForModel = false;
   }
 
   /** The response head showed another format than the path did: the label follows while nothing is counted under it. */
@@ -201,29 +215,13 @@ export class RequestState implements ObservationSink {
     const errorType = errorTypeOf(outcome, statusCode, this.seen);
     const durationSeconds = this.timing.elapsed();
     const outputTokens = stated ?? total;
-    store.requestEnded(
-      { model, endpoint: this.context.endpoint, requestType: this.requestType, extra: this.extra },
-      {
-        errorType,
-        clientDisconnected: outcome === 'client_left',
-        durationSeconds,
-        outputTokens,
-        finishReason: this.finishReasonValue,
-      },
-    );
+    const { endpoint } = this.context;
+    const ended = { errorType, clientDisconnected: outcome === 'client_left', durationSeconds, outputTokens, finishReason: this.finishReasonValue };
+    store.requestEnded({ model, endpoint, requestType: this.requestType, extra: this.extra }, ended);
     this.context.recorder?.requestEnded({
-      endpoint: this.context.endpoint,
-      model,
-      responseModel: this.name.fromResponse,
-      streaming: this.seen.streaming,
-      errorType,
-      durationSeconds,
-      timeToFirstTokenSeconds: this.timing.timeToFirstToken,
-      inputTokens: this.statedInput,
-      cachedInputTokens: this.statedCached,
-      outputTokens,
-      outputTokensStated: stated !== undefined,
-      reasoningTokens: this.tokens.statedReasoning,
+      endpoint, model, responseModel: this.name.fromResponse, streaming: this.seen.streaming, errorType, durationSeconds,
+      timeToFirstTokenSeconds: this.timing.timeToFirstToken, inputTokens: this.statedInput, cachedInputTokens: this.statedCached,
+      outputTokens, outputTokensStated: stated !== undefined, reasoningTokens: this.tokens.statedReasoning,
       extraAttributes: this.extra === NO_EXTRA_LABELS ? undefined : this.extra.labels,
     });
   }
@@ -259,7 +257,8 @@ export class RequestState implements ObservationSink {
 
   /** The series tokens go to: the model's, or a holding one until an event names the model. */
   private tokenSeries(): CounterSet {
-    return this.series ?? (this.held ??= new HeldTokens()).seriesForChunk(this.context.store) ?? this.seriesOrResolve();
+    if (this.series !== undefined) return this.series;
+    return (this.holdForModel ? (this.held ??= new HeldTokens()).seriesForChunk(this.context.store) : undefined) ?? this.seriesOrResolve();
   }
 
   private countStart(): void {
