@@ -134,6 +134,18 @@ describe('calibration: totals end at the stated usage', () => {
     expect((await run(50, 2, undefined)).live).toBe(100);
   });
 
+  it('ends a stream without usage at the unbiased estimate, though its model leaned low for a usage that never came', async () => {
+    // The estimate (100 per request) is ~25% above the usage (78–82): the live count leans below 80.
+    for (const usage of [80, 78, 82, 79, 81]) await run(50, 2, usage);
+    const o = await run(50, 2, undefined);
+    expect(o.live).toBeLessThan(80);
+    expect(o.output).toBeGreaterThanOrEqual(79);
+    expect(o.output).toBeLessThanOrEqual(81);
+    expect(o.estimated).toBe(o.output);
+    // The next stream with usage still ends exactly at it.
+    expect(await run(50, 2, 80)).toMatchObject({ output: 80, overcount: 0 });
+  });
+
   it('uses the learned ratio unbiased once a model\'s streams stop stating usage', async () => {
     for (let i = 0; i < 4; i++) await run(50, 2, 50);
     for (let i = 0; i < 6; i++) await run(50, 2, undefined);

@@ -39,15 +39,25 @@ export class Calibration {
     return scales;
   }
 
+  /**
+   * The plain learned multipliers, unbiased: what a stream that leaned low ends at when it stated no usage after
+   * all (nothing else tops it up).
+   */
+  unbiasedScales(): Float64Array {
+    const scales = new Float64Array(SCRIPTS);
+    for (let s = 0; s < SCRIPTS; s++) scales[s] = this.scale(s, false);
+    return scales;
+  }
+
   /** Multiplier for a new request's estimate of text in `script` (-1: any). */
-  scale(script: number): number {
+  scale(script: number, lean = this.leansLow()): number {
     const all = this.ratios[0]!;
     if (all.samples === 0) return 1;
     const own = this.ratios[script + 1];
-    if (own !== undefined && own.samples > 0) return this.leansLow() ? own.low() : own.mean;
+    if (own !== undefined && own.samples > 0) return lean ? own.low() : own.mean;
     // A script this model has not shown alone yet: the model's mix says little about it, so never scale it up
     // while usage is to top it up.
-    return this.leansLow() ? Math.min(1, all.low()) : all.mean;
+    return lean ? Math.min(1, all.low()) : all.mean;
   }
 
   /** A stream finished: `stated` is its usage (if any), `byScript` what its text was estimated at, unscaled. */

@@ -54,6 +54,8 @@ export class OutputTokens {
   /** The model's calibration: multiplier of each script's estimate, and rounding down (usage will top it up). */
   private scales: Float64Array = UNSCALED;
   private leanLow = false;
+  /** The calibration leaned low; its unbiased multipliers, for a stream that ends without the usage expected. */
+  private unbiased: Float64Array | undefined;
 
   constructor(
     /** The user's `countTokens`; without one, the default {@link StreamEstimator}. */
@@ -71,7 +73,24 @@ export class OutputTokens {
     if (calibration.learned) {
       this.scales = calibration.scales();
       this.leanLow = calibration.leansLow();
+      this.unbiased = this.leanLow ? calibration.unbiasedScales() : undefined;
     }
+  }
+
+  /**
+   * The stream ended without stating usage, though its model's streams usually do: the live count leaned low for a
+   * top-up that never came. Adds what it leaned low by (the unbiased scaled estimate less what was added) and
+   * returns it (0: nothing to add).
+   */
+  settleWithoutUsage(): number {
+    if (this.stated !== undefined || this.unbiased === undefined) return 0;
+    let unbiased = 0;
+    for (let s = 0; s < SCRIPTS; s++) unbiased += this.unbiased[s]! * this.liveByScript[s]!;
+    const missing = Math.round(unbiased) - this.estimatedOutput;
+    if (missing <= 0) return 0;
+    this.estimatedOutput += missing;
+    this.add(missing, 0);
+    return missing;
   }
 
   estimate(text: string, model: string): number {

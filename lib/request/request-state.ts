@@ -200,7 +200,8 @@ export class RequestState implements ObservationSink {
     const model = this.model ?? this.resolveModel(UNKNOWN_MODEL);
     this.requestType ??= this.seen.streaming ? 'stream' : 'unary';
     this.countStart();
-
+    const shortfall = this.tokens.settleWithoutUsage();
+    if (shortfall > 0) this.seriesOrResolve().addTokens(shortfall, 0);
     const { total, stated } = this.tokens;
     if (stated === undefined) {
       if (total > 0) store.estimatedOutput(model, total, this.extra);
