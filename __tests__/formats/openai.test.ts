@@ -131,6 +131,12 @@ describe('openAiReader.readEvent (streamed chat and completions)', () => {
     expect(read({ error: { message: 'slow', code: 429 } }).of('failed')).toEqual([['failed', 'overload']]);
   });
 
+  it("reads an SSE error event whose data is a plain message (NestJS's) as the stream failing, not as malformed", () => {
+    const sink = new RecordingSink();
+    openAiReader.readEvent('Internal server error', 'error', sink);
+    expect(sink.seen).toEqual([['failed', 'internal']]);
+  });
+
   it('reports malformed JSON and JSON that is not an object, without throwing', () => {
     expect(read('{"choices": [').of('malformed')).toEqual([['malformed', 'invalid_json']]);
     expect(read('42').of('malformed')).toHaveLength(1);

@@ -14,8 +14,8 @@ const NO_TEXT = { tokens: 0, reasoning: 0 };
 export const aiSdkUiReader: WireFormatReader = {
   shapedEvents: true,
   modelNotInStream: true,
-  readEvent(data, _eventType, sink) {
-    const chunk = parseStreamChunk(data, sink);
+  readEvent(data, eventType, sink) {
+    const chunk = parseStreamChunk(data, sink, eventType);
     if (chunk === undefined) return;
     switch (chunk.type) {
       case 'text-delta':

@@ -12,7 +12,7 @@ const NO_TEXT = { tokens: 0, reasoning: 0 };
 export const anthropicReader: WireFormatReader = {
   shapedEvents: true,
   readEvent(data, eventType, sink) {
-    const event = parseEventObject(data, sink);
+    const event = parseEventObject(data, sink, eventType);
     if (event === undefined) return;
     const type = typeof event.type === 'string' ? event.type : eventType;
     switch (type) {

@@ -13,8 +13,8 @@ import type { ChunkCount, ObservationSink, WireFormatReader } from './types';
  */
 export const geminiReader: WireFormatReader = {
   // Chunks restate the cumulative usage, so no chunk repeats another but for its text: not `shapedEvents`.
-  readEvent(data, _eventType, sink) {
-    const chunk = parseEventObject(data, sink);
+  readEvent(data, eventType, sink) {
+    const chunk = parseEventObject(data, sink, eventType);
     if (chunk !== undefined) readChunk(chunk, sink, true);
     return;
   },

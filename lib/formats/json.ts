@@ -1,13 +1,18 @@
 import { errorTypeForErrorObject } from '../labels';
 import type { ObservationSink } from './types';
 
-/** Parses one event's JSON; malformed data is reported and yields undefined, so a reader never throws. */
-export function parseJsonObject(data: string, sink: ObservationSink): Record<string, unknown> | undefined {
+/**
+ * Parses one event's JSON; malformed data is reported and yields undefined, so a reader never throws. An SSE
+ * `event: error` whose data is not JSON is the server's own failure notice (NestJS writes its error message so),
+ * not a malformed event: the stream failed.
+ */
+export function parseJsonObject(data: string, sink: ObservationSink, eventType?: string): Record<string, unknown> | undefined {
   let value: unknown;
   try {
     value = JSON.parse(data);
   } catch {
-    sink.malformed('invalid_json', data.length > 120 ? `${data.slice(0, 120)}…` : data);
+    if (eventType === 'error') sink.failed('internal');
+    else sink.malformed('invalid_json', data.length > 120 ? `${data.slice(0, 120)}…` : data);
     return undefined;
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
@@ -21,12 +26,12 @@ export function parseJsonObject(data: string, sink: ObservationSink): Record<str
  * One event of a stream that ends with OpenAI's `[DONE]` sentinel (OpenAI, the AI SDK): its JSON object, or
  * `undefined` after the sentinel (which completes the request) or after malformed data (reported).
  */
-export function parseStreamChunk(data: string, sink: ObservationSink): Record<string, unknown> | undefined {
+export function parseStreamChunk(data: string, sink: ObservationSink, eventType?: string): Record<string, unknown> | undefined {
   if (data === '[DONE]') {
     sink.completed();
     return undefined;
   }
-  return parseJsonObject(data, sink);
+  return parseJsonObject(data, sink, eventType);
 }
 
 /**
@@ -35,8 +40,8 @@ export function parseStreamChunk(data: string, sink: ObservationSink): Record<st
  * after OpenAI's `[DONE]` sentinel, which gateways append to the streams they pass on: it means nothing in these
  * formats, and is not malformed.
  */
-export function parseEventObject(data: string, sink: ObservationSink): Record<string, unknown> | undefined {
-  return data === '[DONE]' ? undefined : parseJsonObject(data, sink);
+export function parseEventObject(data: string, sink: ObservationSink, eventType?: string): Record<string, unknown> | undefined {
+  return data === '[DONE]' ? undefined : parseJsonObject(data, sink, eventType);
 }
 
 /** A unary body as an object; anything else is reported as `unexpected_shape` and yields undefined. */

@@ -9,8 +9,8 @@ import type { ChunkCount, ObservationSink, WireFormatReader } from './types';
  */
 export const openAiReader: WireFormatReader = {
   shapedEvents: true,
-  readEvent(data, _eventType, sink) {
-    const chunk = parseStreamChunk(data, sink);
+  readEvent(data, eventType, sink) {
+    const chunk = parseStreamChunk(data, sink, eventType);
     if (chunk === undefined || failedWithError(chunk, sink)) return;
     sink.responseModel(chunk.model);
 

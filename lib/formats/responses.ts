@@ -9,7 +9,7 @@ import type { ObservationSink, WireFormatReader } from './types';
 export const responsesReader: WireFormatReader = {
   // Responses events carry a changing sequence_number, so none repeats another but for its text: not `shapedEvents`.
   readEvent(data, eventType, sink) {
-    const event = parseEventObject(data, sink);
+    const event = parseEventObject(data, sink, eventType);
     if (event === undefined) return;
     const type = typeof event.type === 'string' ? event.type : eventType;
     switch (type) {
