@@ -127,6 +127,11 @@ describe('dynamoMetrics() on a bare Node server', () => {
     const output = await value(registry, m('output_tokens_total'), { model: 'm1' });
     expect(output).toBeGreaterThanOrEqual(22);
     expect(output).toBeLessThanOrEqual(20 + codePoints('Hé') + codePoints('llo'));
+    // Each way it failed is reported once, however many chunks it fails on.
+    await postJson(port, '/v1/chat/completions', { model: 'm1' });
+    await requestsEnded(registry, 2);
+    expect(calls).toBe(2 * TEXTS.length);
+    expect(errors).toHaveLength(2);
   });
 
   it('rounds a fractional countTokens result', async () => {

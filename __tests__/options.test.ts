@@ -41,6 +41,12 @@ describe('resolveOptions', () => {
     expect(resolveOptions({ prefix: 'from_option' }).prefix).toBe('from_option');
   });
 
+  it('names DYN_METRICS_PREFIX when the prefix it gives is invalid', () => {
+    process.env.DYN_METRICS_PREFIX = 'bad-x';
+    expect(() => resolveOptions({})).toThrow(/: DYN_METRICS_PREFIX "bad-x" is not a valid/);
+    expect(() => resolveOptions({ prefix: 'bad-y' })).toThrow(/: option "prefix" "bad-y" is not a valid/);
+  });
+
   it('raises the default cap to hold a longer allow-list', () => {
     const names = Array.from({ length: 150 }, (_, i) => `model-${i}`);
     expect(resolveOptions({ models: names }).maxModels).toBe(150);
@@ -106,6 +112,8 @@ describe('resolveOptions', () => {
     ['models with a name too long to be a label', { models: ['a', 'x'.repeat(257)] }, /"models" lists "x{40}…", which is no usable label/],
     ['models with a lone surrogate', { models: ['\ud800'] }, /"models" lists .*no usable label/],
     ['models longer than maxModels', { models: ['a', 'b', 'c'], maxModels: 2 }, /"models" lists 3 names, more than maxModels \(2\)/],
+    ['a null registry', { registry: null }, /"registry" must be a prom-client Registry/],
+    ['models with an empty name', { models: ['a', ''] }, /"models" must hold model names only \(got "" at index 1\)/],
     ['maxModels 0', { maxModels: 0 }, /"maxModels"/],
     ['maxModels 1.5', { maxModels: 1.5 }, /"maxModels"/],
     ['maxEventBytes negative', { maxEventBytes: -1 }, /"maxEventBytes"/],

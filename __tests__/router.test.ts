@@ -178,6 +178,8 @@ describe('metricsRouter options', () => {
     expect(() => metricsRouter({ path: 'metrics' })).toThrow(TypeError);
     expect(() => metricsRouter({ path: '/metrics?x=1' })).toThrow(/without a query string or fragment/);
     expect(() => metricsRouter({ path: '/metrics#x' })).toThrow(/without a query string or fragment/);
+    process.env.DYN_HTTP_SVC_METRICS_PATH = 'nope';
+    expect(() => metricsRouter()).toThrow(/: DYN_HTTP_SVC_METRICS_PATH must start with "\/"/);
     expect(() => metricsRouter({ registry: {} as Registry })).toThrow(TypeError);
   });
 });

@@ -48,6 +48,13 @@ export function dynamoMetrics<Req extends IncomingMessage = HttpRequest>(options
     }
   };
 
+  // A countTokens that fails, fails on every chunk: each way it fails is reported once per middleware.
+  const countTokensReported = new Set<string>();
+  const countTokensFailed = (error: DynamoMetricsError): void => {
+    if (countTokensReported.has(error.code)) return;
+    countTokensReported.add(error.code);
+    report(error);
+  };
   // Without countTokens each request state keeps its own default estimator (it follows the stream's shape).
   const estimate =
     countTokens === undefined
@@ -56,9 +63,9 @@ export function dynamoMetrics<Req extends IncomingMessage = HttpRequest>(options
           try {
             const count = countTokens(text, model);
             if (typeof count === 'number' && Number.isFinite(count) && count >= 0) return Math.round(count);
-            report(makeError('invalid_count', `countTokens returned ${String(count)}; using the default estimate`));
+            countTokensFailed(makeError('invalid_count', `countTokens returned ${String(count)}; using the default estimate (reported once)`));
           } catch (error) {
-            report(makeError('count_tokens_failed', 'countTokens threw; using the default estimate', error));
+            countTokensFailed(makeError('count_tokens_failed', 'countTokens threw; using the default estimate (reported once)', error));
           }
           return estimateTokens(text);
         };

@@ -123,7 +123,9 @@ export interface DynamoMetricsOptions<Req extends IncomingMessage = HttpRequest>
    */
   model?: ((req: Req) => string | undefined | null) | undefined;
   /**
-   * Counts the tokens of one generated text delta when the stream does not state the count itself.
+   * Counts the tokens of one generated text delta when the stream does not state the count itself, rounded to a
+   * whole number per delta. Where it throws or returns no count (NaN, negative), the default estimate is used and
+   * `onError` hears of it once per middleware.
    * @defaultValue a cheap length-based estimator (see README, "How accurate the counts are")
    */
   countTokens?: ((text: string, model: string) => number) | undefined;

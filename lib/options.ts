@@ -107,6 +107,7 @@ export function resolveOptions<Req extends IncomingMessage>(options: DynamoMetri
     if (!KNOWN_OPTIONS.has(key)) configError(`unknown option "${key}"; known options are ${[...KNOWN_OPTIONS].join(', ')}`);
   }
 
+  if (opts.registry === null) configError('option "registry" must be a prom-client Registry (leave it out for the global one)');
   const registry = opts.registry ?? globalRegistry;
   if (typeof registry !== 'object' || registry === null || typeof registry.registerMetric !== 'function') {
     configError('option "registry" must be a prom-client Registry');
@@ -114,14 +115,17 @@ export function resolveOptions<Req extends IncomingMessage>(options: DynamoMetri
 
   const prefix = opts.prefix ?? (process.env.DYN_METRICS_PREFIX || DEFAULTS.prefix);
   if (typeof prefix !== 'string' || !/^[a-zA-Z_:][a-zA-Z0-9_:]*$/.test(prefix)) {
-    configError(`prefix "${String(prefix)}" is not a valid Prometheus metric name prefix ([a-zA-Z_:][a-zA-Z0-9_:]*)`);
+    const from = opts.prefix === undefined ? 'DYN_METRICS_PREFIX' : 'option "prefix"';
+    configError(`${from} ${shown(prefix)} is not a valid Prometheus metric name prefix ([a-zA-Z_:][a-zA-Z0-9_:]*)`);
   }
 
   let models: ReadonlySet<string> | undefined;
   if (opts.models !== undefined) {
-    if (!Array.isArray(opts.models) || opts.models.length === 0 || !opts.models.every((m) => typeof m === 'string' && m.length > 0)) {
+    if (!Array.isArray(opts.models) || opts.models.length === 0) {
       configError('option "models" must be a non-empty array of model names (omit it to allow every name up to maxModels)');
     }
+    const notName = opts.models.findIndex((name: unknown) => typeof name !== 'string' || name.length === 0);
+    if (notName !== -1) configError(`option "models" must hold model names only (got ${shown(opts.models[notName])} at index ${notName})`);
     // A name that would not print as itself (too long, a lone surrogate) can never be a label: it would never match.
     const unusable = opts.models.find((name) => normalizeModelName(name) !== name);
     if (unusable !== undefined) {

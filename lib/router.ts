@@ -72,9 +72,10 @@ export function metricsRouter(options?: MetricsRouterOptions): MetricsHandler {
     configError('option "registry" of metricsRouter must be a prom-client Registry');
   }
   const path = options?.path ?? (process.env.DYN_HTTP_SVC_METRICS_PATH || '/metrics');
-  if (typeof path !== 'string' || !path.startsWith('/')) configError(`metricsRouter path must start with "/" (got ${shown(path)})`);
+  const pathFrom = options?.path === undefined ? 'DYN_HTTP_SVC_METRICS_PATH' : 'metricsRouter path';
+  if (typeof path !== 'string' || !path.startsWith('/')) configError(`${pathFrom} must start with "/" (got ${shown(path)})`);
   // A request's path is matched without its query string or fragment, so a path holding either would never match.
-  if (/[?#]/.test(path)) configError(`metricsRouter path is matched without a query string or fragment: drop them (got ${shown(path)})`);
+  if (/[?#]/.test(path)) configError(`${pathFrom} is matched without a query string or fragment: drop them (got ${shown(path)})`);
   if (options?.cluster !== undefined && typeof options.cluster !== 'boolean') configError(`metricsRouter option "cluster" must be true or false (got ${shown(options.cluster)})`);
   if (options?.auth !== undefined && (options.auth === null || typeof options.auth !== 'object')) {
     configError('auth needs { bearerToken } or { username, password }');

@@ -78,4 +78,10 @@ describe('defaultBuckets with DYN_METRICS_<NAME>_{MIN,MAX,COUNT}', () => {
       TypeError,
     );
   });
+
+  it('names the variables and the histogram when the range they give is empty', () => {
+    expect(() => defaultBuckets('timeToFirstToken', { DYN_METRICS_TIME_TO_FIRST_TOKEN_SECONDS_MIN: '500' })).toThrow(
+      /DYN_METRICS_TIME_TO_FIRST_TOKEN_SECONDS_\{MIN,MAX,COUNT\} give timeToFirstToken an empty range.*min=500, max=480/,
+    );
+  });
 });

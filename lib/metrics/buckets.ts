@@ -43,7 +43,11 @@ export function defaultBuckets(name: HistogramName, env: NodeJS.ProcessEnv = pro
     }
     return value;
   };
-  return dynamoBuckets(read('MIN', range.min), read('MAX', range.max), read('COUNT', range.count));
+  const [min, max, count] = [read('MIN', range.min), read('MAX', range.max), read('COUNT', range.count)];
+  if (!(min > 0) || !(max > min) || !Number.isInteger(count) || count < 2) {
+    configError(`${key}_{MIN,MAX,COUNT} give ${name} an empty range: it needs 0 < min < max and an integer count >= 2 (got min=${min}, max=${max}, count=${count})`);
+  }
+  return dynamoBuckets(min, max, count);
 }
 
 export type HistogramBounds = Record<HistogramName, number[]>;
