@@ -117,8 +117,8 @@ export interface DynamoMetricsOptions<Req extends IncomingMessage = HttpRequest>
   /**
    * The model label of a request, for apps whose requests name no model (an AI SDK app picks the model on the
    * server): return its name, or `undefined` to fall back to the request body's `model`, then the model the
-   * response names. Called when the request arrives and again when its response starts (after body parsers and
-   * routing), so `req.body` and `req.params` can be used.
+   * response names. Called when the request arrives, once its body has been read, and when its response starts
+   * (after body parsers and routing), so `req.body` and `req.params` can be used.
    * @defaultValue the request body's `model` (for Gemini, the model in the path), else the response's, else `unknown_model`
    */
   model?: ((req: Req) => string | undefined | null) | undefined;
