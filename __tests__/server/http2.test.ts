@@ -7,6 +7,7 @@ import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import { dynamoMetrics } from '../../lib/index';
+import { eventually } from '../support/http';
 import { everyGaugeSeriesZero, settled, total } from '../support/registry-values';
 import { chatEvent } from '../support/streams';
 
@@ -24,20 +25,28 @@ afterEach(async () => {
   served = undefined;
 });
 
-/** A plain HTTP/2 server: the middleware, then a handler that streams two tokens, or breaks off when asked. */
-async function serve(): Promise<Served> {
+/**
+ * A plain HTTP/2 server: the middleware (behind an async step that takes `lateMs`, as an auth check would), then a
+ * handler that streams two tokens; `?destroy` and `?reset` break the stream off, `?big` ends a 2 MB answer at once.
+ */
+async function serve(lateMs = 0): Promise<Served> {
   const registry = new Registry();
   const observe = dynamoMetrics({ registry, models: ['m'] }) as unknown as (req: unknown, res: unknown, next: () => void) => void;
   const server = http2.createServer((req, res) => {
-    observe(req, res, () => {
+    const handle = (): void => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       res.write(chatEvent('m', 'Hello'));
-      const breakOff = req.url.includes('break');
+      if (req.url.includes('big')) {
+        res.end(chatEvent('m', 'x'.repeat(2 * 1024 * 1024)) + DONE);
+        return;
+      }
       setTimeout(() => {
-        if (breakOff) res.destroy();
+        if (req.url.includes('destroy')) res.destroy();
+        else if (req.url.includes('reset')) res.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
         else if (!res.writableEnded && !res.stream.destroyed) res.end(chatEvent('m', ' world') + chatEvent('m', undefined, 'stop') + DONE);
       }, 30);
-    });
+    };
+    setTimeout(() => observe(req, res, handle), lateMs);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const session = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
@@ -53,15 +62,22 @@ async function serve(): Promise<Served> {
   };
 }
 
-/** One POST on the shared session; resolves with the body once the stream closes (`cancel`: reset it after the first data). */
-function post(session: http2.ClientHttp2Session, path: string, cancel = false): Promise<string> {
+/**
+ * One POST on the shared session; resolves with the body once the stream closes. `cancel`: the client resets the
+ * stream after the first data, or after `ms` milliseconds (reading nothing).
+ */
+function post(session: http2.ClientHttp2Session, path: string, cancel: false | 'on data' | { ms: number } = false): Promise<string> {
   return new Promise((resolve) => {
     const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/json' });
     let body = '';
     stream.setEncoding('utf8');
+    if (typeof cancel === 'object') {
+      stream.pause();
+      setTimeout(() => stream.close(http2.constants.NGHTTP2_CANCEL), cancel.ms);
+    }
     stream.on('data', (text: string) => {
       body += text;
-      if (cancel) stream.close(http2.constants.NGHTTP2_CANCEL);
+      if (cancel === 'on data') stream.close(http2.constants.NGHTTP2_CANCEL);
     });
     stream.on('error', () => undefined);
     stream.on('close', () => resolve(body));
@@ -81,19 +97,39 @@ describe('HTTP/2', () => {
     expect(await everyGaugeSeriesZero(served.registry)).toBe(true);
   });
 
-  it('a stream the client resets is cancelled; one the server breaks off is internal; the others on the connection are unharmed', async () => {
+  it('a stream the client resets is cancelled; one the server destroys or resets is internal; the others on the connection are unharmed', async () => {
     served = await serve();
     const bodies = await Promise.all([
-      post(served.session, '/v1/chat/completions', true),
-      post(served.session, '/v1/chat/completions?break'),
+      post(served.session, '/v1/chat/completions', 'on data'),
+      post(served.session, '/v1/chat/completions?destroy'),
+      post(served.session, '/v1/chat/completions?reset'),
       post(served.session, '/v1/chat/completions'),
     ]);
-    expect(bodies[2]).toContain('[DONE]');
+    expect(bodies[3]).toContain('[DONE]');
     await settled(served.registry);
     expect(await total(served.registry, 'requests_total', { error_type: 'cancelled' })).toBe(1);
-    expect(await total(served.registry, 'requests_total', { error_type: 'internal' })).toBe(1);
+    expect(await total(served.registry, 'requests_total', { error_type: 'internal' })).toBe(2);
     expect(await total(served.registry, 'requests_total', { status: 'success' })).toBe(1);
     expect(await total(served.registry, 'disconnected_clients')).toBe(1);
+    expect(await everyGaugeSeriesZero(served.registry)).toBe(true);
+  });
+
+  it('a stream reset after the answer ended but before it was delivered is cancelled, not a success', async () => {
+    served = await serve();
+    await post(served.session, '/v1/chat/completions?big', { ms: 100 });
+    await settled(served.registry);
+    expect(await total(served.registry, 'requests_total', { error_type: 'cancelled' })).toBe(1);
+    expect(await total(served.registry, 'disconnected_clients')).toBe(1);
+    expect(await everyGaugeSeriesZero(served.registry)).toBe(true);
+  });
+
+  it('a stream the client reset before a late-mounted middleware saw it ends once, as cancelled', async () => {
+    served = await serve(100);
+    await post(served.session, '/v1/chat/completions', { ms: 20 });
+    // The middleware sees the request 100 ms in, long after the reset.
+    await eventually(async () => (await total(served!.registry, 'requests_total')) === 1);
+    await settled(served.registry);
+    expect(await total(served.registry, 'requests_total', { error_type: 'cancelled' })).toBe(1);
     expect(await everyGaugeSeriesZero(served.registry)).toBe(true);
   });
 });

@@ -147,6 +147,12 @@ export async function buildStages(fx: Fixture): Promise<Stage[]> {
     }
     return x;
   });
+  // The alternative to UTF-8 decoding for a proxy's Buffers: one-byte strings whatever the text, no validation.
+  add('decode', "Buffer.toString('latin1') (reference: Latin-1 instead of UTF-8)", (r) => {
+    let x = 0;
+    for (let k = 0; k < r; k++) for (let i = 0; i < n; i++) x += (buffers[i] as Buffer).toString('latin1').length;
+    return x;
+  });
 
   // ---- SSE parse ------------------------------------------------------------------------------------------------
   add('SSE parse', 'lib SseParser.feed (no-op handler)', (r) => {

@@ -106,30 +106,50 @@ export class ConnectionWatch implements CloseWatch {
   }
 }
 
+/** RST_STREAM codes a client resets a stream with when it leaves (NGHTTP2_NO_ERROR, NGHTTP2_CANCEL). */
+const CLIENT_RESETS: ReadonlySet<number | undefined> = new Set([0, 8]);
+
+type Http2Request = IncomingMessage & { aborted?: boolean; stream?: { destroyed: boolean; closed: boolean; rstCode?: number } };
+
 /**
  * An HTTP/2 response's own stream: many requests share one connection, so the connection says nothing about one
- * of them. A stream reset before the response was sent in full is the client leaving (`aborted`), unless the server
- * broke it off first (the hook sees `res.destroy()`).
+ * of them. Node reports `aborted` for a stream closed before the response was sent in full, whoever closed it: the
+ * client left when it reset the stream (CANCEL, or NO_ERROR) or dropped the connection; the server broke it off
+ * when it destroyed the stream (`res.destroy()`, its session, its timeout) or reset it with an error code. A stream
+ * reset after the response ended but before it was delivered was broken off too, though Node reports `finish`.
  */
 class StreamWatch implements CloseWatch {
   private reset = false;
+  private resetByServer = false;
 
-  constructor(req: IncomingMessage) {
-    req.once('aborted', () => {
-      this.reset = true;
-    });
+  constructor(private readonly req: Http2Request) {
+    // Mounted late (behind an async middleware), the watch may come after the stream was reset, and cleaned up:
+    // its code is all that tells who reset it then.
+    if (req.aborted === true) this.sawReset(false);
+    else req.once('aborted', () => this.sawReset(req.stream?.destroyed === true));
   }
 
   get brokenOff(): boolean {
-    return this.reset;
+    const rstCode = this.req.stream?.rstCode;
+    return this.reset || (rstCode !== undefined && rstCode !== 0);
   }
 
   get cause(): CloseCause {
-    return this.reset ? 'client_left' : 'server_aborted';
+    return this.brokenOff && !this.resetByServer ? 'client_left' : 'server_aborted';
   }
 
-  // A stream always reports its own end: nothing is left queued on a closed connection.
-  track(): void {}
+  /** A stream that closed before the hook was installed reports neither `finish` nor `close` again: ended at once. */
+  track(end: () => void): void {
+    const stream = this.req.stream;
+    if (stream !== undefined && (stream.closed || stream.destroyed)) process.nextTick(end);
+  }
+
   untrack(): void {}
   responseFinished(): void {}
+
+  /** `destroyed`: the stream was destroyed when Node reported the reset, which only the server does. */
+  private sawReset(destroyed: boolean): void {
+    this.reset = true;
+    this.resetByServer = destroyed || !CLIENT_RESETS.has(this.req.stream?.rstCode);
+  }
 }

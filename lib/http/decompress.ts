@@ -18,10 +18,11 @@ const KINDS: Readonly<Record<string, Kind>> = { gzip: 'gzip', 'x-gzip': 'gzip', 
 /**
  * A decoded copy is given up once it passes both: a compression bomb (a body that decodes to a thousand times its
  * size) would otherwise keep the request in flight, and the main thread reading it, long after the response ended.
- * LLM streams compress about tenfold.
+ * A ratio alone cannot tell: a model looping on one token compresses a hundredfold too, and brotli far more. The
+ * floor can: 128 MiB of SSE is some 600,000 events, several times the longest answer a model writes.
  */
 const BOMB_RATIO = 100;
-const BOMB_FLOOR_BYTES = 32 * 1024 * 1024;
+const BOMB_FLOOR_BYTES = 128 * 1024 * 1024;
 
 /**
  * A decoded copy of a compressed response body, read alongside the bytes the client receives (which are never
