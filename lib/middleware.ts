@@ -138,7 +138,7 @@ export function dynamoMetrics<Req extends IncomingMessage = HttpRequest>(options
             observed[store.responseMark] = true;
             return observe(req, label, url, arrivedAt);
           };
-          hookResponse(res, new UnmatchedResponse(claim, readerSettings.internalError), closeWatchFor(req));
+          hookResponse(res, new UnmatchedResponse(claim, readerSettings.internalError, url), closeWatchFor(req));
         }
       }
     } catch (error) {

@@ -254,6 +254,21 @@ describe("the AI SDK's text stream protocol (pipeTextStreamToResponse)", () => {
     expect(await app.get('output_tokens_total', { model: 'unknown_model' })).toBe(TEXT_TOKENS);
   });
 
+  it("is counted on useCompletion's default route, /api/completion, without options; other text is left alone", async () => {
+    const app = await serve({
+      '/api/completion': textRoute,
+      '/api/notes': (_req, res) => {
+        res.type('text/plain').send('not a model answer');
+      },
+    });
+    expect((await postJson(app.port, '/api/completion?x=1', {})).body.toString('utf8')).toBe(TEXT.join(''));
+    await postJson(app.port, '/api/notes', {});
+    await app.ended();
+    expect(await app.get('requests_total')).toBe(1);
+    expect(await app.get('requests_total', { endpoint: 'ai_sdk_text', request_type: 'stream', status: 'success' })).toBe(1);
+    expect(await app.get('output_tokens_total')).toBe(TEXT_TOKENS);
+  });
+
   it('on another route, when the endpoint option labels it ai_sdk_text', async () => {
     const app = await serve({ '/api/completion': textRoute }, { endpoint: (req) => (req.url === '/api/completion' ? 'ai_sdk_text' : undefined) });
     await postJson(app.port, '/api/completion', {});
