@@ -84,17 +84,18 @@ export class RequestState implements ObservationSink {
     this.name.succeeded = statusCode >= 200 && statusCode < 300;
     if (this.model === undefined && this.name.isWaiting) this.nameModel(this.name.retry());
     else this.requestBodyRead(hints);
+    if (typeof hints?.model === 'string') this.requestType ??= requestTypeOf(hints);
     this.requestType ??= isEventStream ? 'stream' : 'unary';
     this.countStart();
   }
 
   /**
    * The request body has been read (a body parser mounted after the middleware has run): the model it names
-   * decides the label now, so the request waits for its first token under it, not under `unknown_model`.
+   * decides the gauges' label now, so the request waits for its first token under it, not under `unknown_model`.
+   * Its start is counted at the response head, which may still show another format than the path did.
    */
   requestBodyRead(hints: RequestHints | undefined): void {
     if (this.ended || this.model !== undefined || this.name.isWaiting || typeof hints?.model !== 'string') return;
-    this.requestType ??= requestTypeOf(hints);
     this.nameModel(this.name.labelFor(hints.model));
   }
 
