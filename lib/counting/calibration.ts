@@ -19,6 +19,7 @@ export class Calibration {
   private streams = 0;
   /** The multipliers as of the last stream learned from, shared by the requests that start until the next one. */
   private snapshot: Float64Array | undefined = undefined;
+  private unbiasedSnapshot: Float64Array | undefined = undefined;
 
   /** Some stream of this model has stated usage to learn from. */
   get learned(): boolean {
@@ -41,11 +42,13 @@ export class Calibration {
 
   /**
    * The plain learned multipliers, unbiased: what a stream that leaned low ends at when it stated no usage after
-   * all (nothing else tops it up).
+   * all (nothing else tops it up). Shared like {@link scales}.
    */
   unbiasedScales(): Float64Array {
+    if (this.unbiasedSnapshot !== undefined) return this.unbiasedSnapshot;
     const scales = new Float64Array(SCRIPTS);
     for (let s = 0; s < SCRIPTS; s++) scales[s] = this.scale(s, false);
+    this.unbiasedSnapshot = scales;
     return scales;
   }
 
@@ -64,6 +67,7 @@ export class Calibration {
   learn(stated: number | undefined, byScript: ArrayLike<number>): void {
     // Requests in flight keep the multipliers they started with; the next ones get new ones.
     this.snapshot = undefined;
+    this.unbiasedSnapshot = undefined;
     this.streams++;
     const weight = Math.max(1 / this.streams, MIN_WEIGHT);
     this.usageShare += weight * ((stated === undefined ? 0 : 1) - this.usageShare);
