@@ -112,12 +112,21 @@ export function dynamoMetrics<Req extends IncomingMessage = HttpRequest>(options
     hints,
   };
 
+  // Outside any request's call stack: a bug here must be reported, never thrown into the process.
+  const bodyRead = (state: RequestState, req: IncomingMessage, endpoint: string): void => {
+    try {
+      state.requestBodyRead(hints(req, endpoint));
+    } catch (error) {
+      readerSettings.internalError(error);
+    }
+  };
+
   const observe = (req: IncomingMessage, endpoint: string, url: string | undefined, arrivedAt: number | undefined): ResponseReader => {
     const extraLabels = store.extraLabels.valuesFor(req, extraLabelProblem);
     const state = new RequestState({ store, endpoint, estimate, malformed, extraLabels, recorder, arrivedAt }, hints(req, endpoint));
     // Mounted before the body parser, the middleware learns the model once the parsed body is there (a turn after
     // the body's end): the request then waits for its first token under its model, not under unknown_model.
-    if (!req.readableEnded) req.once('end', () => setImmediate(() => state.requestBodyRead(hints(req, endpoint))));
+    if (!req.readableEnded) req.once('end', () => setImmediate(() => bodyRead(state, req, endpoint)));
     return new ResponseReader(state, { endpoint, byOption: config.endpointByOption, url }, readerSettings, req);
   };
 
