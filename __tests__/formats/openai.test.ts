@@ -134,7 +134,8 @@ describe('openAiReader.readEvent (streamed chat and completions)', () => {
   it("reads an SSE error event whose data is a plain message (NestJS's) as the stream failing, not as malformed", () => {
     const sink = new RecordingSink();
     openAiReader.readEvent('Internal server error', 'error', sink);
-    expect(sink.seen).toEqual([['failed', 'internal']]);
+    openAiReader.readEvent('"Internal server error"', 'error', sink);
+    expect(sink.seen).toEqual([['failed', 'internal'], ['failed', 'internal']]);
   });
 
   it('reports malformed JSON and JSON that is not an object, without throwing', () => {

@@ -3,8 +3,8 @@ import type { ObservationSink } from './types';
 
 /**
  * Parses one event's JSON; malformed data is reported and yields undefined, so a reader never throws. An SSE
- * `event: error` whose data is not JSON is the server's own failure notice (NestJS writes its error message so),
- * not a malformed event: the stream failed.
+ * `event: error` whose data is not a JSON object is the server's own failure notice (NestJS writes its error
+ * message so), not a malformed event: the stream failed.
  */
 export function parseJsonObject(data: string, sink: ObservationSink, eventType?: string): Record<string, unknown> | undefined {
   let value: unknown;
@@ -16,7 +16,8 @@ export function parseJsonObject(data: string, sink: ObservationSink, eventType?:
     return undefined;
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    sink.malformed('unexpected_shape', typeof value);
+    if (eventType === 'error') sink.failed('internal');
+    else sink.malformed('unexpected_shape', typeof value);
     return undefined;
   }
   return value as Record<string, unknown>;
