@@ -145,6 +145,7 @@ describe('server-side failures are not clients leaving', () => {
       upstream.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
     }],
     ["the server's own res.socket.end()", (res: Response) => res.socket?.end()],
+    ['socket.destroy(err) with a network error code the app made up', (res: Response) => res.socket?.destroy(Object.assign(new Error('upstream reset'), { code: 'ECONNRESET' }))],
   ])('%s is internal, not the client leaving', async (_name, breakOff) => {
     const { registry, served } = await start((app) =>
       app.post(CHAT, (req, res) => {

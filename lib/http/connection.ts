@@ -92,7 +92,9 @@ export class ConnectionWatch implements CloseWatch {
     if (typeof code !== 'string') return;
     // Node's requestTimeout: the request did not arrive in time, and the server closed the connection.
     if (code === 'ERR_HTTP_REQUEST_TIMEOUT') this.timedOut = true;
-    else if (CLIENT_ERRORS.has(code) || code.startsWith('HPE_')) this.clientGone = true;
+    // A network error comes from the socket's own read or write (it names the system call); one an app made up and
+    // passed to `socket.destroy(error)` is the server's doing. HPE_* errors: the client sent what no server parses.
+    else if ((CLIENT_ERRORS.has(code) && typeof error.syscall === 'string') || code.startsWith('HPE_')) this.clientGone = true;
   }
 
   /** Calls `end` when the connection closes (at once, on the next tick, if it already has). */
