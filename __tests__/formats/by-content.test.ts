@@ -1,5 +1,5 @@
 import { anthropicReader } from '../../lib/formats/anthropic';
-import { FormatByContent } from '../../lib/formats/by-content';
+import { FormatByContent, formatOfFirstLine } from '../../lib/formats/by-content';
 import { geminiReader } from '../../lib/formats/gemini';
 import { ollamaReader } from '../../lib/formats/ollama';
 import { openAiReader } from '../../lib/formats/openai';
@@ -81,5 +81,17 @@ describe('FormatByContent', () => {
     const sink = new RecordingSink();
     new FormatByContent(ollamaReader).readBody({ model: 'gpt', choices: [{ message: { content: 'hello' }, finish_reason: 'stop' }] }, sink);
     expect(sink.of('tokens')).toEqual([['tokens', 5, 0]]);
+  });
+});
+
+describe('formatOfFirstLine', () => {
+  it('tells a relay\'s NDJSON by a whole first line that is an event of a known format, and nothing else', () => {
+    const chunk = JSON.stringify(chatChunk('m', [{ delta: { content: 'Hi' } }]));
+    expect(formatOfFirstLine(`${chunk}\n${chunk}\n`)).toBe(openAiReader);
+    expect(formatOfFirstLine(`${JSON.stringify({ type: 'message_start', message: { model: 'claude' } })}\n`)).toBe(anthropicReader);
+    // Text, a JSON document a model writes (streamObject), a line not yet whole.
+    expect(formatOfFirstLine('Hello there\n')).toBeUndefined();
+    expect(formatOfFirstLine('{"name":"Ada","languages":["en"]}\n')).toBeUndefined();
+    expect(formatOfFirstLine(chunk)).toBeUndefined();
   });
 });

@@ -1,7 +1,7 @@
 /**
  * Node apps that relay an upstream's stream with the official OpenAI SDK, in the ways they write it out: the SDK's
- * own `toReadableStream()` (NDJSON of the chunks), and SSE on a route of their choosing, such as `/api/chat`, which
- * is also Ollama's path. The relayed events are read in the format they show: counted live, exact at the usage.
+ * own `toReadableStream()` (NDJSON of the chunks, also labelled text/plain), and SSE on a route of their choosing,
+ * such as `/api/chat`, which is also Ollama's path. The relayed events are read in the format they show: counted live, exact at the usage.
  */
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
@@ -48,6 +48,13 @@ async function gateway(baseURL: string) {
     res.setHeader('Content-Type', 'application/x-ndjson');
     Readable.fromWeb(stream.toReadableStream() as WebReadableStream).pipe(res);
   });
+  // openai-node's own Express example: the same NDJSON, labelled text/plain, here on a route read as plain text.
+  app.post('/api/generate', async (req, res) => {
+    const stream = await create(req.body as { model: string });
+    res.setHeader('Content-Type', 'text/plain');
+    for await (const line of Readable.fromWeb(stream.toReadableStream() as WebReadableStream)) res.write(line);
+    res.end();
+  });
   // SSE on an app's own chat route.
   app.post('/api/chat', async (req, res) => {
     const stream = await create(req.body as { model: string });
@@ -63,6 +70,7 @@ async function gateway(baseURL: string) {
 describe.each([
   ['NDJSON from the SDK\'s toReadableStream() on /v1/chat/completions', '/v1/chat/completions', 'chat_completions'],
   ['SSE on /api/chat', '/api/chat', 'ollama_chat'],
+  ['the same NDJSON sent as text/plain on /api/generate, a route read as plain text', '/api/generate', 'ai_sdk_text'],
 ])('%s', (_name, path, endpoint) => {
   it('is counted live, ends exact at the usage, and succeeds', async () => {
     let release: () => void = () => undefined;

@@ -34,6 +34,20 @@ function formatOf(value: unknown, eventType: string | undefined): WireFormatRead
 }
 
 /**
+ * The format the first line of `text` shows, when that line is whole and is a JSON event of a known format: text
+ * that starts so is a relay's NDJSON, whatever its content type says.
+ */
+export function formatOfFirstLine(text: string): WireFormatReader | undefined {
+  const end = text.indexOf('\n');
+  if (end === -1) return undefined;
+  try {
+    return formatOf(JSON.parse(text.slice(0, end)), undefined);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * A response whose framing does not say which format its events are in, read by the format its events show: SSE
  * on Ollama's routes (Ollama never sends SSE; an app's `/api/chat` relays OpenAI, Anthropic or Gemini events) and
  * NDJSON on any route (Ollama's framing, and the one the OpenAI and Anthropic SDKs' `toReadableStream()` re-emit

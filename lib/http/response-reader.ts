@@ -3,6 +3,7 @@ import { ResponseTextDecoder } from './decode';
 import type { ResponseListener } from './hook';
 import { JsonBodyReader } from '../events/json-body';
 import { BodyDecompressor } from './decompress';
+import { formatOfFirstLine } from '../formats/by-content';
 import type { DecodedBodySink } from './decompress';
 import { LineSplitter } from '../events/lines';
 import type { WireFormatReader } from '../formats/types';
@@ -47,6 +48,8 @@ export class ResponseReader implements ResponseListener, SseHandler, DecodedBody
   private json: JsonBodyReader | undefined;
   /** The body says it is JSON; an undeclared body that does not parse is simply not JSON, not a parse error. */
   private declaredJson = false;
+  /** Streamed plain text has been written: its first write decided whether it is text or a relay's NDJSON. */
+  private textSeen = false;
 
   constructor(
     private readonly state: RequestState,
@@ -106,10 +109,31 @@ export class ResponseReader implements ResponseListener, SseHandler, DecodedBody
     } else if (this.mode === 'lines') {
       (this.lines as LineSplitter).feed(text);
     } else if (this.mode === 'text') {
-      this.state.textDelta(text, false);
+      this.readText(text);
     } else {
       (this.json as JsonBodyReader).write(text);
     }
+  }
+
+  /**
+   * Streamed plain text is generated text, unless its first line is a JSON event of a known format: a relay that
+   * writes the OpenAI or Anthropic SDK's `toReadableStream()` as text/plain (openai-node's own Express example does)
+   * sends NDJSON, whose JSON would otherwise be counted as text.
+   */
+  private readText(text: string): void {
+    if (!this.textSeen) {
+      this.textSeen = true;
+      const reader = formatOfFirstLine(text);
+      if (reader !== undefined) {
+        this.mode = 'lines';
+        this.reader = reader;
+        this.shape = new ChunkShape(reader, this.state);
+        this.lines = new LineSplitter(this, this.settings.maxEventBytes);
+        this.lines.feed(text);
+        return;
+      }
+    }
+    this.state.textDelta(text, false);
   }
 
   onBodyEnd(): void {
