@@ -34,6 +34,14 @@ const STREAMS: [string, WireFormatReader, Event[]][] = [
     ],
   ],
   [
+    "Mistral's SDK chunks, wrapped in data",
+    openAiReader,
+    [
+      ...['Bon', 'jour'].map((content): Event => [JSON.stringify({ data: chatChunk('mistral-small', [{ delta: { content } }]) }), undefined]),
+      [JSON.stringify({ data: { model: 'mistral-small', choices: [{ index: 0, delta: {}, finishReason: 'stop' }], usage: { promptTokens: 3, completionTokens: 4 } } }), undefined],
+    ],
+  ],
+  [
     'Anthropic events with their event: lines',
     anthropicReader,
     typed(anthropicStream({ model: 'claude', prompt: { input_tokens: 12 }, thinking: REASONING_PIECES, text: TEXT_PIECES, stopReason: 'end_turn', outputTokens: [40] }), true),

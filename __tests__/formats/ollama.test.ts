@@ -52,6 +52,10 @@ describe('ollamaReader: streamed lines', () => {
     expect(sink.of('tokens')).toEqual([['tokens', 2, 0]]);
   });
 
+  it("ignores the [DONE] a relay writing Ollama's lines as SSE ends with: not a line of Ollama's, not malformed", () => {
+    expect(read('[DONE]').seen).toEqual([]);
+  });
+
   it('an {"error": "…"} line mid-stream fails the request as internal', () => {
     const sink = read({ error: 'an error was encountered while running the model' });
     expect(sink.seen).toEqual([['failed', 'internal']]);

@@ -63,6 +63,19 @@ describe('openAiReader.readEvent (streamed chat and completions)', () => {
     expect(mixed.of('malformed')).toEqual([]);
   });
 
+  it("reads a relay of Mistral's TypeScript SDK: each chunk wrapped in data, its fields in camelCase", () => {
+    const text = read({ data: { id: 'x', object: 'chat.completion.chunk', model: 'mistral-small', choices: [{ index: 0, delta: { content: 'Bonjour' }, finishReason: null }] } });
+    expect(text.of('model')).toEqual([['model', 'mistral-small']]);
+    expect(text.of('tokens')).toEqual([['tokens', 7, 0]]);
+    const last = read({
+      data: { id: 'x', model: 'mistral-small', choices: [{ index: 0, delta: { content: '' }, finishReason: 'stop' }], usage: { promptTokens: 9, completionTokens: 50, totalTokens: 59 } },
+    });
+    expect(last.of('finish')).toEqual([['finish', 'stop']]);
+    expect(last.of('completed')).toHaveLength(1);
+    expect(last.of('stated')).toEqual([['stated', 50, undefined, { tokens: 0, reasoning: 0 }, true]]);
+    expect(last.of('prompt')).toEqual([['prompt', 9, undefined]]);
+  });
+
   it('counts every choice when n > 1', () => {
     const sink = read(chatChunk('m', [{ index: 0, delta: { content: 'ab' } }, { index: 1, delta: { content: '你好世' } }]));
     expect(tokensOf(sink)).toBe(5);

@@ -1,4 +1,4 @@
-import { asRecord, bodyObject, estimateText, failedWithError, isRecord, parseJsonObject } from './json';
+import { asRecord, bodyObject, estimateText, failedWithError, isRecord, parseEventObject } from './json';
 import type { ChunkCount, ObservationSink, WireFormatReader } from './types';
 
 /**
@@ -11,8 +11,9 @@ import type { ChunkCount, ObservationSink, WireFormatReader } from './types';
  */
 export const ollamaReader: WireFormatReader = {
   // Every line carries a new `created_at`, so no line repeats another but for its text: not `shapedEvents`.
-  readEvent(data, _eventType, sink) {
-    const line = parseJsonObject(data, sink);
+  readEvent(data, eventType, sink) {
+    // A relay that writes Ollama's lines as SSE often ends with OpenAI's `[DONE]`: not a line of Ollama's.
+    const line = parseEventObject(data, sink, eventType);
     if (line !== undefined) readObject(line, sink, true);
     return;
   },

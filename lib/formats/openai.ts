@@ -10,7 +10,7 @@ import type { ChunkCount, ObservationSink, WireFormatReader } from './types';
 export const openAiReader: WireFormatReader = {
   shapedEvents: true,
   readEvent(data, eventType, sink) {
-    const chunk = parseStreamChunk(data, sink, eventType);
+    const chunk = unwrapped(parseStreamChunk(data, sink, eventType));
     if (chunk === undefined || failedWithError(chunk, sink)) return;
     sink.responseModel(chunk.model);
 
@@ -23,8 +23,9 @@ export const openAiReader: WireFormatReader = {
         const counted = countChoiceDelta(choice, sink);
         tokens += counted.tokens;
         reasoning += counted.reasoning;
-        if (choice.finish_reason !== undefined && choice.finish_reason !== null) {
-          sink.finishReason(choice.finish_reason);
+        const finishReason = choice.finish_reason ?? choice.finishReason;
+        if (finishReason !== undefined && finishReason !== null) {
+          sink.finishReason(finishReason);
           sink.completed();
         }
       }
@@ -47,7 +48,8 @@ export const openAiReader: WireFormatReader = {
         const counted = message ? countMessage(message, sink) : { tokens: estimateText(choice.text, sink), reasoning: 0 };
         tokens += counted.tokens;
         reasoning += counted.reasoning;
-        if (choice.finish_reason !== undefined && choice.finish_reason !== null) sink.finishReason(choice.finish_reason);
+        const finishReason = choice.finish_reason ?? choice.finishReason;
+        if (finishReason !== undefined && finishReason !== null) sink.finishReason(finishReason);
       }
     }
     sink.completed();
@@ -128,16 +130,28 @@ function logprobTokens(logprobs: unknown): number | undefined {
   return count;
 }
 
+/**
+ * The chunk itself, or the one a relay of Mistral's TypeScript SDK wraps as `{data: chunk}` (that SDK also writes
+ * its fields in camelCase: `finishReason`, `completionTokens`).
+ */
+function unwrapped(chunk: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (chunk === undefined || chunk.choices !== undefined) return chunk;
+  const inner = asRecord(chunk.data);
+  return inner !== undefined && Array.isArray(inner.choices) ? inner : chunk;
+}
+
 /** Usage on a chunk or body is cumulative for the whole request: it takes precedence over the chunk's own count. */
 function readUsage(usageValue: unknown, counted: ChunkCount, live: boolean, sink: ObservationSink): void {
   const usage = asRecord(usageValue);
-  if (usage === undefined || usage.completion_tokens === undefined) {
+  const completion = usage?.completion_tokens ?? usage?.completionTokens;
+  if (usage === undefined || completion === undefined) {
     sink.generatedTokens(counted.tokens, counted.reasoning);
   } else {
     const details = asRecord(usage.completion_tokens_details);
-    sink.statedOutputTokens(usage.completion_tokens, details?.reasoning_tokens, counted, live);
+    sink.statedOutputTokens(completion, details?.reasoning_tokens, counted, live);
   }
-  if (usage !== undefined && usage.prompt_tokens !== undefined) {
-    sink.promptTokens(usage.prompt_tokens, asRecord(usage.prompt_tokens_details)?.cached_tokens);
+  const prompt = usage?.prompt_tokens ?? usage?.promptTokens;
+  if (usage !== undefined && prompt !== undefined) {
+    sink.promptTokens(prompt, asRecord(usage.prompt_tokens_details)?.cached_tokens);
   }
 }
