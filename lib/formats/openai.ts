@@ -143,14 +143,15 @@ function unwrapped(chunk: Record<string, unknown> | undefined): Record<string, u
 /** Usage on a chunk or body is cumulative for the whole request: it takes precedence over the chunk's own count. */
 function readUsage(usageValue: unknown, counted: ChunkCount, live: boolean, sink: ObservationSink): void {
   const usage = asRecord(usageValue);
-  const completion = usage?.completion_tokens ?? usage?.completionTokens;
+  // `??` would take a stated null for absent: a null count is malformed, and reported as such.
+  const completion = usage?.completion_tokens !== undefined ? usage.completion_tokens : usage?.completionTokens;
   if (usage === undefined || completion === undefined) {
     sink.generatedTokens(counted.tokens, counted.reasoning);
   } else {
     const details = asRecord(usage.completion_tokens_details);
     sink.statedOutputTokens(completion, details?.reasoning_tokens, counted, live);
   }
-  const prompt = usage?.prompt_tokens ?? usage?.promptTokens;
+  const prompt = usage?.prompt_tokens !== undefined ? usage.prompt_tokens : usage?.promptTokens;
   if (usage !== undefined && prompt !== undefined) {
     sink.promptTokens(prompt, asRecord(usage.prompt_tokens_details)?.cached_tokens);
   }
