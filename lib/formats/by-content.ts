@@ -19,13 +19,13 @@ const ANTHROPIC_EVENTS: ReadonlySet<string> = new Set([
 
 /**
  * The format one event or line shows by its own fields, or undefined when it shows none (an error object, `[DONE]`,
- * something else): OpenAI chunks carry `choices` (Mistral's SDK wraps them in `data`), Responses events a `response.*` type, Anthropic's their event
- * types, Gemini's chunks `candidates` or `usageMetadata`, Ollama's lines `done`.
+ * something else): OpenAI chunks carry `choices` (Mistral's SDK wraps them in `data`), Responses events a
+ * `response.*` type, Anthropic's their event types, Gemini's chunks `candidates` or `usageMetadata`, Ollama's lines
+ * `done`.
  */
 function formatOf(value: unknown, eventType: string | undefined): WireFormatReader | undefined {
   if (!isRecord(value)) return undefined;
   if (Array.isArray(value.choices) || value.object === 'chat.completion.chunk' || value.object === 'text_completion') return openAiReader;
-  // Mistral's TypeScript SDK wraps each chunk as `{data: chunk}`.
   if (isRecord(value.data) && Array.isArray(value.data.choices)) return openAiReader;
   const type = typeof value.type === 'string' ? value.type : eventType;
   if (type !== undefined && type.startsWith('response.')) return responsesReader;
