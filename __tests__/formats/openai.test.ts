@@ -122,6 +122,31 @@ describe('openAiReader.readEvent (streamed chat and completions)', () => {
     expect(sink.of('stated')).toEqual([['stated', 6, undefined, { tokens: 0, reasoning: 0 }, true]]);
   });
 
+  it("states usage on a chunk of one choice as that choice's (vLLM and SGLang with n > 1), else as the request's", () => {
+    const one = read(chatChunk('m', [{ index: 1, delta: { content: 'ab' } }], { prompt_tokens: 5, completion_tokens: 3 }));
+    expect(one.of('stated')).toEqual([['stated', 3, undefined, { tokens: 2, reasoning: 0 }, true]]);
+    expect(one.statedFor).toEqual([1]);
+    const final = read(chatChunk('m', [], { prompt_tokens: 5, completion_tokens: 7 }));
+    expect(final.statedFor).toEqual([undefined]);
+    const two = read(chatChunk('m', [{ delta: { content: 'a' } }, { delta: { content: 'b' } }], { prompt_tokens: 5, completion_tokens: 2 }));
+    expect(two.statedFor).toEqual([undefined]);
+    // An index no request can have is no choice of its own.
+    for (const index of [128, -1, 1.5, '0']) {
+      expect(read({ ...chatChunk('m', [{ delta: { content: 'a' } }], { completion_tokens: 1 }), choices: [{ index, delta: { content: 'a' } }] }).statedFor).toEqual([undefined]);
+    }
+  });
+
+  it("reads Moonshot's usage, stated inside the last chunk's choice, as the request's", () => {
+    const sink = read(chatChunk('moonshot-v1-8k', [{ delta: {}, finish_reason: 'stop' }]));
+    expect(sink.of('stated')).toEqual([]);
+    const chunk = chatChunk('moonshot-v1-8k', [{ delta: {}, finish_reason: 'stop' }]);
+    (chunk.choices as Record<string, unknown>[])[0]!.usage = { prompt_tokens: 39, completion_tokens: 211, total_tokens: 250 };
+    const stated = read(chunk);
+    expect(stated.of('stated')).toEqual([['stated', 211, undefined, { tokens: 0, reasoning: 0 }, true]]);
+    expect(stated.statedFor).toEqual([undefined]);
+    expect(stated.of('prompt')).toEqual([['prompt', 39, undefined]]);
+  });
+
   it('reads the final usage chunk with choices: [] and with choices: null', () => {
     for (const choices of [[], null]) {
       const sink = read(chatChunk('m', choices, { prompt_tokens: 5, completion_tokens: 12, total_tokens: 17 }));

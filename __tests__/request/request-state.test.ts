@@ -272,6 +272,36 @@ describe('RequestState: stated usage and exactness', () => {
     expect(await value(registry, m('output_tokens_total'), { model: 'm' })).toBe(4);
   });
 
+  it('does not time usage first stated on a generation chunk with no text (a finish chunk carrying the final usage)', async () => {
+    const state = newRequest(STREAM_HINTS);
+    state.responseStarted(true, STREAM_HINTS);
+    state.generatedTokens(2, 0);
+    state.generatedTokens(3, 0);
+    state.statedOutputTokens(9, undefined, { tokens: 0, reasoning: 0 }, true);
+    expect(await value(registry, m('output_tokens_total'), { model: 'm' })).toBe(9);
+    expect(await value(registry, m('inter_token_latency_seconds'), {}, 'count')).toBe(3);
+  });
+
+  it("sums the counts stated for each choice apart, live, and takes the request's final count over them", async () => {
+    const state = newRequest(STREAM_HINTS);
+    state.responseStarted(true, STREAM_HINTS);
+    state.statedOutputTokens(1, undefined, { tokens: 1, reasoning: 0 }, true, 0);
+    state.statedOutputTokens(1, undefined, { tokens: 1, reasoning: 0 }, true, 1);
+    state.statedOutputTokens(3, undefined, { tokens: 2, reasoning: 0 }, true, 1);
+    state.statedOutputTokens(2, undefined, { tokens: 1, reasoning: 0 }, true, 0);
+    expect(await value(registry, m('output_tokens_total'), { model: 'm' })).toBe(5);
+    expect(await value(registry, m('inter_token_latency_seconds'), {}, 'count')).toBe(4);
+    // A choice's own count going back is not believed; the others' stand.
+    state.statedOutputTokens(1, undefined, { tokens: 0, reasoning: 0 }, true, 1);
+    expect(malformed).toEqual([['chat_completions', 'usage_backwards']]);
+    state.statedOutputTokens(6, undefined, { tokens: 0, reasoning: 0 }, false);
+    state.completed();
+    state.end('finished', 200);
+    expect(await value(registry, m('output_tokens_total'), { model: 'm' })).toBe(6);
+    expect(await value(registry, m('output_sequence_tokens'), { model: 'm' }, 'sum')).toBe(6);
+    expect(malformed).toHaveLength(1);
+  });
+
   it('does not time the correction from a usage-only event', async () => {
     const state = newRequest(STREAM_HINTS);
     state.responseStarted(true, STREAM_HINTS);

@@ -198,7 +198,8 @@ export function buildStream(spec: StreamSpec): BuiltStream {
     case 'completions': {
       const chat = spec.format === 'chat';
       const continuous = spec.usage === 'continuous';
-      let cumulative = 0;
+      // With continuous usage, vLLM and SGLang state on each choice's chunk that choice's own running count.
+      const cumulative = Array.from({ length: spec.choices }, () => 0);
       const chunk = (choices: unknown[] | null, usage?: Record<string, unknown>): Record<string, unknown> => ({
         id: 'cmpl-1',
         object: chat ? 'chat.completion.chunk' : 'text_completion',
@@ -213,7 +214,7 @@ export function buildStream(spec: StreamSpec): BuiltStream {
         }
       }
       for (const delta of spec.deltas) {
-        cumulative += delta.tokens;
+        cumulative[delta.choice] = (cumulative[delta.choice] ?? 0) + delta.tokens;
         const logprobs = !spec.logprobs
           ? null
           : chat
@@ -222,11 +223,11 @@ export function buildStream(spec: StreamSpec): BuiltStream {
         const choice = chat
           ? { index: delta.choice, delta: delta.reasoning ? { reasoning_content: delta.text } : { content: delta.text }, logprobs, finish_reason: null }
           : { index: delta.choice, text: delta.text, logprobs, finish_reason: null };
-        push(chunk([choice], continuous ? cumulativeUsage(spec, cumulative) : undefined));
+        push(chunk([choice], continuous ? cumulativeUsage(spec, cumulative[delta.choice] as number) : undefined));
       }
       for (let c = 0; c < spec.choices; c++) {
         const choice = chat ? { index: c, delta: {}, logprobs: null, finish_reason: 'stop' } : { index: c, text: '', logprobs: null, finish_reason: 'stop' };
-        push(chunk([choice], continuous ? cumulativeUsage(spec, cumulative) : undefined));
+        push(chunk([choice], continuous ? cumulativeUsage(spec, cumulative[c] as number) : undefined));
       }
       if (spec.usage !== 'none') push(chunk(chat ? [] : null, cumulativeUsage(spec, totalTokens)));
       push('[DONE]');

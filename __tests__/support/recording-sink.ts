@@ -16,14 +16,17 @@ export type Observation =
 export class RecordingSink implements ObservationSink {
   readonly seen: Observation[] = [];
   readonly estimated: string[] = [];
+  /** The choice each stated count was for (undefined: the request's). */
+  readonly statedFor: (number | undefined)[] = [];
   responseModel(model: unknown): void {
     this.seen.push(['model', model]);
   }
   generatedTokens(tokens: number, reasoning: number): void {
     this.seen.push(['tokens', tokens, reasoning]);
   }
-  statedOutputTokens(total: unknown, reasoningTotal: unknown, chunk: ChunkCount, live: boolean): void {
+  statedOutputTokens(total: unknown, reasoningTotal: unknown, chunk: ChunkCount, live: boolean, choice?: number): void {
     this.seen.push(['stated', total, reasoningTotal, chunk, live]);
+    this.statedFor.push(choice);
   }
   promptTokens(input: unknown, cached: unknown): void {
     this.seen.push(['prompt', input, cached]);

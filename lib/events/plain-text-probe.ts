@@ -64,9 +64,9 @@ export class PlainTextProbe implements ObservationSink {
     this.sink.generatedTokens(tokens, reasoning);
   }
 
-  statedOutputTokens(total: unknown, reasoningTotal: unknown, chunk: ChunkCount, live: boolean): void {
+  statedOutputTokens(total: unknown, reasoningTotal: unknown, chunk: ChunkCount, live: boolean, choice?: number): void {
     this.other = true;
-    this.sink.statedOutputTokens(total, reasoningTotal, chunk, live);
+    this.sink.statedOutputTokens(total, reasoningTotal, chunk, live, choice);
   }
 
   promptTokens(input: unknown, cached: unknown): void {

@@ -30,9 +30,13 @@ export const openAiReader: WireFormatReader = {
         }
       }
     }
-    // Groq states the request's usage under `x_groq` on its last chunk, unasked.
-    const usage = chunk.usage ?? asRecord(chunk.x_groq)?.usage;
-    readUsage(usage, { tokens, reasoning }, Array.isArray(choices) && choices.length > 0, sink);
+    const live = Array.isArray(choices) && choices.length > 0;
+    if (chunk.usage !== undefined) {
+      readUsage(chunk.usage, { tokens, reasoning }, live, sink, live ? ownChoice(choices) : undefined);
+    } else {
+      // Groq states the request's usage under `x_groq` on its last chunk, unasked; Moonshot in that chunk's choice.
+      readUsage(asRecord(chunk.x_groq)?.usage ?? (live ? asRecord(choices[0])?.usage : undefined), { tokens, reasoning }, live, sink);
+    }
   },
 
   readBody(body, sink) {
@@ -140,8 +144,23 @@ function unwrapped(chunk: Record<string, unknown> | undefined): Record<string, u
   return inner !== undefined && Array.isArray(inner.choices) ? inner : chunk;
 }
 
-/** Usage on a chunk or body is cumulative for the whole request: it takes precedence over the chunk's own count. */
-function readUsage(usageValue: unknown, counted: ChunkCount, live: boolean, sink: ObservationSink): void {
+/** Most choices a request can ask for (OpenAI's bound on `n`). */
+const MAX_CHOICES = 128;
+
+/**
+ * The choice a chunk's usage counts alone: a chunk of one choice, as vLLM and SGLang send each choice's running
+ * count with continuous usage (with `n = 1`, the request's). Undefined: the usage is the request's.
+ */
+function ownChoice(choices: unknown[]): number | undefined {
+  const index = choices.length === 1 ? asRecord(choices[0])?.index : undefined;
+  return typeof index === 'number' && Number.isInteger(index) && index >= 0 && index < MAX_CHOICES ? index : undefined;
+}
+
+/**
+ * Usage on a chunk or body is cumulative: for the whole request, or with `choice`, for that choice. It takes
+ * precedence over the chunk's own count.
+ */
+function readUsage(usageValue: unknown, counted: ChunkCount, live: boolean, sink: ObservationSink, choice?: number): void {
   const usage = asRecord(usageValue);
   // `??` would take a stated null for absent: a null count is malformed, and reported as such.
   const completion = usage?.completion_tokens !== undefined ? usage.completion_tokens : usage?.completionTokens;
@@ -149,7 +168,7 @@ function readUsage(usageValue: unknown, counted: ChunkCount, live: boolean, sink
     sink.generatedTokens(counted.tokens, counted.reasoning);
   } else {
     const details = asRecord(usage.completion_tokens_details);
-    sink.statedOutputTokens(completion, details?.reasoning_tokens, counted, live);
+    sink.statedOutputTokens(completion, details?.reasoning_tokens, counted, live, choice);
   }
   const prompt = usage?.prompt_tokens !== undefined ? usage.prompt_tokens : usage?.promptTokens;
   if (usage !== undefined && prompt !== undefined) {

@@ -14,9 +14,12 @@ export interface ObservationSink {
    * `message_delta`), and its cumulative reasoning tokens when it reports them. `chunk` is what the reader counted
    * in this chunk's own text (its reasoning part is used when no reasoning total is stated). `live` is true when
    * the event is a generation chunk (continuous usage), so the increase is that chunk's tokens and is timed; false
-   * for a usage-only or terminal event, where the increase corrects earlier estimates.
+   * for a usage-only or terminal event, where the increase corrects earlier estimates (so is a generation chunk
+   * with no text that states usage for the first time, such as a finish chunk carrying it). `choice`: the count
+   * is that choice's own (vLLM and SGLang state each choice's running count on its chunks when `n > 1`); the
+   * request's is the sum over its choices.
    */
-  statedOutputTokens(total: unknown, reasoningTotal: unknown, chunk: ChunkCount, live: boolean): void;
+  statedOutputTokens(total: unknown, reasoningTotal: unknown, chunk: ChunkCount, live: boolean, choice?: number): void;
   /** Prompt token count (input including cache reads), and cached prompt tokens when reported. */
   promptTokens(input: unknown, cached: unknown): void;
   finishReason(reason: unknown): void;

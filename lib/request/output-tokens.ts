@@ -25,13 +25,18 @@ export class OutputTokens {
   addedReasoning = 0;
   /** Reasoning tokens the last {@link statedTotal} added from a stated reasoning total (timed with nothing). */
   reasoningStatedIncrease = 0;
+  /** The last {@link statedTotal}'s increase is a generation chunk's own tokens: it is timed as that chunk's. */
+  increaseTimed = false;
   /** Output and reasoning tokens added so far. */
   total = 0;
   reasoning = 0;
-  /** The last usage the stream stated, when it did. */
+  /** The last usage the stream stated, when it did (with counts by choice, their sum). */
   stated: number | undefined;
   statedReasoning: number | undefined;
 
+  /** Each choice's own stated count, when the stream states them apart (see `statedTotal`). */
+  private statedByChoice: Map<number, number> | undefined;
+  private statedChoicesSum = 0;
   /** The default estimator's state for this response (created on the first text it counts). */
   private estimator: StreamEstimator | undefined;
   /** A text field of the current chunk was an empty string (a token that ended inside a character). */
@@ -147,21 +152,28 @@ export class OutputTokens {
    * Cumulative usage stated by the stream (see `ObservationSink.statedOutputTokens`). Returns what it adds: the
    * output increase (with {@link added}, {@link addedReasoning} set), 0 when it adds none, or -1 when the usage is
    * not a count and the chunk's own count was taken instead (see {@link generated}). A stated reasoning total
-   * that grew is in {@link reasoningStatedIncrease}.
+   * that grew is in {@link reasoningStatedIncrease}. With `choice`, `stated` is that choice's count, and the
+   * request's is the sum of the last count of each choice.
    */
-  statedTotal(total: unknown, reasoningTotal: unknown, chunk: ChunkCount, live: boolean): number {
+  statedTotal(stated: unknown, reasoningTotal: unknown, chunk: ChunkCount, live: boolean, choice?: number): number {
     this.reasoningStatedIncrease = 0;
-    if (!isTokenCount(total)) {
-      this.report.malformed('invalid_usage', `completion tokens: ${String(total)}`);
+    // A generation chunk with no text is timed when usage is continuous (vLLM's finish chunk after a stop token the
+    // parser kept): usage first stated there (Groq, LiteLLM) corrects the estimates of the chunks before.
+    this.increaseTimed = live && (chunk.tokens > 0 || this.pendingEmpty || this.stated !== undefined);
+    if (!isTokenCount(stated)) {
+      this.report.malformed('invalid_usage', `completion tokens: ${String(stated)}`);
       return -1;
     }
+    const before = choice === undefined ? this.stated : this.statedByChoice?.get(choice);
     // Usage that goes backwards is not believed; what was counted stays counted.
-    if (this.stated !== undefined && total < this.stated) {
-      this.report.malformed('usage_backwards', `${total} after ${this.stated}`);
+    if (before !== undefined && stated < before) {
+      this.report.malformed('usage_backwards', `${stated} after ${before}`);
       this.added = 0;
       this.addedReasoning = 0;
       return 0;
     }
+    // The sum never falls below a count the request stated as a whole.
+    const total = choice === undefined ? stated : Math.max(this.choiceTotal(choice, stated, before ?? 0), this.stated ?? 0);
     if (chunk.tokens > 0) this.allByScript[this.script]! += chunk.tokens;
     else if (this.pendingEmpty && live && this.countTokens === undefined) this.allByScript[this.script]! += this.estimatorFor().count('');
     this.pendingEmpty = false;
@@ -182,6 +194,13 @@ export class OutputTokens {
       this.report.malformed('invalid_usage', `reasoning tokens: ${String(reasoningTotal)}`);
     }
     return increase > 0 ? increase : 0;
+  }
+
+  /** The request's count once this choice's own is `total` (it was `before`): the sum of every choice's last count. */
+  private choiceTotal(choice: number, total: number, before: number): number {
+    (this.statedByChoice ??= new Map()).set(choice, total);
+    this.statedChoicesSum += total - before;
+    return this.statedChoicesSum;
   }
 
   private add(tokens: number, reasoning: number): void {

@@ -141,12 +141,12 @@ export class RequestState implements ObservationSink {
     this.generatedTokens(tokens, reasoning ? tokens : 0);
   }
 
-  statedOutputTokens(total: unknown, reasoningTotal: unknown, chunk: ChunkCount, live: boolean): void {
+  statedOutputTokens(total: unknown, reasoningTotal: unknown, chunk: ChunkCount, live: boolean, choice?: number): void {
     const count = this.tokens;
-    const increase = count.statedTotal(total, reasoningTotal, chunk, live);
+    const increase = count.statedTotal(total, reasoningTotal, chunk, live, choice);
     // Not a count: the chunk's own count stands (generatedTokens handles its empty text field, if any).
     if (increase < 0) return this.generatedTokens(chunk.tokens, chunk.reasoning);
-    if (increase > 0) this.addTokens(count.added, count.addedReasoning, increase, live);
+    if (increase > 0) this.addTokens(count.added, count.addedReasoning, increase, count.increaseTimed);
     if (count.reasoningStatedIncrease > 0) this.seriesOrResolve().addTokens(0, count.reasoningStatedIncrease);
   }
 
