@@ -2,6 +2,8 @@
  * The model label: where it comes from and which names may take one.
  */
 import express from 'express';
+import { Registry } from 'prom-client';
+import { dynamoMetrics } from '../../lib';
 import { CHAT, describeOnEachExpress, heldStream, writeSse } from '../support/express-suite';
 import type { Handler } from '../support/express-suite';
 import { closedAfterEach, eventually, listen, openStream, postJson, signal } from '../support/http';
@@ -149,4 +151,33 @@ describe('mounted before the body parser, as the README mounts it', () => {
     expect(await total(registry, 'requests_started_total', { model: 'gpt-4o-mini', endpoint: 'ai_sdk_ui' })).toBe(1);
     expect(await total(registry, 'requests_total', { endpoint: 'ollama_chat' })).toBe(0);
   });
+});
+
+describe('the model option', () => {
+  const servers = closedAfterEach();
+  const DEPLOYMENTS: Record<string, string> = { prod: 'gpt-4o', cheap: 'gpt-4o-mini' };
+
+  for (const order of ['parser before the middleware', 'parser after it, with an async check before the route'] as const) {
+    it(`answered from req.params at the response head, decides over names clients put in the body (${order})`, async () => {
+      const registry = new Registry();
+      const app = express();
+      const metered = dynamoMetrics({ registry, maxModels: 3, model: (req) => DEPLOYMENTS[String((req as express.Request).params?.deployment)] });
+      if (order === 'parser before the middleware') app.use(express.json(), metered);
+      else app.use(metered, express.json(), async (_req, _res, next) => setTimeout(next, 1));
+      app.post('/deployments/:deployment/chat/completions', (req, res) => {
+        const model = DEPLOYMENTS[String(req.params.deployment)] as string;
+        writeSse(res, [roleChunk(model), contentChunk(model, 'abc'), finishChunk(model), DONE]);
+      });
+      const served = await listen(app);
+      servers.push(served);
+      for (let i = 0; i < 6; i++) await postJson(served.port, '/deployments/prod/chat/completions', { model: `client-invented-${i}`, stream: true });
+      await postJson(served.port, '/deployments/cheap/chat/completions', { stream: true });
+      await settled(registry);
+      expect(await total(registry, 'requests_total', { model: 'gpt-4o', status: 'success' })).toBe(6);
+      expect(await total(registry, 'requests_total', { model: 'gpt-4o-mini', status: 'success' })).toBe(1);
+      expect(await total(registry, 'output_tokens_total', { model: 'gpt-4o' })).toBeGreaterThanOrEqual(6);
+      expect(await total(registry, 'output_tokens_total', { model: 'unknown_model' })).toBe(0);
+      expect((await labelSets(registry, m('requests_total'))).map((labels) => labels.model).sort()).toEqual(['gpt-4o', 'gpt-4o-mini']);
+    });
+  }
 });

@@ -76,13 +76,14 @@ export class RequestState implements ObservationSink {
   }
 
   /**
-   * The response head is known: its status decides whether a name not admitted yet gets its label, its type
-   * decides `request_type` unless the request body already did.
+   * The response head is known: its status decides whether a name not admitted yet gets its label (the name the
+   * request gives now: after routing, the `model` option may answer where it could not before), its type decides
+   * `request_type` unless the request body already did.
    */
   responseStarted(isEventStream: boolean, hints: RequestHints | undefined, statusCode = 200): void {
     this.seen.streaming = isEventStream;
     this.name.succeeded = statusCode >= 200 && statusCode < 300;
-    if (this.model === undefined && this.name.isWaiting) this.nameModel(this.name.retry());
+    if (typeof hints?.model !== 'string' && this.model === undefined && this.name.isWaiting) this.nameModel(this.name.retry());
     else this.requestBodyRead(hints);
     if (typeof hints?.model === 'string') this.requestType ??= requestTypeOf(hints);
     this.requestType ??= isEventStream ? 'stream' : 'unary';
@@ -95,7 +96,7 @@ export class RequestState implements ObservationSink {
    * Its start is counted at the response head, which may still show another format than the path did.
    */
   requestBodyRead(hints: RequestHints | undefined): void {
-    if (this.ended || this.model !== undefined || this.name.isWaiting || typeof hints?.model !== 'string') return;
+    if (this.ended || this.model !== undefined || typeof hints?.model !== 'string') return;
     this.nameModel(this.name.labelFor(hints.model));
   }
 
