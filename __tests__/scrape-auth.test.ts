@@ -56,6 +56,17 @@ describe('scrapes', () => {
     expect(await scrape(port, 'Bearer s3cret x')).toBe(401);
   });
 
+  it('accepts a token beyond ASCII as Prometheus and curl send it, in UTF-8, for bearer and basic auth alike', async () => {
+    const token = 'pässwörd-ü-密码';
+    // Node's client writes each character of a header value as one byte: these characters are the UTF-8 bytes.
+    const wire = (text: string): string => Buffer.from(text, 'utf8').toString('latin1');
+    const bearer = await protectedMetrics({ bearerToken: token });
+    expect(await scrape(bearer, `Bearer ${wire(token)}`)).toBe(200);
+    expect(await scrape(bearer, `Bearer ${wire('passwörd-ü-密码')}`)).toBe(401);
+    const basic = await protectedMetrics({ username: 'prom', password: token });
+    expect(await scrape(basic, `Basic ${Buffer.from(`prom:${token}`).toString('base64')}`)).toBe(200);
+  });
+
   it('decodes basic credentials strictly: base64 with junk characters is refused', async () => {
     const port = await protectedMetrics({ username: 'prom', password: 'pa:ss' });
     const encoded = Buffer.from('prom:pa:ss').toString('base64');

@@ -53,7 +53,8 @@ export function checkCredentials(auth: MetricsAuth): (authorization: string | un
     const expected = createHash('sha256').update(checkSecret('bearerToken', auth.bearerToken)).digest();
     return (authorization) => {
       const match = /^Bearer +(.*[^ ]) *$/i.exec(authorization ?? '');
-      return sameSecret(match?.[1] ?? '', expected);
+      // Node reads header bytes as Latin-1; Prometheus and curl send a token's UTF-8 bytes.
+      return sameSecret(Buffer.from(match?.[1] ?? '', 'latin1').toString('utf8'), expected);
     };
   }
   if (typeof auth.username !== 'string' || typeof auth.password !== 'string' || auth.username.length === 0 || auth.password.length === 0) {
