@@ -4,10 +4,10 @@
 import type { Application } from 'express';
 import { Registry } from 'prom-client';
 import { dynamoMetrics } from '../../lib/index';
-import { CHAT, describeOnEachExpress, writeSse } from '../support/express-suite';
-import { eventually, postJson, sleep } from '../support/http';
+import { CHAT, describeOnEachExpress, heldStream, writeSse } from '../support/express-suite';
+import { eventually, openStream, postJson, signal, sleep } from '../support/http';
 import { m, value } from '../support/registry-values';
-import { codePoints, contentChunk, DONE, finishChunk } from '../support/streams';
+import { codePoints, contentChunk, DONE, finishChunk, roleChunk } from '../support/streams';
 
 describeOnEachExpress((t) => {
   const { chatRoute, ended, expressLib, gauges, get, serve, start } = t;
@@ -76,5 +76,23 @@ describeOnEachExpress((t) => {
     await ended();
     expect(await get('output_tokens_total', { model: 'm' })).toBe(3);
     expect(await get('requests_total', { model: 'm' })).toBe(1);
+  });
+
+  it('keeps the requests still in flight in the gauges across registry.resetMetrics(), so they end at 0, not -1', async () => {
+    const rest = signal();
+    const port = await start(chatRoute(heldStream([roleChunk('m'), contentChunk('m', 'ab')], rest.wait, [finishChunk('m'), DONE])));
+    const waiting = await openStream(port, CHAT, { model: 'm', stream: true });
+    const streaming = await openStream(port, CHAT, { model: 'm', stream: true });
+    await waiting.waitFor('ab');
+    await streaming.waitFor('ab');
+    expect(await gauges('m')).toEqual([2, 2, 0]);
+    t.registry.resetMetrics();
+    expect(await gauges('m')).toEqual([2, 2, 0]);
+    expect(await get('requests_started_total')).toBe(0);
+    rest.release();
+    await Promise.all([waiting.done, streaming.done]);
+    await ended(2);
+    expect(await gauges('m')).toEqual([0, 0, 0]);
+    expect(await get('requests_total', { model: 'm', status: 'success' })).toBe(2);
   });
 });

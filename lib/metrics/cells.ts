@@ -33,6 +33,12 @@ export class Tally {
     this.counted = this.countedAtZero;
     this.published = Number.NaN;
   }
+
+  /** The registry's metric was reset, not what this tally counts: shown again, when it is not 0, at the next scrape. */
+  republish(): void {
+    this.counted = this.countedAtZero || this.value !== 0;
+    this.published = Number.NaN;
+  }
 }
 
 /** Tallies keyed by one label value (an error type, a finish reason), created on first use. */

@@ -46,21 +46,26 @@ export class CollectedCounter extends Counter<string> {
   }
 }
 
-/** A prom-client `Gauge` set from the store's tallies by `collect()`; `reset()` resets the tallies too. */
+/**
+ * A prom-client `Gauge` set from the store's tallies by `collect()`; `reset()` resets the tallies too, except for a
+ * gauge of requests in flight (`inFlight`): those requests are still there, and will each take themselves off once.
+ */
 export class CollectedGauge extends Gauge<string> {
   private readonly tallies: ForEach<Tally> | undefined;
+  private readonly inFlight: boolean | undefined;
   readonly getForPromString?: () => Promise<ScalarData>;
 
-  constructor(identity: MetricIdentity, registry: Registry, tallies: ForEach<Tally>, fastText: boolean) {
+  constructor(identity: MetricIdentity, registry: Registry, tallies: ForEach<Tally>, fastText: boolean, inFlight = false) {
     const set = (gauge: Gauge<string>, tally: Tally): void => gauge.set(tally.labels, tally.value);
     super({ ...identity, registers: [registry], collect: collectChanged(tallies, set) });
     this.tallies = tallies;
+    this.inFlight = inFlight;
     if (fastText) this.getForPromString = () => scalarText(this, 'gauge', identity, registry, tallies);
   }
 
   override reset(): void {
     super.reset();
-    this.tallies?.((tally) => tally.reset());
+    this.tallies?.((tally) => (this.inFlight === true ? tally.republish() : tally.reset()));
   }
 }
 

@@ -20,6 +20,8 @@ export interface MetricDefinition {
   /** Also labelled with the user's `extraLabels` (printed after the built-in ones). */
   extraLabels?: true;
   buckets?: BucketRange;
+  /** A gauge of requests in flight: `registry.resetMetrics()` cannot end them, so it keeps their values. */
+  inFlight?: true;
 }
 
 const MODEL = ['model'] as const;
@@ -55,9 +57,10 @@ export const METRICS = {
     type: 'gauge',
     help: 'LLM requests in flight (deprecated in Dynamo; same as active_requests)',
     labels: MODEL,
+    inFlight: true,
   },
-  activeRequests: { suffix: 'active_requests', type: 'gauge', help: 'LLM requests being served', labels: MODEL },
-  queuedRequests: { suffix: 'queued_requests', type: 'gauge', help: 'LLM requests waiting for their first token', labels: MODEL },
+  activeRequests: { suffix: 'active_requests', type: 'gauge', help: 'LLM requests being served', labels: MODEL, inFlight: true },
+  queuedRequests: { suffix: 'queued_requests', type: 'gauge', help: 'LLM requests waiting for their first token', labels: MODEL, inFlight: true },
   disconnectedClients: {
     suffix: 'disconnected_clients',
     type: 'gauge',

@@ -119,7 +119,7 @@ export class MetricsStore {
         const name = key as HistogramName;
         new HistogramCollector(identity, this.buckets[name], registry, histograms[name], fastText);
       } else if (definition.type === 'gauge') {
-        new CollectedGauge(identity, registry, tallies[key as GaugeKey], fastText);
+        new CollectedGauge(identity, registry, tallies[key as GaugeKey], fastText, definition.inFlight === true);
       } else {
         const counter = new CollectedCounter(identity, registry, tallies[key as CounterKey], fastText);
         // The anchor through which `MetricsStore.for` finds this store.
