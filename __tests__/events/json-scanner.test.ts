@@ -127,6 +127,17 @@ describe('JsonScanner', () => {
     }
   });
 
+  it('reads text made of escapes alone (as json.dumps writes non-ASCII text) and refuses a bad escape wherever it is cut', () => {
+    const escaped = JSON.stringify({ text: '天气 naïve "quoted" \\ \u0001'.repeat(20) }).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    for (const cut of [0, 1, 7, 100, escaped.length - 3]) expect(scan(escaped, [cut, cut + 3]).sink.root).toEqual(JSON.parse(escaped));
+    for (const bad of ['["\\x"]', '["\\u12G4"]', '["\\U0041"]', '["\\u004"]', '["a\\']) {
+      for (let cut = 0; cut <= bad.length; cut++) {
+        const { scanner, complete } = scan(bad, [cut]);
+        expect([bad, cut, scanner.invalid || !complete]).toEqual([bad, cut, true]);
+      }
+    }
+  });
+
   it('hands the sink every value in order, member names before their values', () => {
     const { sink } = scan('{"a": [1, "x", true, null, {}], "b": -2.5e3}');
     expect(sink.calls).toEqual(['{', 'key a', '[', 'value 1', 'value "x"', 'value true', 'value null', '{', 'close', 'close', 'key b', 'value -2500', 'close']);

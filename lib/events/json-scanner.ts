@@ -5,6 +5,8 @@
  * sink wants it), so a body of any size costs what the sink keeps.
  */
 
+import { ESCAPES, hexUnit, isSpecial, isTokenChar, SPECIAL } from './json-chars';
+
 /** Deeper than any LLM body; a hostile one would otherwise cost a frame a level. */
 const MAX_DEPTH = 256;
 /** Longest number or literal read: no meaningful one comes near it. */
@@ -71,18 +73,10 @@ export class JsonScanner {
           this.escape(code);
           i++;
           continue;
-        case State.Unicode: {
-          this.unicode += text[i];
-          if (this.unicode.length === 4) {
-            if (!/^[0-9a-fA-F]{4}$/.test(this.unicode)) this.state = State.Invalid;
-            else {
-              this.appendString(String.fromCharCode(parseInt(this.unicode, 16)));
-              this.state = State.String;
-            }
-          }
-          i++;
+        case State.Unicode:
+          this.unicode += text[i++];
+          if (this.unicode.length === 4) this.escaped(hexUnit(this.unicode, 0));
           continue;
-        }
         case State.Number:
         case State.Literal: {
           // Scanned as a run: a large body is mostly numbers.
@@ -213,35 +207,55 @@ export class JsonScanner {
     this.state = State.String;
   }
 
+  /**
+   * Reads string text up to the string's end or the write's; returns where it stopped. Escapes are read in the run
+   * (Python's `json.dumps` escapes every non-ASCII character); one cut by the write's end goes on in the states.
+   */
   private readString(text: string, from: number): number {
-    SPECIAL.lastIndex = from;
-    const match = SPECIAL.exec(text);
-    const stop = match === null ? text.length : match.index;
-    if (stop > from) this.appendString(text.slice(from, stop));
-    if (match === null) return text.length;
-    const code = text.charCodeAt(stop);
-    if (code === 0x22) {
-      this.endString();
-    } else if (code === 0x5c) {
-      this.state = State.Escape;
-    } else {
-      // A raw control character inside a string: not JSON.
-      this.state = State.Invalid;
+    let i = from;
+    for (;;) {
+      let stop = i;
+      if (i < text.length && !isSpecial(text.charCodeAt(i))) {
+        SPECIAL.lastIndex = i;
+        const match = SPECIAL.exec(text);
+        stop = match === null ? text.length : match.index;
+        this.appendString(text.slice(i, stop));
+        if (match === null) return text.length;
+      }
+      if (stop === text.length) return stop;
+      const code = text.charCodeAt(stop);
+      if (code === 0x22) {
+        this.endString();
+        return stop + 1;
+      }
+      if (code !== 0x5c) {
+        // A raw control character inside a string: not JSON.
+        this.state = State.Invalid;
+        return stop + 1;
+      }
+      const escaped = text.charCodeAt(stop + 1);
+      const end = escaped === 0x75 ? stop + 6 : stop + 2;
+      if (end > text.length) {
+        this.state = State.Escape;
+        return stop + 1;
+      }
+      this.escaped(escaped === 0x75 ? hexUnit(text, stop + 2) : ESCAPES[escaped]);
+      if (this.state === State.Invalid) return stop + 1;
+      i = end;
     }
-    return stop + 1;
   }
 
+  /** The character after a backslash that ended the last write. */
   private escape(code: number): void {
-    const simple = ESCAPES[code];
-    if (simple !== undefined) {
-      this.appendString(simple);
-      this.state = State.String;
-    } else if (code === 0x75) {
-      this.unicode = '';
-      this.state = State.Unicode;
-    } else {
-      this.state = State.Invalid;
-    }
+    if (code !== 0x75) return this.escaped(ESCAPES[code]);
+    this.unicode = '';
+    this.state = State.Unicode;
+  }
+
+  /** An escape was read: the text it stands for, or undefined when it is not one. */
+  private escaped(piece: string | undefined): void {
+    if (piece !== undefined) this.appendString(piece);
+    this.state = piece === undefined ? State.Invalid : State.String;
   }
 
   private appendString(piece: string): void {
@@ -283,16 +297,4 @@ export class JsonScanner {
     this.lastWasComma = false;
     this.state = this.containers.length === 0 ? State.Done : State.AfterValue;
   }
-}
-
-/** The characters that end a run of plain string text: a quote, a backslash, a control character. */
-// eslint-disable-next-line no-control-regex -- raw control characters are exactly what JSON strings may not hold
-const SPECIAL = /["\\\u0000-\u001f]/g;
-
-/** What each one-character escape stands for, by the character after the backslash. */
-const ESCAPES: Readonly<Record<number, string>> = { 0x22: '"', 0x5c: '\\', 0x2f: '/', 0x62: '\b', 0x66: '\f', 0x6e: '\n', 0x72: '\r', 0x74: '\t' };
-
-function isTokenChar(code: number): boolean {
-  // Digits, letters of literals and exponents, sign and decimal point.
-  return (code >= 0x30 && code <= 0x39) || (code >= 0x61 && code <= 0x7a) || code === 0x2d || code === 0x2b || code === 0x2e || code === 0x45;
 }
