@@ -43,6 +43,10 @@ const openAIErrors: ErrorRequestHandler = (error: unknown, _req, res, next) => {
   sendError(res, new RequestError(500, 'internal error in the example app', null, null, 'server_error'));
 };
 
+function jsonBody(req: IncomingMessage): boolean {
+  return /^\/api\//.test(req.url ?? '') || /^application\/(?:[\w.+-]*\+)?json\b/i.test(req.headers['content-type'] ?? '');
+}
+
 /**
  * The example gateway: body parser, the metrics middleware, `/metrics` and the live page, then the mock model (OpenAI routes, an
  * Ollama-compatible `/api/chat` and an AI SDK route) or the upstream proxy.
@@ -51,8 +55,9 @@ export function createApp(options: ExampleAppOptions = {}): Express {
   const { registry, upstream, openTelemetry } = options;
   const app = express();
   app.disable('x-powered-by');
-  // Mounted before dynamoMetrics so it can label requests with the model the client asked for at arrival.
-  app.use(express.json({ limit: BODY_LIMIT, verify: upstream ? rememberRawBody : undefined }));
+  // Mounted before dynamoMetrics so it can label requests with the model the client asked for at arrival. Ollama's
+  // routes take JSON whatever its content type says, as Ollama does (`curl -d` sends a form's).
+  app.use(express.json({ limit: BODY_LIMIT, verify: upstream ? rememberRawBody : undefined, type: jsonBody }));
   const mock: MockOptions = { ...MOCK_DEFAULTS, ...options.mock };
   // The AI SDK route's requests name no model (the app picks it): the model option names it.
   const aiSdkModel = (req: IncomingMessage): string | undefined => (!upstream && req.url?.split('?')[0] === AI_SDK_ROUTE ? mock.models[0] : undefined);

@@ -7,7 +7,7 @@ import type { RunningServer } from '../../example-app/listen';
 import { fetchMetrics, sumOf } from '../../example-app/metrics-text';
 import { countPromptTokens } from '../../example-app/tokens';
 import { start, startExample } from '../support/example-app';
-import { eventually, postJson } from '../support/http';
+import { eventually, postJson, request } from '../support/http';
 import { GEMINI_PATH, geminiChunks, geminiSse, PIECES } from '../support/streams';
 
 const MODEL = 'mock-llama-3.1-8b-instruct';
@@ -39,6 +39,14 @@ describe('the mock model in Ollama and AI SDK form', () => {
       expect(sumOf(metrics, `${M}requests_finished_total`, { model: MODEL, finish_reason: 'length' })).toBe(1);
       return true;
     });
+  });
+
+  test("/api/chat reads its body as JSON whatever the content type, as Ollama does (curl -d, as the banner's example sends it)", async () => {
+    const server = await startExample({ mock: { tokensPerSecond: 0 } });
+    const body = JSON.stringify(ollamaChat({ stream: false }));
+    const response = await request(portOf(server), 'POST', '/api/chat', body, undefined, { 'content-type': 'application/x-www-form-urlencoded' });
+    expect(response.status).toBe(200);
+    expect(JSON.parse(response.body.toString('utf8'))).toMatchObject({ model: MODEL, done: true });
   });
 
   test('/api/chat with stream: false answers one JSON object, counted as unary', async () => {

@@ -62,7 +62,7 @@ export function request(
         method,
         path,
         agent: agent ?? false,
-        headers: payload ? { ...headers, 'content-type': 'application/json', 'content-length': payload.length } : headers,
+        headers: payload ? { 'content-type': 'application/json', ...headers, 'content-length': payload.length } : headers,
       },
       (res) => {
         const parts: Buffer[] = [];
