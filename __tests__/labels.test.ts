@@ -22,6 +22,10 @@ describe('endpointFromPath', () => {
     // Express routes match case-insensitively by default, so the label must too.
     ['/V1/Chat/Completions', 'chat_completions'],
     ['/v1/MESSAGES', 'anthropic_messages'],
+    // Express routes a path with a fragment (which no browser sends, but a raw client can) as the path without it.
+    ['/v1/chat/completions#x', 'chat_completions'],
+    ['/api/chat#', 'ollama_chat'],
+    ['/v1/messages#a?b', 'anthropic_messages'],
   ])('%s → %s', (path, endpoint) => {
     expect(endpointFromPath(path)).toBe(endpoint);
   });
@@ -88,6 +92,8 @@ describe('finishReasonLabel', () => {
     ['tool_calls', 'tool_calls'],
     ['content_filter', 'content_filter'],
     ['end_turn', 'stop'],
+    ['eos', 'stop'],
+    ['eos_token', 'stop'],
     ['max_tokens', 'length'],
     ['tool_use', 'tool_calls'],
     ['something-new', 'other'],

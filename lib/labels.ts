@@ -32,9 +32,9 @@ export const UNKNOWN_MODEL = 'unknown_model';
  */
 export function endpointFromPath(url: string | undefined): Endpoint | undefined {
   if (!url) return undefined;
-  let end = url.length;
-  const query = url.indexOf('?');
-  if (query !== -1) end = query;
+  // The path ends at a query or a fragment (no browser sends one, but a raw client can, and Express ignores it).
+  let end = url.search(/[?#]/);
+  if (end === -1) end = url.length;
   while (end > 1 && url.charCodeAt(end - 1) === 47 /* / */) end--;
   // Express matches routes case-insensitively, so `/v1/Chat/Completions` reaches the same handler.
   const path = url.slice(0, end).toLowerCase();
@@ -45,6 +45,8 @@ export function endpointFromPath(url: string | undefined): Endpoint | undefined 
   if (path.endsWith('/embeddings')) return 'embeddings';
   // Gemini names the model and the method in the last segment: `…/models/gemini-2.5-flash:streamGenerateContent`.
   if (path.endsWith(':streamgeneratecontent') || path.endsWith(':generatecontent')) return 'gemini_generate_content';
+  // Claude on Vertex AI: Anthropic's Messages API at `…/publishers/anthropic/models/claude-…:streamRawPredict`.
+  if ((path.endsWith(':streamrawpredict') || path.endsWith(':rawpredict')) && path.includes('/publishers/anthropic/models/')) return 'anthropic_messages';
   // Ollama's native API; an AI SDK app's `/api/chat` is told apart by its response head (see recognise.ts).
   if (path.endsWith('/api/chat')) return 'ollama_chat';
   if (path.endsWith('/api/generate')) return 'ollama_generate';
@@ -138,6 +140,9 @@ const FINISH_REASONS: Readonly<Record<string, string>> = {
   refusal: 'refusal',
   // Responses API incomplete_details.reason.
   max_output_tokens: 'length',
+  // The end-of-sequence token: Together's `eos`, TGI's `eos_token` before it spoke OpenAI's word.
+  eos: 'stop',
+  eos_token: 'stop',
 };
 
 /** finish_reason label: known values (Anthropic's mapped), anything else `other`, so upstreams cannot mint series. */

@@ -110,7 +110,8 @@ export interface DynamoMetricsOptions<Req extends IncomingMessage = HttpRequest>
    * `ai_sdk_ui`, `ai_sdk_text`, `ai_sdk_data`), unless the response head shows its format (an AI SDK stream, NDJSON);
    * other labels are read by the request path's format, else as OpenAI chat/completions.
    * @defaultValue `POST` requests, by path suffix: `/chat/completions`, `/completions`, `/responses`, `/messages`, `/embeddings`,
-   * `:generateContent`, `:streamGenerateContent`, `/api/chat`, `/api/generate`; and any POST whose response is an
+   * `:generateContent`, `:streamGenerateContent`, `/api/chat`, `/api/generate`, Claude on Vertex AI's
+   * `…/publishers/anthropic/models/…:streamRawPredict` and `:rawPredict`; and any POST whose response is an
    * AI SDK UI message stream or AI SDK 4 data stream
    */
   endpoint?: ((req: Req) => string | undefined | false | null) | undefined;

@@ -40,10 +40,10 @@ export type MetricsHandler = (req: IncomingMessage, res: ServerResponse, next?: 
 
 const KNOWN_ROUTER_OPTIONS: ReadonlySet<string> = new Set(['registry', 'path', 'auth', 'cluster'] satisfies (keyof MetricsRouterOptions)[]);
 
-/** The path part of a request target, without its query string. */
+/** The path part of a request target, without its query string (or a fragment, which Express ignores too). */
 function pathOf(url: string | undefined): string {
   if (url === undefined) return '';
-  const query = url.indexOf('?');
+  const query = url.search(/[?#]/);
   return query === -1 ? url : url.slice(0, query);
 }
 

@@ -1,6 +1,6 @@
 import { openAiReader } from '../../lib/formats/openai';
 import { RecordingSink } from '../support/recording-sink';
-import { chatChunk, logprobs } from '../support/streams';
+import { chatChunk, codePoints, logprobs } from '../support/streams';
 
 function read(payload: unknown): RecordingSink {
   const sink = new RecordingSink();
@@ -145,6 +145,28 @@ describe('openAiReader.readEvent (streamed chat and completions)', () => {
     expect(stated.of('stated')).toEqual([['stated', 211, undefined, { tokens: 0, reasoning: 0 }, true]]);
     expect(stated.statedFor).toEqual([undefined]);
     expect(stated.of('prompt')).toEqual([['prompt', 39, undefined]]);
+  });
+
+  it("counts an audio answer's transcript, its only text", () => {
+    const sink = read(chatChunk('gpt-4o-audio-preview', [{ delta: { content: null, audio: { id: 'audio_1', transcript: 'Hello there', data: 'AAAA' } } }]));
+    expect(tokensOf(sink)).toBe(codePoints('Hello there'));
+  });
+
+  it("reads xAI's usage, which states reasoning apart from completion_tokens, as output of both", () => {
+    const xai = read(chatChunk('grok-3-mini', [], { prompt_tokens: 12, completion_tokens: 2, total_tokens: 354, completion_tokens_details: { reasoning_tokens: 340 } }));
+    expect(xai.of('stated')).toEqual([['stated', 342, 340, { tokens: 0, reasoning: 0 }, false]]);
+    // OpenAI's, whose completion_tokens include the reasoning, as it is.
+    const openai = read(chatChunk('o4-mini', [], { prompt_tokens: 12, completion_tokens: 342, total_tokens: 354, completion_tokens_details: { reasoning_tokens: 340 } }));
+    expect(openai.of('stated')).toEqual([['stated', 342, 340, { tokens: 0, reasoning: 0 }, false]]);
+    // Without a total that adds up so, completion_tokens stands.
+    const unknown = read(chatChunk('m', [], { prompt_tokens: 12, completion_tokens: 2, completion_tokens_details: { reasoning_tokens: 340 } }));
+    expect(unknown.of('stated')).toEqual([['stated', 2, 340, { tokens: 0, reasoning: 0 }, false]]);
+    const body = new RecordingSink();
+    openAiReader.readBody(
+      { model: 'grok-3-mini', choices: [{ message: { role: 'assistant', content: 'Hi' }, finish_reason: 'stop' }], usage: { prompt_tokens: 12, completion_tokens: 2, total_tokens: 354, completion_tokens_details: { reasoning_tokens: 340 } } },
+      body,
+    );
+    expect(body.of('stated')).toEqual([['stated', 342, 340, { tokens: 2, reasoning: 0 }, false]]);
   });
 
   it('reads the final usage chunk with choices: [] and with choices: null', () => {

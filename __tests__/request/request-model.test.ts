@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { geminiModelFromPath, requestModelHints } from '../../lib/request/request-model';
+import { modelFromPath, requestModelHints } from '../../lib/request/request-model';
 import { endpointFromPath } from '../../lib/labels';
 import { dynamoMetrics } from '../../lib';
 
@@ -14,17 +14,28 @@ describe('endpointFromPath: the new formats', () => {
     expect(endpointFromPath('/api/generate/')).toBe('ollama_generate');
     expect(endpointFromPath('/api/chat/history')).toBeUndefined();
   });
+
+  it("Claude on Vertex AI: Anthropic's Messages API under publishers/anthropic; other publishers' raw predictions are not read", () => {
+    const vertex = '/v1/projects/p/locations/us-east5/publishers/anthropic/models/claude-sonnet-4@20250514';
+    expect(endpointFromPath(`${vertex}:streamRawPredict`)).toBe('anthropic_messages');
+    expect(endpointFromPath(`${vertex}:rawPredict`)).toBe('anthropic_messages');
+    expect(endpointFromPath('/v1/projects/p/locations/l/publishers/mistralai/models/mistral-large:rawPredict')).toBeUndefined();
+    expect(endpointFromPath(`${vertex}:countTokens`)).toBeUndefined();
+    expect(requestModelHints(req(`${vertex}:streamRawPredict`, { anthropic_version: 'vertex-2023-10-16', stream: true }), 'anthropic_messages', undefined)).toEqual({ model: 'claude-sonnet-4@20250514', stream: true });
+    expect(requestModelHints(req('/v1/messages', { model: 'claude-x' }), 'anthropic_messages', undefined)).toEqual({ model: 'claude-x', stream: undefined });
+  });
 });
 
-describe('geminiModelFromPath', () => {
+describe('modelFromPath', () => {
   it('reads the model before the method, percent-decoded; nothing when the path has none', () => {
-    expect(geminiModelFromPath('/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse')).toBe('gemini-2.5-flash');
-    expect(geminiModelFromPath('/v1/projects/p/locations/l/publishers/google/models/gemini-2.0-flash-001:generateContent')).toBe('gemini-2.0-flash-001');
-    expect(geminiModelFromPath('/v1beta/models/my%20model:generateContent')).toBe('my model');
-    expect(geminiModelFromPath('/v1beta/models/bad%E0:generateContent')).toBe('bad%E0');
-    expect(geminiModelFromPath('/v1beta/tunedModels/x:generateContent')).toBeUndefined();
-    expect(geminiModelFromPath('/v1beta/models/:generateContent')).toBeUndefined();
-    expect(geminiModelFromPath(undefined)).toBeUndefined();
+    expect(modelFromPath('/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse')).toBe('gemini-2.5-flash');
+    expect(modelFromPath('/v1/projects/p/locations/l/publishers/google/models/gemini-2.0-flash-001:generateContent')).toBe('gemini-2.0-flash-001');
+    expect(modelFromPath('/v1beta/models/my%20model:generateContent')).toBe('my model');
+    expect(modelFromPath('/v1beta/models/bad%E0:generateContent')).toBe('bad%E0');
+    expect(modelFromPath('/v1beta/tunedModels/x:generateContent')).toBeUndefined();
+    expect(modelFromPath('/v1beta/models/:generateContent')).toBeUndefined();
+    expect(modelFromPath('/v1beta/models/g1:generateContent#frag')).toBe('g1');
+    expect(modelFromPath(undefined)).toBeUndefined();
   });
 });
 

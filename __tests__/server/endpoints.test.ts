@@ -176,4 +176,32 @@ describeOnEachExpress((t) => {
     expect(await labelSets(t.registry, m('requests_total'))).toEqual([]);
     expect(await labelSets(t.registry, m('inflight_requests'))).toEqual([]);
   });
+
+  it('counts a request whose target carries a fragment, which Express routes as the path without it', async () => {
+    const port = await start(chatRoute((_req, res) => writeSse(res, [roleChunk('m'), contentChunk('m', 'abc'), finishChunk('m'), DONE])));
+    for (const path of [`${CHAT}#x`, `${CHAT}#`]) expect((await postJson(port, path, { model: 'm', stream: true })).status).toBe(200);
+    await ended(2);
+    expect(await get('requests_total', { model: 'm', endpoint: 'chat_completions', status: 'success' })).toBe(2);
+    expect(await get('output_tokens_total', { model: 'm' })).toBe(2 * codePoints('abc'));
+  });
+
+  it("counts Claude on Vertex AI (Anthropic's Messages API at :streamRawPredict) under the model in its path", async () => {
+    const vertex = '/v1/projects/p/locations/us-east5/publishers/anthropic/models/claude-sonnet-4@20250514:streamRawPredict';
+    const events = [
+      { event: 'message_start', data: { type: 'message_start', message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-sonnet-4-20250514', content: [], stop_reason: null, usage: { input_tokens: 9, output_tokens: 1 } } } },
+      { event: 'content_block_start', data: { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } } },
+      { event: 'content_block_delta', data: { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Hey' } } },
+      { event: 'content_block_stop', data: { type: 'content_block_stop', index: 0 } },
+      { event: 'message_delta', data: { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: 3 } } },
+      { event: 'message_stop', data: { type: 'message_stop' } },
+    ];
+    const port = await start((app) => {
+      app.post(/streamRawPredict$/, (_req, res) => writeSse(res, events.map(({ event, data }) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`)));
+    });
+    expect((await postJson(port, vertex, { anthropic_version: 'vertex-2023-10-16', stream: true, max_tokens: 50, messages: [] })).status).toBe(200);
+    await ended();
+    expect(await get('requests_total', { model: 'claude-sonnet-4@20250514', endpoint: 'anthropic_messages', request_type: 'stream', status: 'success' })).toBe(1);
+    expect(await get('output_tokens_total', { model: 'claude-sonnet-4@20250514' })).toBe(3);
+    expect(await get('input_tokens_total', { model: 'claude-sonnet-4@20250514' })).toBe(9);
+  });
 });

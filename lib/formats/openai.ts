@@ -1,4 +1,4 @@
-import { asRecord, bodyObject, estimateText, failedWithError, isRecord, parseStreamChunk } from './json';
+import { asRecord, bodyObject, estimateText, failedWithError, isCount, isRecord, parseStreamChunk } from './json';
 import type { ChunkCount, ObservationSink, WireFormatReader } from './types';
 
 /**
@@ -80,6 +80,8 @@ function countMessage(message: Record<string, unknown>, sink: ObservationSink): 
   const content = contentTokens(message.content, estimate);
   const reasoning = reasoningTokens(message, estimate) + content.reasoning;
   let tokens = reasoning + (content.tokens - content.reasoning) + estimateText(message.refusal, sink);
+  // An audio answer's text is its transcript (`content` is null then).
+  tokens += estimateText(asRecord(message.audio)?.transcript, sink);
   if (Array.isArray(message.tool_calls)) {
     for (const call of message.tool_calls) {
       const fn = isRecord(call) ? asRecord(call.function) : undefined;
@@ -157,6 +159,16 @@ function ownChoice(choices: unknown[]): number | undefined {
 }
 
 /**
+ * The output count: `completion_tokens`, reasoning included, as OpenAI states it. xAI's chat API states reasoning
+ * apart, with `total_tokens` = prompt + completion + reasoning: then the output is the two together.
+ */
+function outputCount(usage: Record<string, unknown>, completion: unknown, reasoning: unknown): unknown {
+  const prompt = usage.prompt_tokens;
+  const apart = isCount(completion) && isCount(reasoning) && reasoning > 0 && isCount(prompt) && usage.total_tokens === prompt + completion + reasoning;
+  return apart ? completion + reasoning : completion;
+}
+
+/**
  * Usage on a chunk or body is cumulative: for the whole request, or with `choice`, for that choice. It takes
  * precedence over the chunk's own count.
  */
@@ -167,8 +179,8 @@ function readUsage(usageValue: unknown, counted: ChunkCount, live: boolean, sink
   if (usage === undefined || completion === undefined) {
     sink.generatedTokens(counted.tokens, counted.reasoning);
   } else {
-    const details = asRecord(usage.completion_tokens_details);
-    sink.statedOutputTokens(completion, details?.reasoning_tokens, counted, live, choice);
+    const reasoning = asRecord(usage.completion_tokens_details)?.reasoning_tokens;
+    sink.statedOutputTokens(outputCount(usage, completion, reasoning), reasoning, counted, live, choice);
   }
   const prompt = usage?.prompt_tokens !== undefined ? usage.prompt_tokens : usage?.promptTokens;
   if (usage !== undefined && prompt !== undefined) {

@@ -9,7 +9,7 @@ import type { ResponseOutcome } from './hook';
  */
 function isCompletionTextStream(url: string | undefined, statusCode: number, header: (name: string) => string | undefined): boolean {
   if (url === undefined || !(statusCode >= 200 && statusCode < 300)) return false;
-  const query = url.indexOf('?');
+  const query = url.search(/[?#]/);
   const path = (query === -1 ? url : url.slice(0, query)).toLowerCase().replace(/\/+$/, '');
   return path.endsWith('/api/completion') && (header('content-type') ?? '').toLowerCase().startsWith('text/plain');
 }

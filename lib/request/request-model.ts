@@ -25,8 +25,8 @@ export function requestTypeOf(hints: RequestHints): RequestType | undefined {
 
 /**
  * What a request names, for its labels: the `model` option's answer when it gives one, else the body's `model`,
- * else for Gemini the model in the path (`…/models/gemini-2.5-flash:streamGenerateContent`). Throws only what the
- * `model` option throws; the caller reports it.
+ * else the model in the path (Gemini's `…/models/gemini-2.5-flash:streamGenerateContent`, Claude on Vertex AI's
+ * `…/models/claude-…:streamRawPredict`). Throws only what the `model` option throws; the caller reports it.
  */
 export function requestModelHints(req: IncomingMessage, endpoint: string, modelOption: ((req: IncomingMessage) => unknown) | undefined): RequestHints | undefined {
   const hints = requestHints(req);
@@ -34,17 +34,17 @@ export function requestModelHints(req: IncomingMessage, endpoint: string, modelO
     const chosen = modelOption(req);
     if (typeof chosen === 'string' && chosen.length > 0) return { model: chosen, stream: hints?.stream };
   }
-  if (endpoint === 'gemini_generate_content' && typeof hints?.model !== 'string') {
-    const model = geminiModelFromPath((req as IncomingMessage & { originalUrl?: string }).originalUrl ?? req.url);
+  if ((endpoint === 'gemini_generate_content' || endpoint === 'anthropic_messages') && typeof hints?.model !== 'string') {
+    const model = modelFromPath((req as IncomingMessage & { originalUrl?: string }).originalUrl ?? req.url);
     if (model !== undefined) return { model, stream: hints?.stream };
   }
   return hints;
 }
 
 /** `…/models/{model}:method` (Gemini API and Vertex AI), with `{model}` percent-decoded; else undefined. */
-export function geminiModelFromPath(url: string | undefined): string | undefined {
+export function modelFromPath(url: string | undefined): string | undefined {
   if (url === undefined) return undefined;
-  const query = url.indexOf('?');
+  const query = url.search(/[?#]/);
   const path = query === -1 ? url : url.slice(0, query);
   const colon = path.lastIndexOf(':');
   const start = path.lastIndexOf('/models/', colon);
