@@ -108,27 +108,52 @@ export class ConnectionWatch implements CloseWatch {
   }
 }
 
-/** RST_STREAM codes a client resets a stream with when it leaves (NGHTTP2_NO_ERROR, NGHTTP2_CANCEL). */
-const CLIENT_RESETS: ReadonlySet<number | undefined> = new Set([0, 8]);
+type Http2Stream = {
+  destroyed: boolean;
+  closed: boolean;
+  writableEnded: boolean;
+  writableFinished: boolean;
+  rstCode?: number;
+  close: (...args: unknown[]) => void;
+  session?: { socket?: { destroyed?: boolean } };
+};
 
-type Http2Request = IncomingMessage & { aborted?: boolean; stream?: { destroyed: boolean; closed: boolean; rstCode?: number } };
+/** How often a response whose stream may have been reset unreported is looked at. */
+const UNREPORTED_RESET_CHECK_MS = 1000;
+type Http2Request = IncomingMessage & { aborted?: boolean; stream?: Http2Stream };
 
 /**
  * An HTTP/2 response's own stream: many requests share one connection, so the connection says nothing about one
  * of them. Node reports `aborted` for a stream closed before the response was sent in full, whoever closed it: the
- * client left when it reset the stream (CANCEL, or NO_ERROR) or dropped the connection; the server broke it off
- * when it destroyed the stream (`res.destroy()`, its session, its timeout) or reset it with an error code. A stream
- * reset after the response ended but before it was delivered was broken off too, though Node reports `finish`.
+ * server broke it off when it destroyed the stream (`res.destroy()`, its session, its timeout) or closed it itself
+ * (`stream.close()`, with any code) while the connection was up; otherwise the client left, whatever code it reset
+ * the stream with (a browser's or undici's abort sends INTERNAL_ERROR, Node's `stream.close()` NO_ERROR), or it
+ * dropped the connection. A stream reset after the response ended but before it was delivered was broken off too,
+ * though Node reports `finish`. A response whose stream was reset is ended then, as Node may never report its
+ * `finish` or `close` (a client's NO_ERROR reset while the app still writes). One reset after `end()` but before its
+ * bytes went out, of a request whose body nobody read, Node never reports at all, nor the end of its connection:
+ * it is found by looking at the stream once a second.
  */
 class StreamWatch implements CloseWatch {
   private reset = false;
   private resetByServer = false;
+  /** The server closed the stream itself (`stream.close()`) before its response ended, or with an error code. */
+  private closedByServer = false;
+  private readonly open = new Set<() => void>();
+  private unreportedResetCheck: NodeJS.Timeout | undefined;
 
   constructor(private readonly req: Http2Request) {
-    // Mounted late (behind an async middleware), the watch may come after the stream was reset, and cleaned up:
-    // its code is all that tells who reset it then.
+    const stream = req.stream;
+    if (stream !== undefined && !stream.closed) this.watchClose(stream);
+    // Mounted late (behind an async middleware), the watch may come after the stream was reset, and cleaned up.
     if (req.aborted === true) this.sawReset(false);
-    else req.once('aborted', () => this.sawReset(req.stream?.destroyed === true));
+    else {
+      req.once('aborted', () => {
+        this.sawReset(req.stream?.destroyed === true);
+        // After Node's own events for the reset: a response that reports its end itself ends once, by that.
+        setImmediate(() => this.endOpen());
+      });
+    }
   }
 
   get brokenOff(): boolean {
@@ -137,21 +162,65 @@ class StreamWatch implements CloseWatch {
   }
 
   get cause(): CloseCause {
-    return this.brokenOff && !this.resetByServer ? 'client_left' : 'server_aborted';
+    return this.brokenOff && !this.resetByServer && !this.closedByServer ? 'client_left' : 'server_aborted';
   }
 
-  /** A stream that closed before the hook was installed reports neither `finish` nor `close` again: ended at once. */
+  /** Calls `end` when the stream is reset, or its connection closes; at once if it closed before the hook was installed. */
   track(end: () => void): void {
     const stream = this.req.stream;
-    if (stream !== undefined && (stream.closed || stream.destroyed)) process.nextTick(end);
+    if (stream !== undefined && (stream.closed || stream.destroyed)) return void process.nextTick(end);
+    this.open.add(end);
+    if (stream === undefined || this.unreportedResetCheck !== undefined) return;
+    this.unreportedResetCheck = setInterval(() => {
+      if (stream.closed && !stream.destroyed && stream.writableEnded && !stream.writableFinished) {
+        this.reset = true;
+        this.endOpen();
+      }
+    }, UNREPORTED_RESET_CHECK_MS);
+    this.unreportedResetCheck.unref();
   }
 
-  untrack(): void {}
+  untrack(end: () => void): void {
+    this.open.delete(end);
+    if (this.open.size === 0) clearInterval(this.unreportedResetCheck);
+  }
+
   responseFinished(): void {}
+
+  private endOpen(): void {
+    for (const end of this.open) end();
+    this.open.clear();
+    clearInterval(this.unreportedResetCheck);
+  }
 
   /** `destroyed`: the stream was destroyed when Node reported the reset, which only the server does. */
   private sawReset(destroyed: boolean): void {
     this.reset = true;
-    this.resetByServer = destroyed || !CLIENT_RESETS.has(this.req.stream?.rstCode);
+    this.resetByServer = destroyed || this.closedByServer;
+  }
+
+  /**
+   * Notes the server's own `stream.close()`. Node calls it too: with NO_ERROR once a response ended (a graceful
+   * close, breaking nothing off), and with CANCEL for every stream of a connection the client dropped.
+   */
+  private watchClose(stream: Http2Stream): void {
+    const original = stream.close;
+    const noteClose = (code: unknown): void => {
+      if ((!stream.writableEnded || (code ?? 0) !== 0) && !connectionGone(stream)) this.closedByServer = true;
+    };
+    stream.close = function close(this: unknown, ...args: unknown[]) {
+      noteClose(args[0]);
+      return original.apply(this, args);
+    };
+  }
+}
+
+/** The stream's connection is closed (Node then closes each of its streams with CANCEL). */
+function connectionGone(stream: Http2Stream): boolean {
+  try {
+    return stream.session?.socket?.destroyed !== false;
+  } catch {
+    // The session no longer has a socket to ask.
+    return true;
   }
 }
