@@ -92,6 +92,28 @@ describe('StreamEstimator: text cut into fixed-size pieces', () => {
   });
 });
 
+describe('StreamEstimator: text cut word by word', () => {
+  /** Each word with the whitespace after it, as the AI SDK's smoothStream() cuts text by default. */
+  const words = (text: string): string[] => text.match(/\s*\S+\s*/g) ?? [];
+
+  it("counts a word stream's trailing spaces with the words they start, not as tokens of their own", () => {
+    const deltas = words(ENGLISH);
+    const { total } = countStream(deltas);
+    const tokens = o200kTokens(ENGLISH);
+    expect(Math.abs(total - tokens) / tokens).toBeLessThanOrEqual(0.1);
+    // Counted one by one, as engine deltas, the spaces would double the count.
+    expect(deltas.reduce((sum, delta) => sum + estimateTokens(delta), 0)).toBeGreaterThan(1.6 * tokens);
+  });
+
+  it('keeps counting an engine stream as it did: its deltas start with their space', () => {
+    const { deltas, tokens } = oneTokenStream(ENGLISH, 'empty');
+    expect(countStream(deltas).total).toBe(tokens);
+    // Two or three engine deltas that happen to end in a space do not make it a word stream.
+    const estimator = new StreamEstimator();
+    expect([' the', ' end ', ' of ', ' it'].map((delta) => estimator.count(delta))).toEqual([1, 2, 2, 1]);
+  });
+});
+
 describe('StreamEstimator: bad input', () => {
   it('never throws and never returns a negative or fractional count', () => {
     const estimator = new StreamEstimator();

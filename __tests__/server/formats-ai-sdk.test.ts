@@ -5,7 +5,7 @@
 import http from 'node:http';
 import express from 'express';
 import { Registry } from 'prom-client';
-import { streamText } from 'ai';
+import { smoothStream, streamText } from 'ai';
 import type { UIMessageStreamOptions, UIMessage } from 'ai';
 import { MockLanguageModelV3 } from 'ai/test';
 import { dynamoMetrics } from '../../lib';
@@ -16,6 +16,7 @@ import type { StreamGate } from '../support/model-stream';
 import type { MeteredApp, MeteredOptions, Route } from '../support/metered-app';
 import { m, value, valueFromText } from '../support/registry-values';
 import { codePoints } from '../support/streams';
+import { o200kTokens, oneTokenStream } from '../support/token-streams';
 
 const servers = closedAfterEach();
 
@@ -111,6 +112,31 @@ describe('the AI SDK UI message stream (real ai package) on a real server', () =
     await app.ended();
     expect(await app.get('output_tokens_total', { model: 'unknown_model' })).toBe(57);
     expect(await app.get('requests_total', { model: 'unknown_model', endpoint: 'ai_sdk_ui', status: 'success' })).toBe(1);
+  });
+
+  it("counts smoothStream()'s word chunks, each ending in a space, near the model's tokens, with the default estimator", async () => {
+    const text =
+      'A sourdough starter is a living culture of wild yeast and bacteria. Feed it flour and water every day and keep ' +
+      'it warm; within a week it doubles a few hours after each feeding, and then it is ready to raise a loaf of bread.';
+    const { deltas } = oneTokenStream(text, 'empty');
+    const parts: StreamPart[] = [
+      { type: 'stream-start', warnings: [] },
+      { type: 'text-start', id: 't-0' },
+      ...deltas.map((delta) => ({ type: 'text-delta', id: 't-0', delta })),
+      { type: 'text-end', id: 't-0' },
+      { type: 'finish', finishReason: { unified: 'stop', raw: 'stop' }, usage: { inputTokens: { total: 9 }, outputTokens: { total: deltas.length } } },
+    ];
+    const smoothed: Route = (_req, res) => {
+      streamText({ model: mockModel(parts), prompt: 'hi', experimental_transform: smoothStream({ delayInMs: null }) }).pipeUIMessageStreamToResponse(res);
+    };
+    const app = await serve({ '/api/chat': smoothed }, { model: () => 'gpt-4o-mini', countTokens: undefined });
+    const body = (await postJson(app.port, '/api/chat', { messages: [] })).body.toString('utf8');
+    // The client received words with their trailing spaces, as smoothStream() cuts them.
+    expect(body).toContain('"delta":"sourdough "');
+    await app.ended();
+    const tokens = o200kTokens(text);
+    const counted = await app.get('output_tokens_total', { model: 'gpt-4o-mini' });
+    expect(Math.abs(counted - tokens) / tokens).toBeLessThanOrEqual(0.1);
   });
 
   it('with totalUsage in messageMetadata the counts are exact: output, reasoning, input, cached; the model from the metadata', async () => {

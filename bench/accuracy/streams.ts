@@ -106,34 +106,47 @@ function concat(parts: Uint8Array[]): Uint8Array {
 }
 
 /**
- * The text re-buffered into pieces of `chars` characters (code points), as a content filter, guardrail, gateway
- * or mock server does: cuts fall anywhere, inside words. A piece's true tokens are those whose bytes end within
- * the text sent so far.
+ * The text re-cut into pieces by `cut`: of `chars` characters (code points), as a content filter, guardrail, gateway
+ * or mock server does, cuts falling anywhere, inside words; or word by word. A piece's true tokens are those whose
+ * bytes end within the text sent so far.
  */
-export function toPieces(ids: number[], vocab: Vocabulary, chars: number): Chunk[] {
+export function toPieces(ids: number[], vocab: Vocabulary, cut: (text: string) => string[]): Chunk[] {
   const ends: number[] = [];
   let bytes = 0;
   for (const id of ids) ends.push((bytes += vocab.bytes(id).length));
   const text = new TextDecoder('utf-8').decode(concat(ids.map((id) => vocab.bytes(id))));
-  const points = [...text];
+  const pieces = cut(text);
   const out: Chunk[] = [];
   let sentBytes = 0;
   let counted = 0;
-  for (let at = 0; at < points.length; at += chars) {
-    const piece = points.slice(at, at + chars).join('');
+  pieces.forEach((piece, i) => {
     sentBytes += utf8.encode(piece).length;
     let done = counted;
     while (done < ends.length && ends[done]! <= sentBytes) done++;
-    if (at + chars >= points.length) done = ends.length;
+    if (i === pieces.length - 1) done = ends.length;
     out.push({ text: piece, tokens: done - counted });
     counted = done;
-  }
+  });
   return out;
 }
 
+/** Pieces of `chars` code points. */
+export const fixedPieces =
+  (chars: number) =>
+  (text: string): string[] => {
+    const points = [...text];
+    const out: string[] = [];
+    for (let at = 0; at < points.length; at += chars) out.push(points.slice(at, at + chars).join(''));
+    return out;
+  };
+
+/** Word by word, each word with the whitespace after it, as the AI SDK's `smoothStream()` cuts by default. */
+export const wordPieces = (text: string): string[] => text.match(/\s*\S+\s*/g) ?? [text];
+
 export type Shape =
   | { kind: 'engine'; size: (rand: () => number) => number; utf8: Utf8Convention }
-  | { kind: 'pieces'; chars: number };
+  | { kind: 'pieces'; chars: number }
+  | { kind: 'words' };
 
 export interface Scenario {
   name: string;
@@ -155,6 +168,7 @@ const SHAPES: { name: string; shape: Shape; group: Scenario['group']; descriptio
   { name: '5-20 tok/chunk', shape: { kind: 'engine', size: between(5, 20), utf8: 'merge' }, group: 'multi', description: 'Anthropic-like text deltas' },
   { name: '20-char pieces', shape: { kind: 'pieces', chars: 20 }, group: 'multi', description: 'gateway / mock server re-buffering' },
   { name: '50-char pieces', shape: { kind: 'pieces', chars: 50 }, group: 'multi', description: 'content-filter / guardrail buffering' },
+  { name: 'words', shape: { kind: 'words' }, group: 'multi', description: "the AI SDK's smoothStream(), word-by-word relays" },
 ];
 
 export const SCENARIOS: Scenario[] = SHAPES.flatMap((s) =>
@@ -166,5 +180,6 @@ export function generate(sc: Scenario, text: string, rand: () => number): Chunk[
   const vocab = VOCABULARIES[sc.vocab];
   const ids = vocab.encode(text);
   const { shape } = sc;
-  return shape.kind === 'engine' ? toChunks(ids, vocab, () => shape.size(rand), shape.utf8) : toPieces(ids, vocab, shape.chars);
+  if (shape.kind === 'engine') return toChunks(ids, vocab, () => shape.size(rand), shape.utf8);
+  return toPieces(ids, vocab, shape.kind === 'words' ? wordPieces : fixedPieces(shape.chars));
 }

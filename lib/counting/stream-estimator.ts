@@ -9,6 +9,8 @@ import type { EstimatorWeights } from './estimate';
 const FIXED_MIN_LENGTH = 8;
 /** Equal-length deltas in a row (after the first) that, with a word cut among them, reveal fixed-size pieces. */
 const FIXED_RUN = 3;
+/** Word-shaped deltas in a row (see `count`) after which the stream is taken for a word stream. */
+const WORD_RUN = 2;
 /** Deltas of another length in a row that end the fixed-size shape (one is the stream's short last piece). */
 const FIXED_BREAK = 2;
 
@@ -138,6 +140,8 @@ export class StreamEstimator {
   private sameLength = 0;
   private wordCuts = 0;
   private lastEndsInWord = false;
+  /** Deltas in a row shaped as a word stream's: not starting with a space, ending with a space or a line end. */
+  private wordDeltas = 0;
   private fixed = false;
   private fixedBreaks = 0;
   /** Total at the moment the fixed-size shape was recognised; the scanner's count adds to it. */
@@ -161,9 +165,15 @@ export class StreamEstimator {
       return this.take();
     }
     this.textStarted = true;
+    // A word stream (the AI SDK's smoothStream, relays that re-cut text by words) ends each delta with the space
+    // that, to the tokenizer, starts the next word: it costs nothing there. Engine deltas start with their space and
+    // rarely end with one; a word stream is known from the deltas before: two in a row that end so (or at a line end).
+    const last = CLASS[text.charCodeAt(n - 1)]!;
+    const trailingSpace = n > 1 && last === SPACE && CLASS[text.charCodeAt(n - 2)] !== SPACE && this.wordDeltas >= WORD_RUN;
+    this.wordDeltas = n > 1 && text.charCodeAt(0) !== 32 && (last === SPACE || last === NEWLINE) ? this.wordDeltas + 1 : 0;
     // Most deltas of most engine streams are one short ASCII word: one token, in the Latin script. Known, that
     // spares the scans below; when it is too short to be a fixed-size piece, it spares everything.
-    const shortWord = isShortWord(text);
+    const shortWord = trailingSpace ? isShortWord(text.slice(0, n - 1)) : isShortWord(text);
     if (shortWord && n < FIXED_MIN_LENGTH && !this.fixed) {
       this.script = 0;
       this.lastEndsInWord = true;
@@ -183,7 +193,7 @@ export class StreamEstimator {
       // The empty deltas before it carried the tokens of its other bytes.
       this.total += 1;
     } else {
-      this.total += shortWord ? 1 : estimateTokens(text);
+      this.total += shortWord ? 1 : trailingSpace ? Math.max(1, estimateTokens(text) - 1) : estimateTokens(text);
     }
     return this.take();
   }
