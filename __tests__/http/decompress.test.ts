@@ -50,6 +50,13 @@ const ENCODINGS: [string, string, (input: Buffer) => Buffer][] = [
   ['deflate (zlib-wrapped, as meant)', 'deflate', deflateSync],
   ['deflate (raw, as often sent)', 'deflate', deflateRawSync],
   ['br', 'br', brotliCompressSync],
+  ['GZIP (codings are case-insensitive)', 'GZIP', gzipSync],
+  // A list names the codings in the order they were applied: undone from the last.
+  ['gzip, br', 'gzip, br', (input) => brotliCompressSync(gzipSync(input))],
+  ['br, gzip', 'br,gzip', (input) => gzipSync(brotliCompressSync(input))],
+  ['deflate (raw), gzip', 'deflate, gzip', (input) => gzipSync(deflateRawSync(input))],
+  ['gzip, identity', 'gzip, identity', gzipSync],
+  ['identity, gzip', 'identity, gzip', gzipSync],
 ];
 
 describe('BodyDecompressor', () => {
@@ -71,10 +78,11 @@ describe('BodyDecompressor', () => {
     },
   );
 
-  it('has no decompressor for an encoding it does not read', () => {
-    for (const encoding of ['zstd', 'compress', 'identity', 'GZIP', '', 'toString', '__proto__']) {
+  it('has no decompressor for an encoding it does not read, nor for none at all', () => {
+    for (const encoding of ['zstd', 'compress', 'toString', '__proto__', 'gzip, zstd', 'zstd, br']) {
       expect(BodyDecompressor.for(encoding, new RecordingBodySink())).toBeUndefined();
     }
+    for (const encoding of ['identity', '', ' , ', 'identity, identity']) expect(BodyDecompressor.for(encoding, new RecordingBodySink())).toBeNull();
   });
 
   it('decodes a copy: the app may reuse its buffer once the write returns', async () => {

@@ -219,6 +219,34 @@ describe('ResponseReader', () => {
     });
   });
 
+  describe("plain text that is a relay's NDJSON", () => {
+    const PLAIN: Head = { headers: { 'Content-Type': 'text/plain; charset=utf-8' } };
+    const relayed = `${TEXTS.map((text) => JSON.stringify(chatChunk('m1', [{ delta: { content: text } }]))).join('\n')}\n`;
+
+    it('is read line by line however its first line is cut across writes', async () => {
+      for (const cut of [1, 5, 40, relayed.indexOf('\n'), relayed.indexOf('\n') + 1]) {
+        const run = newRun('ai_sdk_text');
+        respond(run, PLAIN, [relayed.slice(0, cut), relayed.slice(cut)]);
+        expect([cut, await run.count('output_tokens_total', { model: 'm1' })]).toEqual([cut, TEXT_TOKENS]);
+      }
+    });
+
+    it('is not taken for one when its JSON lines name no model (generated text), or its first line never ends', async () => {
+      const quiz = '{"question":"2+2?","choices":["3","4"]}\n{"question":"3+3?","choices":[{"label":"6"}]}\n';
+      for (const writes of [[quiz], [quiz.slice(0, 9), quiz.slice(9)]]) {
+        const run = newRun('ai_sdk_text');
+        respond(run, PLAIN, writes);
+        expect(await run.count('output_tokens_total')).toBe(codePoints(quiz));
+        expect(await run.count('requests_total', { status: 'success' })).toBe(1);
+      }
+      // A long JSON answer without a line end is counted once it is past what one event's line could be.
+      const long = `{"answer":"${'x'.repeat(5000)}"}`;
+      const held = newRun('ai_sdk_text');
+      respond(held, PLAIN, [long.slice(0, 3000), long.slice(3000)]);
+      expect(await held.count('output_tokens_total')).toBe(codePoints(long));
+    });
+  });
+
   describe('a compressed body', () => {
     it('is read from its decoded copy, all of which is counted by the time the request ends', async () => {
       const run = newRun('chat_completions');

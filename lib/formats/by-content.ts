@@ -25,8 +25,8 @@ const ANTHROPIC_EVENTS: ReadonlySet<string> = new Set([
  */
 function formatOf(value: unknown, eventType: string | undefined): WireFormatReader | undefined {
   if (!isRecord(value)) return undefined;
-  if (Array.isArray(value.choices) || value.object === 'chat.completion.chunk' || value.object === 'text_completion') return openAiReader;
-  if (isRecord(value.data) && Array.isArray(value.data.choices)) return openAiReader;
+  if (isChoices(value.choices) || value.object === 'chat.completion.chunk' || value.object === 'text_completion') return openAiReader;
+  if (isRecord(value.data) && isChoices(value.data.choices)) return openAiReader;
   const type = typeof value.type === 'string' ? value.type : eventType;
   if (type !== undefined && type.startsWith('response.')) return responsesReader;
   if (type !== undefined && ANTHROPIC_EVENTS.has(type)) return anthropicReader;
@@ -35,18 +35,33 @@ function formatOf(value: unknown, eventType: string | undefined): WireFormatRead
   return undefined;
 }
 
+/** OpenAI's `choices`: a list of choice objects (or none yet); a list of strings is some other JSON's. */
+function isChoices(value: unknown): boolean {
+  return Array.isArray(value) && (value.length === 0 || isRecord(value[0]));
+}
+
 /**
- * The format the first line of `text` shows, when that line is whole and is a JSON event of a known format: text
- * that starts so is a relay's NDJSON, whatever its content type says.
+ * The format the first line of `text` shows, when that line is whole and is a JSON event of a known format that
+ * names its model, as every OpenAI, Anthropic, Gemini and Ollama event that opens a stream does: text that starts
+ * so is a relay's NDJSON, whatever its content type says. (Generated text can be JSON lines too, without a model.)
  */
 export function formatOfFirstLine(text: string): WireFormatReader | undefined {
   const end = text.indexOf('\n');
   if (end === -1) return undefined;
+  let value: unknown;
   try {
-    return formatOf(JSON.parse(text.slice(0, end)), undefined);
+    value = JSON.parse(text.slice(0, end));
   } catch {
     return undefined;
   }
+  return namesModel(value) ? formatOf(value, undefined) : undefined;
+}
+
+/** `model` (or Gemini's `modelVersion`) in the event, in Mistral's `data` wrap, or in Anthropic's or Responses' object. */
+function namesModel(value: unknown): boolean {
+  if (!isRecord(value)) return false;
+  const inner = [value, value.data, value.message, value.response].find((part) => isRecord(part) && (typeof part.model === 'string' || typeof part.modelVersion === 'string'));
+  return inner !== undefined;
 }
 
 /**

@@ -27,10 +27,12 @@ const BOMB_FLOOR_BYTES = 128 * 1024 * 1024;
 /**
  * A decoded copy of a compressed response body, read alongside the bytes the client receives (which are never
  * touched). Node's streaming decompressors work off the main thread, so the copy arrives a moment after each write,
- * and the body ends (and the request with it) once the copy has been read.
+ * and the body ends (and the request with it) once the copy has been read. A list of codings (`gzip, br`: gzip
+ * applied first) is undone from its last, each decoder feeding the next.
  */
 export class BodyDecompressor {
-  private stream: Transform | undefined;
+  /** One decoder per coding, in decoding order, each created at its first input. */
+  private readonly stages: (Transform | undefined)[];
   /** `res.end()` was called: the whole body was written. */
   private bodyEnded = false;
   /** The stream was told that no more input comes. */
@@ -40,16 +42,23 @@ export class BodyDecompressor {
   private encodedBytes = 0;
   private decodedBytes = 0;
 
-  /** A decompressor for a Content-Encoding, or `undefined` for one we do not decode. */
-  static for(encoding: string, sink: DecodedBodySink): BodyDecompressor | undefined {
-    const kind = Object.prototype.hasOwnProperty.call(KINDS, encoding) ? KINDS[encoding] : undefined;
-    return kind === undefined ? undefined : new BodyDecompressor(kind, sink);
+  /**
+   * A decompressor for a Content-Encoding (a coding, or a list of them; `identity` is no coding), `undefined` for a
+   * coding we do not decode, or `null` for none at all.
+   */
+  static for(encoding: string, sink: DecodedBodySink): BodyDecompressor | undefined | null {
+    const codings = encoding.toLowerCase().split(',').map((coding) => coding.trim()).filter((coding) => coding !== '' && coding !== 'identity');
+    if (codings.length === 0) return null;
+    const kinds = codings.map((coding) => (Object.prototype.hasOwnProperty.call(KINDS, coding) ? KINDS[coding] : undefined));
+    return kinds.includes(undefined) ? undefined : new BodyDecompressor((kinds as Kind[]).reverse(), sink);
   }
 
   private constructor(
-    private readonly kind: Kind,
+    private readonly kinds: readonly Kind[],
     private readonly sink: DecodedBodySink,
-  ) {}
+  ) {
+    this.stages = kinds.map(() => undefined);
+  }
 
   write(chunk: unknown, encoding: unknown): void {
     if (this.finished || this.inputEnded) return;
@@ -60,7 +69,7 @@ export class BodyDecompressor {
     else return;
     if (bytes.length === 0) return;
     this.encodedBytes += bytes.length;
-    (this.stream ??= this.create(bytes[0] as number)).write(bytes);
+    this.feed(0, bytes);
   }
 
   /** The body is complete: decode the rest, then the body ends. */
@@ -83,41 +92,59 @@ export class BodyDecompressor {
   private endInput(): void {
     if (this.inputEnded) return;
     this.inputEnded = true;
-    if (this.stream === undefined) this.finish();
-    else this.stream.end();
+    this.endStage(0);
   }
 
-  private create(firstByte: number): Transform {
+  /** Bytes for decoding stage `index`; past the last stage, the decoded copy. */
+  private feed(index: number, bytes: Buffer): void {
+    if (index < this.stages.length) {
+      (this.stages[index] ??= this.createStage(index, bytes[0] as number)).write(bytes);
+      return;
+    }
+    this.decodedBytes += bytes.length;
+    if (this.decodedBytes > BOMB_FLOOR_BYTES && this.decodedBytes > BOMB_RATIO * this.encodedBytes) {
+      this.guard(() => this.sink.unreadable(`Content-Encoding: ${this.codings}: decodes to more than ${BOMB_RATIO} times its size`));
+      this.finish();
+      return;
+    }
+    this.guard(() => this.sink.readDecoded(bytes));
+  }
+
+  /** No more input for stage `index` (past the last, the copy is complete). */
+  private endStage(index: number): void {
+    const stage = this.stages[index];
+    if (stage === undefined) this.finish();
+    else stage.end();
+  }
+
+  private createStage(index: number, firstByte: number): Transform {
+    const kind = this.kinds[index];
     let stream: Transform;
-    if (this.kind === 'gzip') stream = zlib.createGunzip();
-    else if (this.kind === 'br') stream = zlib.createBrotliDecompress();
+    if (kind === 'gzip') stream = zlib.createGunzip();
+    else if (kind === 'br') stream = zlib.createBrotliDecompress();
     // "deflate" is meant to be zlib-wrapped (a header whose low nibble says deflate), but raw deflate is common.
     else stream = (firstByte & 0x0f) === 8 ? zlib.createInflate() : zlib.createInflateRaw();
     stream.on('data', (decoded: Buffer) => {
-      if (this.finished) return;
-      this.decodedBytes += decoded.length;
-      if (this.decodedBytes > BOMB_FLOOR_BYTES && this.decodedBytes > BOMB_RATIO * this.encodedBytes) {
-        this.guard(() => this.sink.unreadable(`Content-Encoding: ${this.kind}: decodes to more than ${BOMB_RATIO} times its size`));
-        this.finish();
-        return;
-      }
-      this.guard(() => this.sink.readDecoded(decoded));
+      if (!this.finished) this.feed(index + 1, decoded);
     });
-    stream.once('end', () => this.finish());
+    stream.once('end', () => this.endStage(index + 1));
     stream.once('error', (error: Error) => {
       // A body cut short (the client left, the upstream broke) fails to decode at its end: nothing to report then.
-      if (this.bodyEnded) this.guard(() => this.sink.unreadable(`Content-Encoding: ${this.kind}: ${error.message}`));
+      if (this.bodyEnded) this.guard(() => this.sink.unreadable(`Content-Encoding: ${this.codings}: ${error.message}`));
       this.finish();
     });
     return stream;
   }
 
+  /** The codings as the header lists them, for messages. */
+  private get codings(): string {
+    return [...this.kinds].reverse().join(', ');
+  }
+
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
-    const stream = this.stream;
-    this.stream = undefined;
-    stream?.destroy();
+    for (const stage of this.stages) stage?.destroy();
     if (this.bodyEnded) this.guard(() => this.sink.bodyComplete());
     const callback = this.afterFinish;
     this.afterFinish = undefined;

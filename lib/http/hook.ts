@@ -26,26 +26,29 @@ export interface ResponseListener {
 
 type WriteCallback = (error?: Error | null) => void;
 
+/**
+ * A header given to `writeHead`; given twice (`{...upstream, 'Content-Type': …}`), the last: what Node sends once a
+ * header was set before, as Express sets one.
+ */
 function headerFromArgs(args: readonly unknown[], name: string): string | undefined {
   const headers = args[args.length - 1];
+  let found: string | undefined;
   if (Array.isArray(headers)) {
     // writeHead's raw form: [name, value, name, value, …] or [[name, value], …].
     for (let i = 0; i < headers.length; i++) {
       const entry = headers[i] as unknown;
       if (Array.isArray(entry)) {
-        if (String(entry[0]).toLowerCase() === name) return String(entry[1]);
+        if (String(entry[0]).toLowerCase() === name) found = String(entry[1]);
       } else if (i % 2 === 0 && String(entry).toLowerCase() === name) {
-        return String(headers[i + 1]);
+        found = String(headers[i + 1]);
       }
     }
-    return undefined;
-  }
-  if (headers !== null && typeof headers === 'object') {
+  } else if (headers !== null && typeof headers === 'object') {
     for (const [key, value] of Object.entries(headers as OutgoingHttpHeaders)) {
-      if (key.toLowerCase() === name && value !== undefined) return headerValue(value);
+      if (key.toLowerCase() === name && value !== undefined) found = headerValue(value);
     }
   }
-  return undefined;
+  return found;
 }
 
 /**

@@ -16,6 +16,9 @@ import type { RequestState } from '../request/request-state';
 import { SseParser } from '../events/sse';
 import type { SseHandler } from '../events/sse';
 
+/** Longest beginning of plain text held while its first line may still turn out to be a relay's JSON event. */
+const FIRST_LINE_HOLD = 4096;
+
 /** The same for every response of one middleware. */
 export interface ResponseReaderSettings {
   maxEventBytes: number;
@@ -50,6 +53,8 @@ export class ResponseReader implements ResponseListener, SseHandler, DecodedBody
   private declaredJson = false;
   /** Streamed plain text has been written: its first write decided whether it is text or a relay's NDJSON. */
   private textSeen = false;
+  /** Plain text's beginning, held until its first line is whole (see `readText`). */
+  private heldText = '';
 
   constructor(
     private readonly state: RequestState,
@@ -79,10 +84,9 @@ export class ResponseReader implements ResponseListener, SseHandler, DecodedBody
     // are encoded (an upstream that compressed, compression() mounted after us); compression() mounted before us
     // sets it only beneath our wrapper, after we have read the head, and we get plain text.
     const encoding = (header('content-encoding') ?? '').trim().toLowerCase();
-    if (this.mode !== 'ignore' && encoding !== '' && encoding !== 'identity') {
-      this.decompressor = BodyDecompressor.for(encoding, this);
-      if (this.decompressor === undefined) this.unreadable(`Content-Encoding: ${encoding}`, encoding);
-    }
+    const decompressor = this.mode === 'ignore' || encoding === '' ? null : BodyDecompressor.for(encoding, this);
+    if (decompressor === undefined) this.unreadable(`Content-Encoding: ${encoding}`, encoding);
+    else if (decompressor !== null) this.decompressor = decompressor;
     if (format.endpoint !== this.request.endpoint) this.state.recognisedAs(format.endpoint);
     if (this.mode === 'text' || format.reader.modelNotInStream === true) this.state.modelNotInStream();
     this.state.responseStarted(format.streaming && !bodiless, this.settings.hints(this.req, format.endpoint), statusCode);
@@ -122,7 +126,16 @@ export class ResponseReader implements ResponseListener, SseHandler, DecodedBody
    */
   private readText(text: string): void {
     if (!this.textSeen) {
+      const head = this.heldText + text;
+      // That first line may come cut across writes: text that starts as a JSON object waits (briefly: an event's
+      // line is short) until its first line is whole.
+      if (head.length < FIRST_LINE_HOLD && head.startsWith('{"'.slice(0, head.length)) && head.indexOf('\n') === -1) {
+        this.heldText = head;
+        return;
+      }
+      this.heldText = '';
       this.textSeen = true;
+      text = head;
       const reader = formatOfFirstLine(text);
       if (reader !== undefined) {
         this.mode = 'lines';
@@ -162,7 +175,9 @@ export class ResponseReader implements ResponseListener, SseHandler, DecodedBody
       return;
     }
     if (this.mode === 'text') {
-      if (rest.length > 0) this.state.textDelta(rest, false);
+      const tail = this.heldText + rest;
+      this.heldText = '';
+      if (tail.length > 0) this.state.textDelta(tail, false);
       // Plain text has no end marker: a body that ends is complete.
       this.state.completed();
       return;
