@@ -165,7 +165,7 @@ class StreamWatch implements CloseWatch {
     return this.brokenOff && !this.resetByServer && !this.closedByServer ? 'client_left' : 'server_aborted';
   }
 
-  /** Calls `end` when the stream is reset, or its connection closes; at once if it closed before the hook was installed. */
+  /** Calls `end` when the stream is reset (reported or found); at once if it closed before the hook was installed. */
   track(end: () => void): void {
     const stream = this.req.stream;
     if (stream !== undefined && (stream.closed || stream.destroyed)) return void process.nextTick(end);
