@@ -168,9 +168,14 @@ export class StreamEstimator {
     // A word stream (the AI SDK's smoothStream, relays that re-cut text by words) ends each delta with the space
     // that, to the tokenizer, starts the next word: it costs nothing there. Engine deltas start with their space and
     // rarely end with one; a word stream is known from the deltas before: two in a row that end so (or at a line end).
-    const last = CLASS[text.charCodeAt(n - 1)]!;
-    const trailingSpace = n > 1 && last === SPACE && CLASS[text.charCodeAt(n - 2)] !== SPACE && this.wordDeltas >= WORD_RUN;
-    this.wordDeltas = n > 1 && text.charCodeAt(0) !== 32 && (last === SPACE || last === NEWLINE) ? this.wordDeltas + 1 : 0;
+    let trailingSpace = false;
+    if (text.charCodeAt(0) === 32) {
+      if (this.wordDeltas !== 0) this.wordDeltas = 0;
+    } else {
+      const last = CLASS[text.charCodeAt(n - 1)]!;
+      trailingSpace = n > 1 && last === SPACE && CLASS[text.charCodeAt(n - 2)] !== SPACE && this.wordDeltas >= WORD_RUN;
+      this.wordDeltas = n > 1 && (last === SPACE || last === NEWLINE) ? this.wordDeltas + 1 : 0;
+    }
     // Most deltas of most engine streams are one short ASCII word: one token, in the Latin script. Known, that
     // spares the scans below; when it is too short to be a fixed-size piece, it spares everything.
     const shortWord = trailingSpace ? isShortWord(text.slice(0, n - 1)) : isShortWord(text);
