@@ -1,5 +1,5 @@
 import { anthropicReader } from '../../lib/formats/anthropic';
-import { FormatByContent, formatOfFirstLine } from '../../lib/formats/by-content';
+import { FormatByContent, formatOfFirstLine, mayOpenRelayLine } from '../../lib/formats/by-content';
 import { geminiReader } from '../../lib/formats/gemini';
 import { ollamaReader } from '../../lib/formats/ollama';
 import { openAiReader } from '../../lib/formats/openai';
@@ -101,5 +101,24 @@ describe('formatOfFirstLine', () => {
     expect(formatOfFirstLine('Hello there\n')).toBeUndefined();
     expect(formatOfFirstLine('{"name":"Ada","languages":["en"]}\n')).toBeUndefined();
     expect(formatOfFirstLine(chunk)).toBeUndefined();
+  });
+});
+
+describe('mayOpenRelayLine', () => {
+  it("holds text that begins as an SDK's first event, and lets go of other JSON as soon as it shows it is not one", () => {
+    const firstLines = [
+      JSON.stringify(chatChunk('gpt-4o', [{ delta: { role: 'assistant', content: '' } }])),
+      JSON.stringify({ data: chatChunk('mistral-large', [{ delta: { content: 'Hi' } }]) }),
+      JSON.stringify(anthropicStream({ model: 'claude', prompt: { input_tokens: 12 }, thinking: REASONING_PIECES, text: TEXT_PIECES, stopReason: 'end_turn', outputTokens: [40] })[0]?.data),
+      JSON.stringify(responsesStream({ model: 'gpt-4.1', reasoning: REASONING_PIECES, text: TEXT_PIECES, end: 'completed', usage: { input_tokens: 5, output_tokens: 30 } })[0]?.data),
+      JSON.stringify(geminiChunks({ model: 'gemini-2.5-flash', pieces: PIECES, thoughts: ['Let', ' me'] })[0]),
+    ];
+    for (const line of firstLines) {
+      // Every beginning of it, up to the whole line.
+      for (let end = 1; end <= line.length; end += 7) expect([line.slice(0, end), mayOpenRelayLine(line.slice(0, end))]).toEqual([line.slice(0, end), true]);
+    }
+    for (const generated of ['{"recipe":', '{"id":"42","title":"Bread"', `{"id":"${'x'.repeat(120)}`, '[{"id":"1"}', '{ "id": "chatcmpl-1"', 'Hello']) {
+      expect([generated, mayOpenRelayLine(generated)]).toEqual([generated, false]);
+    }
   });
 });

@@ -93,20 +93,23 @@ describe('hookResponse', () => {
     expect(seen).toEqual(['201 text/event-stream', '202 application/json', '203 text/plain']);
   });
 
-  it('reads a header given twice to writeHead as Node sends it: the last one (upstream headers spread, then overridden)', async () => {
-    const seen: (string | undefined)[] = [];
+  it('reads a header given twice to writeHead as the client receives it, object or raw array, with or without headers set before', async () => {
+    const seen = new Map<string, string | undefined>();
     const port = await serve((req, res) => {
       const { calls, listener } = recorder();
       hookResponse(res, listener);
-      // A header set before (Express sets X-Powered-By) makes Node merge writeHead's headers into it: the last one wins.
-      res.setHeader('x-app', '1');
-      if (req.url === '/object') res.writeHead(200, { 'content-type': 'application/octet-stream', 'Content-Type': 'text/event-stream' });
-      else res.writeHead(200, ['content-type', 'application/json', 'Content-Type', 'text/event-stream']);
-      res.end(() => seen.push(calls.find((call) => call[0] === 'head')?.[2] as string | undefined));
+      // A header set before (Express sets X-Powered-By) makes Node merge writeHead's headers: it sends the last one.
+      // Without one it sends both, and a client reads the first.
+      if (req.url?.includes('set-before') === true) res.setHeader('x-app', '1');
+      if (req.url?.startsWith('/object') === true) res.writeHead(200, { 'content-type': 'application/octet-stream', 'Content-Type': 'text/event-stream' });
+      else res.writeHead(200, ['Content-Type', 'text/event-stream', 'content-type', 'application/json']);
+      res.end(() => seen.set(req.url as string, calls.find((call) => call[0] === 'head')?.[2] as string | undefined));
     });
-    for (const path of ['/object', '/array']) expect((await request(port, 'GET', path)).headers['content-type']).toBe('text/event-stream');
-    await eventually(() => seen.length === 2);
-    expect(seen).toEqual(['text/event-stream', 'text/event-stream']);
+    for (const path of ['/object', '/object?set-before', '/array', '/array?set-before']) {
+      const received = (await request(port, 'GET', path)).headers['content-type'];
+      await eventually(() => seen.has(path));
+      expect([path, seen.get(path)]).toEqual([path, received]);
+    }
   });
 
   it('does not report a head Node refuses (a header value with a line break, a bad status): the answer sent instead is the head', async () => {

@@ -231,6 +231,20 @@ describe('ResponseReader', () => {
       }
     });
 
+    it('does not hold back generated JSON (a structured answer streamed as text): it is counted as it comes', async () => {
+      const run = newRun('ai_sdk_text');
+      const header = (name: string): string | undefined => (name === 'content-type' ? 'text/plain; charset=utf-8' : undefined);
+      run.reader.onHead(200, header);
+      for (const piece of ['{"recipe":{"name":"Sour', 'dough","steps":["Feed', ' the starter"]}}']) run.reader.onBody(piece, undefined);
+      // Before the body ends: every write already counted.
+      expect(await run.count('output_tokens_total')).toBe(codePoints('{"recipe":{"name":"Sourdough","steps":["Feed the starter"]}}'));
+      // An object whose id is not followed by OpenAI's "object" is generated too.
+      const withId = newRun('ai_sdk_text');
+      withId.reader.onHead(200, header);
+      withId.reader.onBody('{"id":"42","title":"Bread"', undefined);
+      expect(await withId.count('output_tokens_total')).toBe(codePoints('{"id":"42","title":"Bread"'));
+    });
+
     it('is not taken for one when its JSON lines name no model (generated text), or its first line never ends', async () => {
       const quiz = '{"question":"2+2?","choices":["3","4"]}\n{"question":"3+3?","choices":[{"label":"6"}]}\n';
       for (const writes of [[quiz], [quiz.slice(0, 9), quiz.slice(9)]]) {

@@ -57,6 +57,35 @@ export function formatOfFirstLine(text: string): WireFormatReader | undefined {
   return namesModel(value) ? formatOf(value, undefined) : undefined;
 }
 
+/**
+ * How the first line of an SDK's `toReadableStream()` begins, as the SDKs write their events: an OpenAI chunk (or
+ * Mistral's, wrapped in `data`) with its `id` then `object`, an Anthropic or Responses event with its `type`, a
+ * Gemini chunk with its `candidates`.
+ */
+const RELAY_OPENINGS = ['{"id":"', '{"data":{"id":"', '{"type":"message_start"', '{"type":"response.', '{"candidates":['];
+/** What follows an OpenAI chunk's `id` value. */
+const AFTER_ID = '","object":"';
+/** Longest `id` value waited for. */
+const MAX_ID_LENGTH = 100;
+
+/**
+ * Whether text that has begun so (its first line not whole yet) may still be a relay's first event: so far it is
+ * one of {@link RELAY_OPENINGS}, or the start of one. Generated text, such as the JSON of a structured answer, soon
+ * shows it is not, and is counted as it comes.
+ */
+export function mayOpenRelayLine(head: string): boolean {
+  for (const opening of RELAY_OPENINGS) {
+    if (opening.startsWith(head)) return true;
+    if (!head.startsWith(opening)) continue;
+    if (!opening.endsWith('"id":"')) return true;
+    const idEnd = head.indexOf('"', opening.length);
+    if (idEnd === -1) return head.length - opening.length <= MAX_ID_LENGTH;
+    const after = head.slice(idEnd, idEnd + AFTER_ID.length);
+    return AFTER_ID.startsWith(after);
+  }
+  return false;
+}
+
 /** `model` (or Gemini's `modelVersion`) in the event, in Mistral's `data` wrap, or in Anthropic's or Responses' object. */
 function namesModel(value: unknown): boolean {
   if (!isRecord(value)) return false;

@@ -27,10 +27,11 @@ export interface ResponseListener {
 type WriteCallback = (error?: Error | null) => void;
 
 /**
- * A header given to `writeHead`; given twice (`{...upstream, 'Content-Type': …}`), the last: what Node sends once a
- * header was set before, as Express sets one.
+ * A header given to `writeHead`. Given twice (`{...upstream, 'Content-Type': …}`), as the client reads it: `merged`
+ * (a header was set before, as Express sets one), Node sends the last only; else it sends both, and a client reads
+ * the first.
  */
-function headerFromArgs(args: readonly unknown[], name: string): string | undefined {
+function headerFromArgs(args: readonly unknown[], name: string, merged: boolean): string | undefined {
   const headers = args[args.length - 1];
   let found: string | undefined;
   if (Array.isArray(headers)) {
@@ -42,10 +43,12 @@ function headerFromArgs(args: readonly unknown[], name: string): string | undefi
       } else if (i % 2 === 0 && String(entry).toLowerCase() === name) {
         found = String(headers[i + 1]);
       }
+      if (found !== undefined && !merged) return found;
     }
   } else if (headers !== null && typeof headers === 'object') {
     for (const [key, value] of Object.entries(headers as OutgoingHttpHeaders)) {
       if (key.toLowerCase() === name && value !== undefined) found = headerValue(value);
+      if (found !== undefined && !merged) return found;
     }
   }
   return found;
@@ -134,8 +137,9 @@ export function hookResponse(
   const reportHead = (writeHeadArgs: readonly unknown[] | undefined): void => {
     headSeen = true;
     const statusCode = statusFrom(writeHeadArgs === undefined ? res.statusCode : writeHeadArgs[0]) ?? res.statusCode;
+    const merged = writeHeadArgs !== undefined && writeHeadArgs.length > 1 && res.getHeaderNames().length > 0;
     listener.onHead(statusCode, (name) =>
-      (writeHeadArgs !== undefined && writeHeadArgs.length > 1 ? headerFromArgs(writeHeadArgs, name) : undefined) ??
+      (writeHeadArgs !== undefined && writeHeadArgs.length > 1 ? headerFromArgs(writeHeadArgs, name, merged) : undefined) ??
       headerValue(res.getHeader(name)),
     );
   };

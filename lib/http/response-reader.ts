@@ -3,7 +3,7 @@ import { ResponseTextDecoder } from './decode';
 import type { ResponseListener } from './hook';
 import { JsonBodyReader } from '../events/json-body';
 import { BodyDecompressor } from './decompress';
-import { formatOfFirstLine } from '../formats/by-content';
+import { formatOfFirstLine, mayOpenRelayLine } from '../formats/by-content';
 import type { DecodedBodySink } from './decompress';
 import { LineSplitter } from '../events/lines';
 import type { WireFormatReader } from '../formats/types';
@@ -127,9 +127,9 @@ export class ResponseReader implements ResponseListener, SseHandler, DecodedBody
   private readText(text: string): void {
     if (!this.textSeen) {
       const head = this.heldText + text;
-      // That first line may come cut across writes: text that starts as a JSON object waits (briefly: an event's
-      // line is short) until its first line is whole.
-      if (head.length < FIRST_LINE_HOLD && head.startsWith('{"'.slice(0, head.length)) && head.indexOf('\n') === -1) {
+      // That first line may come cut across writes: text that begins as a relay's event does waits (briefly: an
+      // event's line is short) until its first line is whole.
+      if (head.length < FIRST_LINE_HOLD && head.indexOf('\n') === -1 && mayOpenRelayLine(head)) {
         this.heldText = head;
         return;
       }
