@@ -26,18 +26,27 @@ export type ErrorType =
 export const UNKNOWN_MODEL = 'unknown_model';
 
 /**
+ * The path part of a request target: up to its query or fragment (no browser sends a fragment, but a raw client can,
+ * and Express routes the path without it).
+ */
+export function pathOf(url: string | undefined): string {
+  if (url === undefined) return '';
+  const end = url.search(/[?#]/);
+  return end === -1 ? url : url.slice(0, end);
+}
+
+/**
  * Endpoint label from the request path, by suffix, so `/v1/chat/completions`, `/openai/v1/chat/completions` and a
  * mounted sub-router all count. Anything else is not an LLM request by its path (its response head may still say
  * it is one).
  */
 export function endpointFromPath(url: string | undefined): Endpoint | undefined {
   if (!url) return undefined;
-  // The path ends at a query or a fragment (no browser sends one, but a raw client can, and Express ignores it).
-  let end = url.search(/[?#]/);
-  if (end === -1) end = url.length;
-  while (end > 1 && url.charCodeAt(end - 1) === 47 /* / */) end--;
+  const target = pathOf(url);
+  let end = target.length;
+  while (end > 1 && target.charCodeAt(end - 1) === 47 /* / */) end--;
   // Express matches routes case-insensitively, so `/v1/Chat/Completions` reaches the same handler.
-  const path = url.slice(0, end).toLowerCase();
+  const path = target.slice(0, end).toLowerCase();
   if (path.endsWith('/chat/completions')) return 'chat_completions';
   if (path.endsWith('/completions')) return 'completions';
   if (path.endsWith('/responses')) return 'responses';

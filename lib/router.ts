@@ -4,6 +4,7 @@ import type { Registry } from 'prom-client';
 import { checkCredentials } from './scrape-auth';
 import type { MetricsAuth } from './scrape-auth';
 import { configError, shown } from './errors';
+import { pathOf } from './labels';
 import { looksLikeRequest } from './options';
 import type { MetricsRegistry } from './option-types';
 
@@ -39,13 +40,6 @@ export interface MetricsRouterOptions {
 export type MetricsHandler = (req: IncomingMessage, res: ServerResponse, next?: (error?: unknown) => void) => void;
 
 const KNOWN_ROUTER_OPTIONS: ReadonlySet<string> = new Set(['registry', 'path', 'auth', 'cluster'] satisfies (keyof MetricsRouterOptions)[]);
-
-/** The path part of a request target, without its query string (or a fragment, which Express ignores too). */
-function pathOf(url: string | undefined): string {
-  if (url === undefined) return '';
-  const query = url.search(/[?#]/);
-  return query === -1 ? url : url.slice(0, query);
-}
 
 function notFound(res: ServerResponse): void {
   res.statusCode = 404;

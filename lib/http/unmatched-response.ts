@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { ResponseListener } from './hook';
 import { aiSdkStreamLabel } from '../formats/recognise';
+import { pathOf } from '../labels';
 import type { ResponseOutcome } from './hook';
 
 /**
@@ -9,8 +10,7 @@ import type { ResponseOutcome } from './hook';
  */
 function isCompletionTextStream(url: string | undefined, statusCode: number, header: (name: string) => string | undefined): boolean {
   if (url === undefined || !(statusCode >= 200 && statusCode < 300)) return false;
-  const query = url.search(/[?#]/);
-  const path = (query === -1 ? url : url.slice(0, query)).toLowerCase().replace(/\/+$/, '');
+  const path = pathOf(url).toLowerCase().replace(/\/+$/, '');
   return path.endsWith('/api/completion') && (header('content-type') ?? '').toLowerCase().startsWith('text/plain');
 }
 

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { pathOf } from '../labels';
 import type { RequestType } from '../metrics';
 
 /** What the request itself says, when a body parser ran before us or by the time the response starts. */
@@ -44,8 +45,7 @@ export function requestModelHints(req: IncomingMessage, endpoint: string, modelO
 /** `…/models/{model}:method` (Gemini API and Vertex AI), with `{model}` percent-decoded; else undefined. */
 export function modelFromPath(url: string | undefined): string | undefined {
   if (url === undefined) return undefined;
-  const query = url.search(/[?#]/);
-  const path = query === -1 ? url : url.slice(0, query);
+  const path = pathOf(url);
   const colon = path.lastIndexOf(':');
   const start = path.lastIndexOf('/models/', colon);
   if (colon === -1 || start === -1) return undefined;
